@@ -1,0 +1,82 @@
+"""The one result model every parser, item and reporter shares.
+
+A parser turns a log into a flat list of `Case`s. A `Case` knows its suite as SQUAD
+names it (`kunit`, `kselftest-timers`, `ltp-syscalls`, `boot`), its test name inside
+that suite, its result, the log lines that belong to it and any metrics.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+class Result(str, enum.Enum):
+    """A test case's outcome; values are the words SQUAD and `lkft parse` print."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    SKIP = "skip"
+    XFAIL = "xfail"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class Metric:
+    """A measurement attached to a case (LAVA's measurement/units, boot time, ...)."""
+
+    value: float
+    unit: str = ""
+
+
+@dataclass
+class Case:
+    """One test case: `suite/name` is its id, as SQUAD shows it."""
+
+    suite: str
+    name: str
+    result: Result
+    log: list[str] = field(default_factory=list)
+    reason: str = ""
+    line: int = 0
+    metrics: dict[str, Metric] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.suite}/{self.name}"
+
+    @property
+    def ok(self) -> bool:
+        return self.result in (Result.PASS, Result.SKIP, Result.XFAIL)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many cases ended in each result."""
+
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    xfailed: int = 0
+    errors: int = 0
+
+    @classmethod
+    def of(cls, cases: Iterable[Case]) -> Counts:
+        tally = {r: 0 for r in Result}
+        for case in cases:
+            tally[case.result] += 1
+        return cls(
+            passed=tally[Result.PASS],
+            failed=tally[Result.FAIL],
+            skipped=tally[Result.SKIP],
+            xfailed=tally[Result.XFAIL],
+            errors=tally[Result.ERROR],
+        )
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.skipped + self.xfailed + self.errors
