@@ -24,6 +24,7 @@ STORE_FILE = "store.sqlite3"
 DEFAULT_GROUP = "lkft"
 DEFAULT_PROJECT_NAME = "local"
 TOKEN_ENV = "LKFT_SQUAD_TOKEN"
+REPORTER_NAME = "lkft-reporter"
 SQUAD_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 # (option, dest, environment variable, help)
@@ -135,10 +136,10 @@ def configure(config: pytest.Config) -> None:
 
     from pytest_lkft.reporting.reporter import LkftReporter
 
-    if hasattr(config, "workerinput"):
+    if hasattr(config, "workerinput") or config.pluginmanager.has_plugin(REPORTER_NAME):
         return
     try:
         settings = settings_from(config)
     except UserError as error:
         raise pytest.UsageError(str(error)) from error
-    config.pluginmanager.register(LkftReporter(config, settings), "lkft-reporter")
+    config.pluginmanager.register(LkftReporter(config, settings), REPORTER_NAME)
