@@ -1,0 +1,336 @@
+"""KTAP v1 and TAP 13/14 (KUnit's output), streamed into leaf `Case`s.
+
+Accepted lines (after `lines.clean` stripped the printk prefix; indentation is only a
+hint, structure comes from version lines, headers and plans as in kunit_parser):
+
+- version: `KTAP version 1`, `TAP version 13`, `TAP version 14` (opens a document, or a
+  subtest block when inside one);
+- subtest header: `# Subtest: <name>` (names the block its version line opened, or
+  opens a block of its own);
+- plan: `1..<count>` (trailing text such as `# SKIP` allowed);
+- result: `ok|not ok [<number>] [- ][<description>][ # <directive> [<reason>]]` with the
+  directives `SKIP` (any case, also with `not ok`), `TODO`, `XFAIL`, `XPASS`, `TIMEOUT`,
+  `ERROR`; a result without a description (`ok 3 # SKIP reason`) is kept as
+  `<unnamed #3>` (kunit_parser drops it);
+- `Bail out! <reason>`, and the kernel-end markers `Kernel panic - not syncing`,
+  `List of all partitions:`, `reboot: System halted`: every case still promised by a
+  plan becomes an `error` case `<missing #N>` whose reason is that line;
+- anything else (diagnostics `# ...`, kernel messages interleaved) goes to the log of the
+  case that is reported next. A result glued after a kernel message
+  (`..not ok 4 name`) or followed by one (`ok 1 name[   1.2] msg`) is still read.
+
+Only leaves become cases, named `<suite>.<test>[.<param>]` as kunit_parser's dotted
+paths; a suite result line is not a case. A block whose result line names it but which
+reported no child is a case of its own (`error`, "0 tests run", if it said `ok`).
+Everything streams: a case is yielded once its result line is read, a case keeps its
+last `LOG_LINES` lines, and only the open blocks are held in memory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from pytest_lkft.parsers.lines import LineStream
+from pytest_lkft.parsers.model import Case, Result
+
+LOG_LINES = 200
+VERSION = re.compile(r"K?TAP version (\d+)\s*$")
+PLAN = re.compile(r"1\.\.(\d+)")
+RESULT = re.compile(r"(not ok|ok)\b[ \t]*(\d*)[ \t]*(.*)")
+GLUED = re.compile(r"(?<![\w#])(?:not ok|ok) \d+\b")
+DIRECTIVE = re.compile(r"\s#(?=\s|$)")
+KERNEL_MSG = re.compile(r"(?:<\d{1,3}>)?\[ *\d+\.\d+\]")
+END_MARKERS = ("Kernel panic - not syncing", "List of all partitions:", "reboot: System halted")
+
+
+@dataclass
+class Block:
+    """An open KTAP (sub)test: from its version line or header to its result line."""
+
+    name: str | None
+    indent: int
+    prefix: str | None  # dotted path of its leaves, None while an ancestor is unnamed
+    expected: int | None = None
+    seen: int = 0
+    log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    buffer: list[tuple[str, Case]] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return self.expected is not None and self.seen >= self.expected
+
+
+@dataclass
+class ResultLine:
+    """One parsed `ok`/`not ok` line."""
+
+    ok: bool
+    number: int
+    name: str
+    directive: str
+    text: str
+
+
+def parse_result(text: str) -> ResultLine | None:
+    """Parse a result line; None if `text` (left-stripped) is not one.
+
+    Accepted format:
+    - 'ok|not ok [number] [- ][description][ # directive]'
+    """
+    match = RESULT.match(text)
+    if match is None:
+        return None
+    status, number, rest = match.groups()
+    if rest.startswith("- ") or rest == "-":
+        rest = rest[2:]
+    if rest.startswith("#"):
+        name, directive = "", rest[1:]
+    else:
+        split = DIRECTIVE.search(rest)
+        name, directive = rest, ""
+        if split is not None:
+            name, directive = rest[: split.start()], rest[split.end() :]
+    glued = KERNEL_MSG.search(name)
+    if glued is not None:
+        name = name[: glued.start()]
+    return ResultLine(status == "ok", int(number or 0), name.strip(), directive.strip(), text)
+
+
+def classify(ok: bool, directive: str) -> tuple[Result, str]:
+    """Map ok/not ok and a directive to a result and a reason.
+
+    SKIP -> skip (even after `not ok`, as kunit_parser), XFAIL -> xfail after `ok`,
+    TODO -> xfail after `not ok`, TIMEOUT -> fail, ERROR -> error; others keep ok/not ok.
+    """
+    word, _, rest = directive.partition(" ")
+    key = word.upper()
+    reason = rest.strip()
+    if key.startswith("SKIP"):
+        return Result.SKIP, reason
+    if key == "XFAIL" and ok or key == "TODO" and not ok:
+        return Result.XFAIL, reason
+    if key == "ERROR":
+        return Result.ERROR, reason or "error"
+    return (Result.PASS if ok else Result.FAIL), directive
+
+
+class KtapParser:
+    """Push parser: `feed` it cleaned lines, collect finished cases from `out`.
+
+    Lifecycle: outside a document until a version line; then a stack of open blocks
+    (the document is the root); the document ends when its plan is satisfied, at a
+    kernel-end marker or at `finish()`, then it waits for the next version line.
+    """
+
+    def __init__(self, suite: str = "kunit") -> None:
+        self.suite = suite
+        self.stack: list[Block] = []
+        self.out: list[Case] = []
+        self.errors: list[str] = []
+
+    def feed(self, text: str, number: int) -> None:
+        """Process one cleaned line."""
+        stripped = text.lstrip()
+        if not self.stack:
+            if "TAP version" in stripped and VERSION.match(stripped):
+                self.stack.append(Block(None, len(text) - len(stripped), ""))
+            return
+        first = stripped[:1]
+        if first in ("o", "n"):
+            result = parse_result(stripped)
+            if result is not None:
+                result.text = text
+                self._on_result(result, len(text) - len(stripped), number)
+                return
+        elif first == "#":
+            if stripped.startswith("# Subtest:"):
+                self._on_header(stripped[10:].strip(), len(text) - len(stripped))
+            else:
+                self.stack[-1].log.append(text)
+            return
+        elif first == "1" and self._on_plan(stripped):
+            return
+        elif first in ("K", "T") and VERSION.match(stripped):
+            self._on_version(len(text) - len(stripped))
+            return
+        self._on_other(text, stripped, number)
+
+    def finish(self, number: int) -> None:
+        """End of input: whatever a plan still promised is missing."""
+        if self.stack:
+            self._crash("the log ended before the results", number, eof=True)
+
+    def _on_other(self, text: str, stripped: str, number: int) -> None:
+        if stripped.startswith("Bail out!") or any(m in stripped for m in END_MARKERS):
+            self.stack[-1].log.append(text)
+            self._crash(stripped, number)
+            return
+        if "ok " in stripped:
+            glued = GLUED.search(stripped)
+            if glued is not None:
+                result = parse_result(stripped[glued.start() :])
+                if result is not None:
+                    self.stack[-1].log.append(stripped[: glued.start()])
+                    self._on_result(result, len(text) - len(stripped), number)
+                    return
+        self.stack[-1].log.append(text)
+
+    def _on_version(self, indent: int) -> None:
+        self._push(None, indent)
+
+    def _on_header(self, name: str, indent: int) -> None:
+        top = self.stack[-1]
+        if top.complete and indent <= top.indent and len(self.stack) > 1:
+            self._pop_unreported()
+            top = self.stack[-1]
+        if top.name is None and top.seen == 0 and top.expected is None and indent <= top.indent:
+            top.name = name
+            parent = self.stack[-2].prefix if len(self.stack) > 1 else ""
+            top.prefix = None if parent is None else f"{parent}{name}."
+            return
+        self._push(name, indent)
+
+    def _on_plan(self, stripped: str) -> bool:
+        match = PLAN.match(stripped)
+        if match is None:
+            return False
+        top = self.stack[-1]
+        if top.expected is None:
+            top.expected = int(match.group(1))
+            if len(self.stack) == 1 and top.complete:
+                self.stack.pop()
+        return True
+
+    def _push(self, name: str | None, indent: int) -> None:
+        parent = self.stack[-1].prefix
+        prefix = None if parent is None or name is None else f"{parent}{name}."
+        self.stack.append(Block(name, indent, prefix))
+
+    def _closes(self, top: Block, result: ResultLine, indent: int) -> bool:
+        """Tell whether `result` is the result line of the open block `top`."""
+        if top.complete:
+            return True
+        if top.name is not None:
+            return result.name == top.name
+        return len(self.stack) > 1 and top.expected is None and indent < top.indent
+
+    def _on_result(self, result: ResultLine, indent: int, number: int) -> None:
+        top = self.stack[-1]
+        if len(self.stack) > 1 or top.name is not None:
+            if self._closes(top, result, indent):
+                self._close(result, number)
+                return
+        top.seen += 1
+        status, reason = classify(result.ok, result.directive)
+        name = result.name or f"<unnamed #{result.number or top.seen}>"
+        self._leaf(name, status, reason, number, result.text)
+        self._end_document_if_complete()
+
+    def _leaf(self, name: str, status: Result, reason: str, number: int, line: str) -> None:
+        top = self.stack[-1]
+        log = list(top.log)
+        log.append(line)
+        top.log.clear()
+        case = Case(self.suite, name, status, log=log, reason=reason, line=number)
+        self._deliver(len(self.stack) - 1, name, case)
+
+    def _deliver(self, depth: int, relative: str, case: Case) -> None:
+        """Name `case` by its ancestors, or hold it in the nearest block still unnamed."""
+        for index in range(depth, -1, -1):
+            block = self.stack[index]
+            if block.prefix is not None:
+                case.name = block.prefix + relative
+                self.out.append(case)
+                return
+            if block.name is None:
+                block.buffer.append((relative, case))
+                return
+            relative = f"{block.name}.{relative}"
+
+    def _close(self, result: ResultLine, number: int) -> None:
+        """The result line of the open block: report its missing or empty children."""
+        block = self.stack[-1]
+        name = block.name or result.name or f"<unnamed #{result.number}>"
+        status, reason = classify(result.ok, result.directive)
+        if len(self.stack) == 1:  # a document named by its `# Subtest:` header
+            self._report_missing(block, "no result reported before the suite ended", number)
+            self.stack.pop()
+            return
+        if block.seen == 0 and not block.buffer:
+            if status is Result.PASS:
+                status, reason = Result.ERROR, "0 tests run"
+            self.stack.pop()
+            self.stack[-1].seen += 1
+            self.stack[-1].log.extend(block.log)
+            self._leaf(name, status, reason, number, result.text)
+            self._end_document_if_complete()
+            return
+        self._report_missing(block, "no result reported before the suite ended", number)
+        self.stack.pop()
+        self._flush(block, name)
+        self.stack[-1].seen += 1
+        self._end_document_if_complete()
+
+    def _flush(self, block: Block, name: str) -> None:
+        for relative, case in block.buffer:
+            self._deliver(len(self.stack) - 1, f"{name}.{relative}", case)
+        block.buffer.clear()
+
+    def _report_missing(self, block: Block, reason: str, number: int) -> None:
+        if block.expected is None or block.seen >= block.expected:
+            return
+        self.errors.append(f"line {number}: expected {block.expected} cases, got {block.seen}")
+        for missing in range(block.seen + 1, block.expected + 1):
+            self._leaf(f"<missing #{missing}>", Result.ERROR, reason, number, "")
+        block.seen = block.expected
+
+    def _pop_unreported(self) -> None:
+        """A complete block whose result line never came: close it silently."""
+        block = self.stack.pop()
+        self._flush(block, block.name or f"<unnamed #{self.stack[-1].seen + 1}>")
+        self.stack[-1].seen += 1
+
+    def _end_document_if_complete(self) -> None:
+        if len(self.stack) == 1 and self.stack[0].complete:
+            self.stack.pop()
+
+    def _crash(self, reason: str, number: int, eof: bool = False) -> None:
+        """The kernel stopped (panic, bail out, end of log): close every open block."""
+        while self.stack:
+            block = self.stack[-1]
+            if block.expected is None and len(self.stack) > 1 and not (eof and block.complete):
+                block.expected = block.seen + 1
+            self._report_missing(block, reason, number)
+            self.stack.pop()
+            if self.stack:
+                self._flush(block, block.name or f"<unnamed #{self.stack[-1].seen + 1}>")
+                self.stack[-1].seen += 1
+            else:
+                self._flush_root(block)
+
+    def _flush_root(self, block: Block) -> None:
+        for relative, case in block.buffer:
+            case.name = relative
+            self.out.append(case)
+
+
+def iter_cases(lines: Iterable[str], suite: str = "kunit") -> Iterator[Case]:
+    """Yield the leaf cases of every KTAP document in `lines`, as they complete."""
+    stream = LineStream(lines)
+    parser = KtapParser(suite)
+    out = parser.out
+    for text in stream:
+        parser.feed(text, stream.line_number)
+        if out:
+            yield from out
+            out.clear()
+    parser.finish(stream.line_number)
+    yield from out
+
+
+def parse(lines: Iterable[str], suite: str = "kunit") -> list[Case]:
+    """Parse a KTAP log into a list of leaf cases (see the module docstring)."""
+    return list(iter_cases(lines, suite))
