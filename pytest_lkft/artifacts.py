@@ -1,0 +1,752 @@
+"""Artifact cache: download each URL once and share it across processes, as KissCache does.
+
+Lifecycle: `ArtifactCache(root)` opens a directory; `fetch(url)` returns a local path and
+downloads at most once across every process using the same root (a per-entry file lock, a
+`.part` file and an atomic rename). An entry returned by `fetch` stays locked shared ("in
+use") until `close()`, so eviction in any process leaves it alone.
+
+Layout under root, one directory per URL (`entries/<sha256 of the URL>/`):
+  data, meta.json       the artifact and its url, size, sha256, etag, last_modified, last_use
+  data.part, part.json  a download in progress, its total size and validators
+  lock                  held exclusively while downloading, updating or removing the entry
+  use                   held shared by every process using the entry
+  stats.json            (at the root) counters shared by all processes, under stats.lock
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import urllib.parse
+import urllib.request
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import urllib3
+
+from pytest_lkft.errors import DownloadError, UserError
+
+__all__ = [
+    "ArtifactCache",
+    "ChecksumError",
+    "Entry",
+    "Progress",
+    "StaleArtifactWarning",
+    "default_cache_dir",
+    "format_size",
+]
+
+# KissCache retries on these (#5).
+RETRY_STATUSES = frozenset({408, 413, 420, 425, 429, 430, 500, 502, 503, 504, 507, 509, 529, 598})
+NETWORK_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.HTTPError,
+)
+CHUNK = 256 * 1024
+DEFAULT_MAX_AGE = 24 * 3600.0
+PROGRESS_DELAY = 0.5  # seconds before a download is worth a progress line
+PROGRESS_EVERY = 0.5
+MAX_RETRY_AFTER = 300.0
+MAX_REDIRECTS = 10
+COUNTERS = ("upstream_bytes", "served_bytes", "hits", "misses")
+
+log = logging.getLogger(__name__)
+Meta = dict[str, Any]
+
+
+class StaleArtifactWarning(UserWarning):
+    """The origin could not be reached, so a cached copy past its max age was used."""
+
+
+class ChecksumError(DownloadError):
+    """The downloaded content does not match the sha256 asked for; nothing was cached."""
+
+
+class _Retry(Exception):
+    """A response worth retrying after `delay` seconds (None: use the back-off)."""
+
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report of a download: bytes so far, the total when known, seconds spent."""
+
+    url: str
+    done: int
+    total: int | None
+    elapsed: float
+    finished: bool = False
+
+    @property
+    def rate(self) -> float:
+        """Bytes per second so far."""
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+    def format(self) -> str:
+        """Say it in one line: `fetching URL: 12.3 MB of 200.0 MB at 45.6 MB/s`."""
+        total = f" of {format_size(self.total)}" if self.total else ""
+        verb = "fetched" if self.finished else "fetching"
+        return f"{verb} {self.url}: {format_size(self.done)}{total} at {format_size(self.rate)}/s"
+
+
+ProgressCallback = Callable[[Progress], None]
+UrlPolicy = Callable[[str], None]
+
+
+def format_size(size: float | None) -> str:
+    """Format a byte count in MB, as the terminal summary shows it."""
+    return f"{(size or 0) / 1e6:.1f} MB"
+
+
+def default_cache_dir() -> Path:
+    """Return $LKFT_CACHE_DIR, else $XDG_CACHE_HOME/lkft, else ~/.cache/lkft."""
+    if os.environ.get("LKFT_CACHE_DIR"):
+        return Path(os.environ["LKFT_CACHE_DIR"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "lkft"
+    return Path.home() / ".cache" / "lkft"
+
+
+def local_path(source: str) -> Path | None:
+    """Return the path a local path or file:// URL names, None for other URLs."""
+    parsed = urllib.parse.urlparse(source)
+    if parsed.scheme == "file":
+        return Path(urllib.request.url2pathname(parsed.path))
+    if "://" not in source:
+        return Path(source).expanduser()
+    return None
+
+
+def lock_file(path: Path, operation: int) -> int | None:
+    """Open `path` and flock it; None when LOCK_NB was asked and someone else holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, operation)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def locked(path: Path, operation: int) -> Iterator[bool]:
+    """Hold a flock on `path` for the block; yield False if LOCK_NB found it busy."""
+    fd = lock_file(path, operation)
+    try:
+        yield fd is not None
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def read_json(path: Path) -> Meta | None:
+    """Read a JSON object, None when missing or unreadable (a crash mid-write)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json(path: Path, data: Meta) -> None:
+    """Write JSON atomically (a unique tmp file, then os.replace)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Read Retry-After as seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    with contextlib.suppress(TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+        return max(0.0, min(when - time.time(), MAX_RETRY_AFTER))
+    return None
+
+
+def parse_content_range(value: str | None) -> tuple[int, int | None] | None:
+    """Read `bytes START-END/TOTAL` into (start, total); None when malformed."""
+    if not value or not value.startswith("bytes "):
+        return None
+    span, _, total = value[6:].partition("/")
+    start = span.partition("-")[0]
+    if not start.isdigit():
+        return None
+    return int(start), int(total) if total.isdigit() else None
+
+
+def hash_file(path: Path) -> str:
+    """Return the sha256 of a file."""
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """The files of one cached URL; see the module docstring for the layout."""
+
+    url: str
+    dir: Path
+
+    @classmethod
+    def for_url(cls, root: Path, url: str) -> Entry:
+        """Return the entry of `url` under `root`, creating its directory."""
+        entry = cls(url, root / "entries" / hashlib.sha256(url.encode()).hexdigest())
+        entry.dir.mkdir(parents=True, exist_ok=True)
+        return entry
+
+    @property
+    def data(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def part(self) -> Path:
+        return self.dir / "data.part"
+
+    @property
+    def meta_path(self) -> Path:
+        return self.dir / "meta.json"
+
+    @property
+    def part_meta_path(self) -> Path:
+        return self.dir / "part.json"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / "lock"
+
+    @property
+    def use_path(self) -> Path:
+        return self.dir / "use"
+
+    def valid_meta(self) -> Meta | None:
+        """Return meta.json if the data file is complete and untouched since it was written."""
+        meta = read_json(self.meta_path)
+        try:
+            stat = self.data.stat()
+        except OSError:
+            return None
+        if meta is None or meta.get("url") != self.url:
+            return None
+        if (stat.st_size, stat.st_mtime_ns) != (meta.get("size"), meta.get("mtime_ns")):
+            return None  # truncated or modified after download: fetch it again
+        return meta
+
+    def part_info(self) -> Meta | None:
+        """Return what the running download knows (total, validators), None before headers."""
+        info = read_json(self.part_meta_path)
+        return info if info is not None and info.get("url") == self.url else None
+
+    def remove(self) -> None:
+        """Delete the artifact, keeping the lock files so that no lock ever changes inode."""
+        for path in (self.data, self.meta_path, self.part, self.part_meta_path):
+            path.unlink(missing_ok=True)
+
+
+class PartFile:
+    """The `.part` file of one download: it resumes, restarts cleanly and hashes as it grows."""
+
+    def __init__(self, entry: Entry) -> None:
+        self.entry = entry
+        self.info: Meta = {"url": entry.url}
+        previous = entry.part_info()
+        resumable = previous is not None and (previous.get("etag") or previous.get("last_modified"))
+        if resumable and previous is not None and entry.part.exists():
+            self.info = previous
+            self.file = entry.part.open("ab", buffering=0)
+            self.hasher = hashlib.sha256(entry.part.read_bytes())
+        else:
+            self.file = entry.part.open("wb", buffering=0)
+            self.hasher = hashlib.sha256()
+        self._offset = self.file.tell()
+
+    @property
+    def offset(self) -> int:
+        """Bytes in the part file (kept by hand: it stays readable after close)."""
+        return self._offset
+
+    @property
+    def total(self) -> int | None:
+        total = self.info.get("total")
+        return total if isinstance(total, int) else None
+
+    def headers(self, stale: Meta | None) -> dict[str, str]:
+        """Headers for the next request: Range to resume, or validators to revalidate."""
+        headers = {"Accept-Encoding": "identity"}
+        validator = self.info.get("etag") or self.info.get("last_modified")
+        if self.offset:
+            headers["Range"] = f"bytes={self.offset}-"
+            if validator:
+                headers["If-Range"] = validator
+        elif stale is not None:
+            if stale.get("etag"):
+                headers["If-None-Match"] = stale["etag"]
+            if stale.get("last_modified"):
+                headers["If-Modified-Since"] = stale["last_modified"]
+        return headers
+
+    def accept(self, response: requests.Response) -> None:
+        """Check a 200/206 against what we have; a 200 to a Range request restarts cleanly."""
+        total: int | None = None
+        if response.status_code == 206:
+            content_range = parse_content_range(response.headers.get("Content-Range"))
+            if content_range is None or content_range[0] != self.offset:
+                self.restart()
+                raise _Retry(f"bad Content-Range {response.headers.get('Content-Range')}", 0)
+            total = content_range[1]
+        else:
+            if self.offset:
+                log.info("%s ignored the Range request; restarting the download", self.entry.url)
+                self.restart()
+            length = response.headers.get("Content-Length", "")
+            total = int(length) if length.isdigit() else None
+        etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
+        self.info.update(total=total, etag=etag, last_modified=modified)
+        write_json(self.entry.part_meta_path, self.info)
+
+    def restart(self) -> None:
+        """Start again in a new file (a new inode tells streaming readers to reopen)."""
+        self.file.close()
+        self.entry.part.unlink(missing_ok=True)
+        self.file = self.entry.part.open("wb", buffering=0)
+        self.hasher = hashlib.sha256()
+        self._offset = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+        self.hasher.update(chunk)
+        self._offset += len(chunk)
+
+    def discard(self) -> None:
+        """Drop the partial download unless a validator allows resuming it later."""
+        self.file.close()
+        if not self.offset or not (self.info.get("etag") or self.info.get("last_modified")):
+            self.entry.part.unlink(missing_ok=True)
+            self.entry.part_meta_path.unlink(missing_ok=True)
+
+    def finish(self, sha256: str | None) -> Meta:
+        """Verify, rename into place and return the new meta.json; ChecksumError drops it."""
+        self.file.close()
+        digest = self.hasher.hexdigest()
+        if sha256 is not None and digest != sha256.lower():
+            self.entry.part.unlink(missing_ok=True)
+            self.entry.part_meta_path.unlink(missing_ok=True)
+            raise ChecksumError(
+                f"cannot fetch {self.entry.url}: its sha256 is {digest}, not {sha256}; "
+                "check the checksum or the upstream file"
+            )
+        os.replace(self.entry.part, self.entry.data)
+        self.entry.part_meta_path.unlink(missing_ok=True)
+        stat, now = self.entry.data.stat(), time.time()
+        meta: Meta = {
+            "url": self.entry.url,
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "sha256": digest,
+            "etag": self.info.get("etag"),
+            "last_modified": self.info.get("last_modified"),
+            "fetched": now,
+            "checked": now,
+            "last_use": now,
+        }
+        write_json(self.entry.meta_path, meta)
+        return meta
+
+
+class ArtifactCache:
+    """A persistent download cache shared by processes: create, `fetch` many times, `close`.
+
+    `cache_url` is a KissCache prefix (`http://host:port/api/v1/fetch/?url=%s`), tried before
+    the origin. `max_size` bytes bound the cache (least recently used entries not in use are
+    evicted); entries older than `max_age` seconds are revalidated with ETag/Last-Modified.
+    `progress` receives a `Progress` for downloads lasting longer than a moment.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        cache_url: str | None = None,
+        max_size: int | None = None,
+        max_age: float = DEFAULT_MAX_AGE,
+        progress: ProgressCallback | None = None,
+        retries: int = 5,
+        backoff: float = 1.0,
+        timeout: float = 60.0,
+        url_policy: UrlPolicy | None = None,
+    ) -> None:
+        self.root = Path(root).expanduser()
+        (self.root / "entries").mkdir(parents=True, exist_ok=True)
+        if cache_url is not None and "%s" not in cache_url:
+            raise UserError(
+                f"cache URL {cache_url!r} has no %s; use http://host:port/api/v1/fetch/?url=%s"
+            )
+        self.cache_url, self.max_size, self.max_age = cache_url, max_size, max_age
+        self.progress, self.url_policy = progress, url_policy
+        self.retries, self.backoff, self.timeout = retries, backoff, timeout
+        self._in_use: dict[Path, int] = {}
+        self._verified: set[tuple[str, int, int]] = set()
+        self._guard = threading.Lock()
+        self._local = threading.local()
+        self.baseline = self.stats()
+
+    # -- public API -------------------------------------------------------------------------
+
+    def fetch(self, source: str, sha256: str | None = None) -> Path:
+        """Return a local path holding `source` (URL or path), downloading it at most once."""
+        path = local_path(source)
+        if path is not None:
+            if not path.exists():
+                raise UserError(f"no such file: {path}")
+            return path
+        entry, hit = self.ensure(source, sha256)
+        self.count(served_bytes=entry.data.stat().st_size, hits=int(hit), misses=int(not hit))
+        return entry.data
+
+    def ensure(
+        self, url: str, sha256: str | None = None, *, hold: bool = True
+    ) -> tuple[Entry, bool]:
+        """Make the entry of `url` complete and fresh; True when nothing was downloaded.
+
+        With `hold`, the entry stays in use until `close()`; without it the caller holds it
+        with `in_use()` for as long as it reads the file (the cache server does).
+        """
+        check_url(url)
+        entry = Entry.for_url(self.root, url)
+        if hold:
+            self._hold(entry)
+        meta = self._usable(entry, sha256)
+        if meta is not None and self._fresh(meta):
+            self._touch(entry)
+            return entry, True
+        with self._download_lock(entry):
+            meta = self._usable(entry, sha256)
+            if meta is not None and self._fresh(meta):
+                self._touch(entry, locked_already=True)
+                return entry, True
+            hit = self._update(entry, meta, sha256)
+        self.evict()
+        return entry, hit
+
+    @contextlib.contextmanager
+    def in_use(self, url: str) -> Iterator[Entry]:
+        """Keep the entry of `url` from eviction for the duration of the block."""
+        entry = Entry.for_url(self.root, url)
+        with locked(entry.use_path, fcntl.LOCK_SH):
+            yield entry
+
+    def stats(self) -> dict[str, int]:
+        """Return the counters every process adds to: bytes upstream and served, hits, misses."""
+        stats = read_json(self.root / "stats.json") or {}
+        return {name: int(stats.get(name, 0)) for name in COUNTERS}
+
+    def session_stats(self) -> dict[str, int]:
+        """Return the counters' growth since this object was created (all processes)."""
+        now = self.stats()
+        return {name: now[name] - self.baseline[name] for name in COUNTERS}
+
+    def count(self, **deltas: int) -> None:
+        """Add to the shared counters (see COUNTERS)."""
+        with locked(self.root / "stats.lock", fcntl.LOCK_EX):
+            stats = self.stats()
+            for name, delta in deltas.items():
+                stats[name] += delta
+            write_json(self.root / "stats.json", dict(stats))
+
+    def entries(self) -> list[tuple[Entry, Meta]]:
+        """List complete entries with their meta.json (a bare dict for orphaned data)."""
+        found = []
+        for directory in sorted((self.root / "entries").iterdir()):
+            meta = read_json(directory / "meta.json") or {}
+            if (directory / "data").exists() or (directory / "data.part").exists():
+                found.append((Entry(str(meta.get("url", "")), directory), meta))
+        return found
+
+    def size(self) -> int:
+        """Return the bytes held by entries, partial downloads included."""
+        total = 0
+        for entry, _ in self.entries():
+            for path in (entry.data, entry.part):
+                with contextlib.suppress(OSError):
+                    total += path.stat().st_size
+        return total
+
+    def evict(self, max_size: int | None = None) -> list[str]:
+        """Remove least recently used entries not in use until under `max_size`; return URLs."""
+        limit = self.max_size if max_size is None else max_size
+        if limit is None:
+            return []
+        total, removed = self.size(), []
+        for entry, _meta in sorted(self.entries(), key=lambda item: item[1].get("last_use", 0)):
+            if total <= limit:
+                break
+            size = entry.data.stat().st_size if entry.data.exists() else 0
+            if self._remove(entry):
+                total -= size
+                removed.append(entry.url)
+        if total > limit:
+            log.warning("cache %s holds %s, over its %s limit: the rest is in use",
+                        self.root, format_size(total), format_size(limit))
+        return removed
+
+    def close(self) -> None:
+        """Release every entry this object handed out, so that eviction may take them."""
+        with self._guard:
+            for fd in self._in_use.values():
+                os.close(fd)
+            self._in_use.clear()
+
+    def __enter__(self) -> ArtifactCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- entry state ------------------------------------------------------------------------
+
+    def _hold(self, entry: Entry) -> None:
+        """Take the shared `use` lock of an entry until close()."""
+        with self._guard:
+            if entry.dir not in self._in_use:
+                fd = lock_file(entry.use_path, fcntl.LOCK_SH)
+                assert fd is not None
+                self._in_use[entry.dir] = fd
+
+    def _usable(self, entry: Entry, sha256: str | None) -> Meta | None:
+        """Return the meta of a complete entry matching `sha256` (checked once per process)."""
+        meta = entry.valid_meta()
+        if meta is None or sha256 is None:
+            return meta
+        if meta.get("sha256") != sha256.lower():
+            return None
+        key = (str(entry.data), meta["size"], meta["mtime_ns"])
+        if key not in self._verified:
+            if hash_file(entry.data) != meta["sha256"]:
+                log.warning("%s is corrupt in the cache; fetching it again", entry.url)
+                return None
+            self._verified.add(key)
+        return meta
+
+    def _fresh(self, meta: Meta) -> bool:
+        return time.time() - float(meta.get("checked", 0)) < self.max_age
+
+    def _touch(self, entry: Entry, *, locked_already: bool = False) -> None:
+        """Record the last use in meta.json, unless a writer is busy with the entry."""
+        with contextlib.ExitStack() as stack:
+            if not locked_already and not stack.enter_context(
+                locked(entry.lock_path, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            ):
+                return
+            meta = read_json(entry.meta_path)
+            if meta is not None:
+                meta["last_use"] = time.time()
+                write_json(entry.meta_path, meta)
+
+    def _remove(self, entry: Entry) -> bool:
+        """Remove an entry if nobody downloads or uses it; True when removed."""
+        with locked(entry.lock_path, fcntl.LOCK_EX | fcntl.LOCK_NB) as writer:
+            if not writer:
+                return False
+            with locked(entry.use_path, fcntl.LOCK_EX | fcntl.LOCK_NB) as unused:
+                if not unused:
+                    return False
+                entry.remove()
+                return True
+
+    @contextlib.contextmanager
+    def _download_lock(self, entry: Entry) -> Iterator[None]:
+        """Hold the entry's exclusive lock, reporting the other process's progress meanwhile."""
+        fd = lock_file(entry.lock_path, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        started = time.monotonic()
+        while fd is None:
+            time.sleep(0.05)
+            self._report_wait(entry, started)
+            fd = lock_file(entry.lock_path, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            yield
+        finally:
+            os.close(fd)
+
+    def _report_wait(self, entry: Entry, started: float) -> None:
+        """Report a download another process runs, from its `.part` file."""
+        elapsed = time.monotonic() - started
+        if self.progress is None or elapsed < PROGRESS_DELAY:
+            return
+        last = getattr(self._local, "last_report", 0.0)
+        if time.monotonic() - last < PROGRESS_EVERY:
+            return
+        self._local.last_report = time.monotonic()
+        with contextlib.suppress(OSError):
+            done = entry.part.stat().st_size
+            total = (entry.part_info() or {}).get("total")
+            self.progress(Progress(entry.url, done, total, elapsed))
+
+    # -- downloading ------------------------------------------------------------------------
+
+    def _update(self, entry: Entry, stale: Meta | None, sha256: str | None) -> bool:
+        """Download or revalidate; a stale copy is used when the origin fails (True: no bytes)."""
+        try:
+            return self._download(entry, stale, sha256)
+        except ChecksumError:
+            raise
+        except DownloadError as error:
+            if stale is None:
+                raise
+            message = (f"cannot revalidate {entry.url}, using the copy checked "
+                       f"{(time.time() - float(stale['checked'])) / 3600:.1f} h ago: {error}")
+            log.warning(message)
+            warnings.warn(message, StaleArtifactWarning, stacklevel=5)
+            self._touch(entry, locked_already=True)
+            return True
+
+    def _download(self, entry: Entry, stale: Meta | None, sha256: str | None) -> bool:
+        """Download through the lab cache when one is set, falling back to the origin."""
+        if self.cache_url is None:
+            return self._download_from(entry, entry.url, stale, sha256, patient=True)
+        proxied = self.cache_url % urllib.parse.quote(entry.url, safe="")
+        try:
+            return self._download_from(entry, proxied, stale, sha256, patient=False)
+        except ChecksumError:
+            raise
+        except DownloadError as error:
+            log.warning("lab cache failed (%s); fetching %s from the origin", error, entry.url)
+            return self._download_from(entry, entry.url, stale, sha256, patient=True)
+
+    def _download_from(
+        self, entry: Entry, url: str, stale: Meta | None, sha256: str | None, *, patient: bool
+    ) -> bool:
+        """Download `url` into the entry with retries and resumes; True when not modified."""
+        part = PartFile(entry)
+        failures, fetched, started = 0, 0, time.monotonic()
+        try:
+            while True:
+                before = part.offset
+                try:
+                    if self._transfer(url, part, stale, started):
+                        part.discard()
+                        self._mark_checked(entry)
+                        return True
+                    if part.total is None or part.offset >= part.total:
+                        break
+                    raise _Retry(f"body cut at {part.offset} of {part.total} bytes", 0)
+                except (_Retry, *NETWORK_ERRORS) as error:
+                    fetched += max(0, part.offset - before)
+                    failures = 0 if part.offset > before else failures + 1
+                    self._pause(entry.url, error, failures, patient)
+            fetched += max(0, part.offset - before)
+            meta = part.finish(sha256)
+        except BaseException:
+            part.discard()
+            raise
+        finally:
+            self.count(upstream_bytes=fetched)
+        self._report(entry.url, part.offset, part.total, started, finished=True)
+        log.info("fetched %s (%s)", entry.url, format_size(meta["size"]))
+        return False
+
+    def _pause(self, url: str, error: BaseException, failures: int, patient: bool) -> None:
+        """Sleep before the next attempt, or raise DownloadError when out of attempts."""
+        delay = error.delay if isinstance(error, _Retry) else None
+        network = not isinstance(error, _Retry)
+        if failures > self.retries or (network and not patient and failures > 0):
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise DownloadError(
+                f"cannot fetch {url}: {reason}; check the URL or pass a local file"
+            ) from error
+        if delay is None:
+            delay = min(self.backoff * 2 ** max(0, failures - 1), 60.0) if failures else 0.0
+        log.info("retrying %s in %.1f s: %s", url, delay, error)
+        time.sleep(delay)
+
+    def _transfer(self, url: str, part: PartFile, stale: Meta | None, started: float) -> bool:
+        """Run one request into the part file; True when the server says not modified."""
+        with self._open(url, part.headers(stale)) as response:
+            status = response.status_code
+            if status == 304 and stale is not None and not part.offset:
+                return True
+            if status in RETRY_STATUSES:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                raise _Retry(f"HTTP {status} {response.reason}", retry_after)
+            if status == 416 and part.offset:
+                part.restart()
+                raise _Retry("HTTP 416 to a Range request", 0)
+            if status not in (200, 206):
+                raise DownloadError(
+                    f"cannot fetch {url}: HTTP {status} {response.reason}; check the URL"
+                )
+            part.accept(response)
+            for chunk in response.raw.stream(CHUNK, decode_content=False):
+                part.write(chunk)
+                self._report(part.entry.url, part.offset, part.total, started)
+        return False
+
+    def _open(self, url: str, headers: dict[str, str]) -> requests.Response:
+        """GET `url` streaming, following redirects by hand so every hop meets the URL policy."""
+        session = self._session()
+        for _ in range(MAX_REDIRECTS):
+            if self.url_policy is not None:
+                self.url_policy(url)
+            response = session.get(url, headers=headers, stream=True, allow_redirects=False,
+                                   timeout=(min(self.timeout, 10.0), self.timeout))
+            if not response.is_redirect:
+                return response
+            response.close()
+            url = urllib.parse.urljoin(url, response.headers["Location"])
+        raise DownloadError(
+            f"cannot fetch {url}: more than {MAX_REDIRECTS} redirects; check the URL"
+        )
+
+    def _session(self) -> requests.Session:
+        """One requests session per thread (sessions are not thread-safe)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def _mark_checked(self, entry: Entry) -> None:
+        """Record a successful revalidation (HTTP 304) in meta.json."""
+        meta = read_json(entry.meta_path)
+        if meta is not None:
+            meta["checked"] = meta["last_use"] = time.time()
+            write_json(entry.meta_path, meta)
+
+    def _report(self, url: str, done: int, total: int | None, started: float,
+                finished: bool = False) -> None:
+        """Call the progress callback after the first moment, then every PROGRESS_EVERY s."""
+        elapsed = time.monotonic() - started
+        if self.progress is None or elapsed < PROGRESS_DELAY:
+            return
+        last = getattr(self._local, "last_report", 0.0)
+        if not finished and time.monotonic() - last < PROGRESS_EVERY:
+            return
+        self._local.last_report = time.monotonic()
+        self.progress(Progress(url, done, total, elapsed, finished))
+
+
+def check_url(url: str) -> None:
+    """Refuse anything but an absolute http(s) URL."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise UserError(f"cannot fetch {url!r}: not an http(s) URL, a file:// URL or a local path")
