@@ -225,8 +225,9 @@ class LkftReporter:
         from pytest_lkft.reporting.squad import SquadClient
 
         client = SquadClient(self.settings.squad_url)
-        for record in records:
-            self.messages.append(client.submit_or_spool(record))
+        logs = [run.console_log for _, run in sorted(self.devices.items())]
+        for record, console_log in zip(records, logs, strict=True):
+            self.messages.append(client.submit_or_spool(record, console_log))
 
     # -- terminal ---------------------------------------------------------------------
 

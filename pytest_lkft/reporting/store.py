@@ -6,7 +6,7 @@ controller, or `lkft serve`); each run goes in one transaction through `executem
 with WAL so readers never block the writer.
 
 `compare()` answers what SQUAD's build comparison does (regressions pass->fail,
-fixes fail->pass, per test name and environment) and, beyond SQUAD, lists tests
+fixes fail->pass and xfail->pass, per test name and environment) and, beyond SQUAD, lists tests
 missing from the target and tests flaky inside one build.
 """
 
@@ -418,7 +418,7 @@ def compare_results(
         then = outcome(before[key])
         if then == "pass" and now == "fail":
             comparison.regressions.append(Change(key.environment, key.name, then, now))
-        elif then == "fail" and now == "pass":
+        elif then in ("fail", "xfail") and now == "pass":  # SQUAD counts xfail->pass too
             comparison.fixes.append(Change(key.environment, key.name, then, now))
     comparison.missing = sorted(
         (k for k in before if k not in after), key=lambda k: (k.environment, k.name)

@@ -1,0 +1,1 @@
+"""Devices: what a suite boots and runs commands on (QEMU here, labgrid boards later)."""

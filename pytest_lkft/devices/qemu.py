@@ -1,0 +1,184 @@
+"""QEMU devices: the command line from the lab's device table, a console, a reproducer."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from pytest_lkft.console import CommandResult, Console, ConsoleLog
+from pytest_lkft.crash import Crash, CrashDetector
+from pytest_lkft.errors import BootError, DeviceBroken, UserError
+from pytest_lkft.lab import QemuSpec, load_crash_patterns
+from pytest_lkft.rootfs import decompress_to, rootfs_kind
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds allowed per phase: reaching a shell, and one test command."""
+
+    boot: float = 300.0
+    test: float = 600.0
+
+    @classmethod
+    def parse(cls, text: str, source: str = "--lkft-timeouts") -> Timeouts:
+        """`boot=60,test=300` (any subset) into Timeouts; one-line UserError when bad."""
+        values: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            phase, _, seconds = item.partition("=")
+            if phase not in ("boot", "test"):
+                raise UserError(f"invalid phase {phase!r} in {source} {text!r}; "
+                                "use boot=SECONDS,test=SECONDS")
+            try:
+                values[phase] = float(seconds)
+            except ValueError:
+                raise UserError(f"invalid timeout {seconds!r} for {phase} in {source} "
+                                f"{text!r}; give seconds, e.g. {phase}=300") from None
+        return cls(**values)
+
+
+@dataclass
+class DeviceArtifacts:
+    """What a QEMU device boots: kernel, rootfs (cpio or ext4), overlays, dtb."""
+
+    kernel: Path
+    rootfs: Path | None = None
+    overlays: list[Path] = field(default_factory=list)
+    dtb: Path | None = None
+    boot_args: str = ""
+    qemu_binary: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def qemu_package_hint(spec: QemuSpec, binary: str) -> str:
+    """One line: the QEMU binary is missing, which package has it."""
+    return (f"{binary} not found: install it with `apt-get install {spec.apt}`, "
+            "or pass --lkft-qemu-binary")
+
+
+@functools.cache
+def qemu_version(binary: str) -> str:
+    """`QEMU emulator version 7.2.x` -> `7.2.x`."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    first = (out.stdout.splitlines() or ["unknown"])[0]
+    return first.removeprefix("QEMU emulator version ").strip()
+
+
+class QemuDevice:
+    """One QEMU guest for one suite run; see `pytest_lkft.devices.base.Device`."""
+
+    def __init__(self, spec: QemuSpec, artifacts: DeviceArtifacts, run_dir: Path,
+                 timeouts: Timeouts, stream: IO[str] | None = None) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.arch = spec.arch
+        self.artifacts = artifacts
+        self.run_dir = run_dir
+        self.timeouts = timeouts
+        self.stream = stream
+        self.console_log = run_dir / "console.log"
+        self.detector = CrashDetector(load_crash_patterns())
+        self.boot_time: float | None = None
+        self.boot_error: str | None = None
+        self.broken: str | None = None
+        self.console: Console | None = None
+        self.binary = artifacts.qemu_binary or spec.qemu
+        self.metadata = {"device": spec.name, "arch": spec.arch, **artifacts.metadata}
+
+    def _root_args(self) -> tuple[list[str], list[str]]:
+        """QEMU arguments and kernel arguments that attach the rootfs."""
+        rootfs = self.artifacts.rootfs
+        if rootfs is None:
+            return [], []
+        if rootfs_kind(rootfs) == "ext4":
+            if self.artifacts.overlays:
+                raise UserError(f"{rootfs}: modules or overlays need a cpio rootfs; "
+                                "pass --lkft-rootfs as a cpio archive")
+            raw = decompress_to(rootfs, self.run_dir / "rootfs.ext4")
+            root = "/dev/vda" if "virtio" in self.spec.drive else "/dev/sda"
+            args = self.spec.drive_args(raw)
+            args[args.index(next(a for a in args if "file=" in a))] += ",snapshot=on"
+            return args, [f"root={root}", "rw", "rootwait"]
+        return ["-initrd", str(self._initrd(rootfs))], []
+
+    def _initrd(self, rootfs: Path) -> Path:
+        """The rootfs with overlays appended (the kernel unpacks concatenated archives)."""
+        if not self.artifacts.overlays:
+            return rootfs
+        combined = self.run_dir / "initrd.img"
+        with combined.open("wb") as out:
+            for part in [rootfs, *self.artifacts.overlays]:
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+        return combined
+
+    def command(self) -> list[str]:
+        """The exact QEMU command line for this run."""
+        spec = self.spec
+        root_args, root_cmdline = self._root_args()
+        cmdline = " ".join([f"console={spec.console}", *root_cmdline, "panic=-1",
+                            self.artifacts.boot_args]).strip()
+        command = [self.binary, "-M", spec.machine, "-cpu", spec.cpu, "-m", str(spec.memory),
+                   "-smp", str(spec.smp), "-nographic", "-no-reboot",
+                   "-kernel", str(self.artifacts.kernel), *root_args, "-append", cmdline]
+        if self.artifacts.dtb is not None:
+            command += ["-dtb", str(self.artifacts.dtb)]
+        return command + list(spec.extra_args)
+
+    def _write_reproducer(self, command: list[str]) -> None:
+        script = self.run_dir / "reproducer.sh"
+        partial = script.with_suffix(f".{os.getpid()}.part")
+        partial.write_text(f"#!/bin/sh\n# {self.name}: boot as pytest-lkft did\n"
+                           f"exec {shlex.join(command)}\n")
+        partial.chmod(0o755)
+        os.replace(partial, script)
+
+    def boot(self) -> None:
+        """Start QEMU and reach a shell; a failure is kept in `boot_error`, not raised."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        command = self.command()
+        self._write_reproducer(command)
+        self.detector.context = "boot"
+        log = ConsoleLog(self.console_log, self.detector, self.stream)
+        self.console = Console(command, log)
+        try:
+            self.console.start()
+            self.boot_time = self.console.boot(self.timeouts.boot)
+        except BootError as error:
+            self.boot_error = self.broken = str(error)
+        except OSError as error:  # the binary vanished between the check and the start
+            self.boot_error = self.broken = f"cannot start {self.binary}: {error.strerror}"
+        self.metadata["kernel_version"] = self.console.kernel_version
+        self.metadata["qemu_version"] = qemu_version(self.binary)
+
+    def set_context(self, context: str) -> None:
+        """Name what runs now (a test case), so crashes say where they happened."""
+        self.detector.context = context
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        """Run a shell command on the device; DeviceBroken once the device is gone."""
+        if self.broken is not None or self.console is None:
+            raise DeviceBroken(self.broken or "the device was never booted")
+        try:
+            return self.console.run(command, timeout or self.timeouts.test)
+        except DeviceBroken as error:
+            self.broken = str(error)
+            raise
+
+    def crashes(self) -> list[Crash]:
+        """Every crash or warning seen on the console so far."""
+        return list(self.detector.crashes)
+
+    def close(self) -> None:
+        """Stop QEMU; the console log stays."""
+        if self.console is not None:
+            self.console.stop()
+            self.console.log.close()

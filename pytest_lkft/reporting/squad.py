@@ -1,0 +1,198 @@
+"""Submitting test runs to SQUAD, with retries and a disk spool so nothing is lost.
+
+One submit per device run: `POST /api/submit/<group>/<project>/<build>/<environment>`
+with `tests`, `metrics` and `metadata` as uploaded files (SQUAD caps plain form fields
+at 10 MB) and the console log as an `attachment`. Facts about SQUAD 1.98 this follows:
+path names must match `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (an invalid character silently
+truncates the name, so names are cleaned first); only pass and fail are results;
+a 400 "There is already a test run with job_id" means the run is already there.
+
+The token comes only from `LKFT_SQUAD_TOKEN` and goes only into the Authorization
+header: never into metadata, the spool, logs or messages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import requests
+
+from pytest_lkft.reporting.options import TOKEN_ENV, spool_dir
+from pytest_lkft.reporting.store import RunRecord
+
+NOT_SLUG = re.compile(r"[^a-zA-Z0-9_.-]+")
+ALREADY = "already a test run with job_id"
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
+SPOOL_FILE = "submission.json"
+# LKFT result -> what SQUAD records; xfail stays a fail so SQUAD's own known issues apply
+SQUAD_RESULT = {"pass": "pass", "fail": "fail", "error": "fail", "xfail": "fail", "skip": "skip"}
+
+
+class SubmitError(Exception):
+    """A submission did not reach SQUAD; the message says what SQUAD or the network said."""
+
+
+def clean_name(value: str) -> str:
+    """Make a name SQUAD accepts whole: invalid characters become '-'."""
+    cleaned = NOT_SLUG.sub("-", value).lstrip("_.-")
+    return cleaned or "unnamed"
+
+
+@dataclass
+class Submission:
+    """Everything one SQUAD submit sends; JSON-serialisable so it can be spooled."""
+
+    group: str
+    project: str
+    build: str
+    environment: str
+    tests: str
+    metrics: str
+    metadata: str
+    job_id: str
+    attachments: dict[str, str] = field(default_factory=dict)  # file name -> path
+
+    @property
+    def path(self) -> str:
+        """The submit endpoint's path for this run."""
+        return f"/api/submit/{self.group}/{self.project}/{self.build}/{self.environment}"
+
+
+def tests_json(record: RunRecord) -> str:
+    """The `tests` file: `suite/test` -> {result, log}."""
+    data: dict[str, dict[str, str]] = {}
+    for case in record.cases:
+        entry = {"result": SQUAD_RESULT[case.result.value]}
+        if case.log or case.reason:
+            entry["log"] = "\n".join([case.reason, *case.log]).strip()
+        data[f"{case.suite}/{case.name}"] = entry
+    return json.dumps(data)
+
+
+def submission_from(record: RunRecord, console_log: str = "") -> Submission:
+    """Turn a stored test run into a SQUAD submission with clean names."""
+    metrics = {k: {"value": m.value, "unit": m.unit} for k, m in record.metrics.items()}
+    metadata = {**record.metadata, "job_id": record.job_id or ""}
+    if record.job_url:
+        metadata["job_url"] = record.job_url
+    metadata.pop("token", None)
+    return Submission(
+        group=clean_name(record.group),
+        project=clean_name(record.project),
+        build=clean_name(record.build),
+        environment=clean_name(record.environment),
+        tests=tests_json(record),
+        metrics=json.dumps(metrics),
+        metadata=json.dumps(metadata, sort_keys=True),
+        job_id=record.job_id or "",
+        attachments={Path(console_log).name: console_log} if console_log else {},
+    )
+
+
+class SquadClient:
+    """Posts submissions to one SQUAD server, retrying connection errors and 5xx."""
+
+    def __init__(
+        self,
+        url: str,
+        delays: tuple[float, ...] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        timeout: float = 600.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.delays = RETRY_DELAYS if delays is None else delays
+        self.sleep = sleep
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def headers(self) -> dict[str, str]:
+        """The Authorization header, when LKFT_SQUAD_TOKEN is set."""
+        token = os.environ.get(TOKEN_ENV, "")
+        return {"Authorization": f"Token {token}"} if token else {}
+
+    def post_once(self, sub: Submission) -> requests.Response:
+        """One POST of the submission's files."""
+        files: list[tuple[str, tuple[str, bytes, str]]] = [
+            ("tests", ("tests.json", sub.tests.encode(), "application/json")),
+            ("metrics", ("metrics.json", sub.metrics.encode(), "application/json")),
+            ("metadata", ("metadata.json", sub.metadata.encode(), "application/json")),
+        ]
+        for name, path in sub.attachments.items():
+            files.append(("attachment", (name, Path(path).read_bytes(), "text/plain")))
+        return self.session.post(
+            self.url + sub.path, files=files, headers=self.headers(), timeout=self.timeout
+        )
+
+    def submit(self, sub: Submission) -> str:
+        """Send one submission; return 'submitted' or 'already submitted', else SubmitError."""
+        problem = ""
+        for attempt, delay in enumerate((*self.delays, None)):
+            try:
+                response = self.post_once(sub)
+            except requests.RequestException as error:
+                problem = f"cannot reach {self.url}: {type(error).__name__}"
+            else:
+                if response.status_code in (200, 201):
+                    return "submitted"
+                if response.status_code == 400 and ALREADY in response.text:
+                    return "already submitted"
+                problem = f"{self.url} answered {response.status_code}: {response.text[:200]}"
+                if response.status_code < 500:
+                    break
+            if delay is not None:
+                self.sleep(delay * (1 + attempt % 2 * 0.25))
+        raise SubmitError(problem)
+
+    def submit_or_spool(self, record: RunRecord, console_log: str = "") -> str:
+        """Submit a run; on final failure spool it and say where and what to run."""
+        sub = submission_from(record, console_log)
+        where = f"{sub.group}/{sub.project}/{sub.build}/{sub.environment}"
+        try:
+            outcome = self.submit(sub)
+        except SubmitError as error:
+            path = spool(sub, self.url)
+            return (f"squad: {where} NOT submitted ({error}); spooled to {path}, "
+                    "send it later with `lkft push`")
+        return f"squad: {where} {outcome} to {self.url} (job_id {sub.job_id})"
+
+
+def spool(sub: Submission, url: str, directory: Path | None = None) -> Path:
+    """Write a submission and copies of its attachments under the spool, atomically."""
+    root = directory or spool_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    attachments = {}
+    for name, path in sub.attachments.items():
+        if Path(path).exists():
+            shutil.copyfile(path, tmp / name)
+            attachments[name] = name
+    data = {**asdict(sub), "attachments": attachments, "url": url}
+    (tmp / SPOOL_FILE).write_text(json.dumps(data))
+    final = root / (sub.job_id or tmp.name.lstrip(".-"))
+    os.replace(tmp, final)
+    return final
+
+
+def load_spooled(path: Path) -> tuple[Submission, str]:
+    """Read a spooled submission back; attachment paths become absolute."""
+    data = json.loads((path / SPOOL_FILE).read_text())
+    url = data.pop("url")
+    data["attachments"] = {n: str(path / p) for n, p in data["attachments"].items()}
+    return Submission(**data), url
+
+
+def spooled(directory: Path | None = None) -> list[Path]:
+    """The spooled submissions, oldest first."""
+    root = directory or spool_dir()
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if (p / SPOOL_FILE).is_file()]
+    return sorted(found, key=lambda p: (p / SPOOL_FILE).stat().st_mtime)
