@@ -45,6 +45,7 @@ __all__ = [
     "StaleArtifactWarning",
     "default_cache_dir",
     "format_size",
+    "parse_size",
 ]
 
 # KissCache retries on these (#5).
@@ -112,6 +113,19 @@ UrlPolicy = Callable[[str], None]
 def format_size(size: float | None) -> str:
     """Format a byte count in MB, as the terminal summary shows it."""
     return f"{(size or 0) / 1e6:.1f} MB"
+
+
+SIZE_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def parse_size(text: str) -> int:
+    """Read a size such as `500M`, `10G`, `1.5GB` or `123` (bytes); UserError when malformed."""
+    number = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = number[-1:] if number[-1:] in SIZE_UNITS else ""
+    try:
+        return int(float(number.removesuffix(unit)) * SIZE_UNITS[unit])
+    except ValueError:
+        raise UserError(f"invalid size {text!r}; use bytes or K, M, G, T as in 10G") from None
 
 
 def default_cache_dir() -> Path:
@@ -438,12 +452,12 @@ class ArtifactCache:
         if hold:
             self._hold(entry)
         meta = self._usable(entry, sha256)
-        if meta is not None and self._fresh(meta):
+        if meta is not None and self.fresh(meta):
             self._touch(entry)
             return entry, True
         with self._download_lock(entry):
             meta = self._usable(entry, sha256)
-            if meta is not None and self._fresh(meta):
+            if meta is not None and self.fresh(meta):
                 self._touch(entry, locked_already=True)
                 return entry, True
             hit = self._update(entry, meta, sha256)
@@ -549,7 +563,8 @@ class ArtifactCache:
             self._verified.add(key)
         return meta
 
-    def _fresh(self, meta: Meta) -> bool:
+    def fresh(self, meta: Meta) -> bool:
+        """Tell whether an entry was checked with the origin less than max_age ago."""
         return time.time() - float(meta.get("checked", 0)) < self.max_age
 
     def _touch(self, entry: Entry, *, locked_already: bool = False) -> None:

@@ -20,6 +20,7 @@ import ipaddress
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -54,7 +55,9 @@ class HostPolicy:
         if any(pattern != "*" and fnmatch.fnmatchcase(host, pattern) for pattern in self.allow):
             return
         if "*" not in self.allow:
-            raise UserError(f"refused {url}: {host} is not allowed; start the server with --allow {host}")
+            raise UserError(
+                f"refused {url}: {host} is not allowed; start the server with --allow {host}"
+            )
         if any(is_internal(address) for address in resolve(host)):
             raise UserError(
                 f"refused {url}: {host} is a loopback or link-local address; "
@@ -146,8 +149,8 @@ class CacheHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Log requests with a timestamp on stderr, as KissCache's access log does."""
-        print(f"{time.strftime('%H:%M:%S')} {self.address_string()} {format % args}",
-              file=__import__("sys").stderr, flush=True)
+        message = f"{time.strftime('%H:%M:%S')} {self.address_string()} {format % args}"
+        print(message, file=sys.stderr, flush=True)
 
     def do_GET(self) -> None:
         self.route(body=True)
@@ -162,12 +165,14 @@ class CacheHandler(BaseHTTPRequestHandler):
             if parsed.path == "/api/v1/health/":
                 self.reply(200, b"ok\n", body, "text/plain")
             elif parsed.path == "/api/v1/status/":
-                self.reply(200, json.dumps(self.server.status()).encode(), body, "application/json")
+                status = json.dumps(self.server.status()).encode()
+                self.reply(200, status, body, "application/json")
             elif parsed.path.startswith(FETCH):
                 url = urllib.parse.parse_qs(parsed.query).get("url", [""])[0]
                 self.fetch(url, body)
             else:
-                self.reply(404, f"no such endpoint {parsed.path}; use {FETCH}?url=URL\n".encode(), body)
+                message = f"no such endpoint {parsed.path}; use {FETCH}?url=URL\n"
+                self.reply(404, message.encode(), body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
@@ -247,15 +252,16 @@ class CacheHandler(BaseHTTPRequestHandler):
             self.end_headers()
             return 0
         start, end = span or (0, size - 1)
-        self.send_headers(206 if span else 200, meta, etag, end - start + 1)
-        if span:
-            pass
+        content_range = f"bytes {start}-{end}/{size}" if span else None
+        self.send_headers(206 if span else 200, meta, etag, end - start + 1, content_range)
         if not body or size == 0:
             return 0
         with entry.data.open("rb") as stream:
-            return self.connection.sendfile(stream, start, end - start + 1)
+            return int(self.connection.sendfile(stream, start, end - start + 1))
 
-    def send_headers(self, status: int, meta: Meta, etag: str, length: int | None) -> None:
+    def send_headers(
+        self, status: int, meta: Meta, etag: str, length: int | None, span: str | None = None
+    ) -> None:
         """Send the status line and the headers of an artifact."""
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
@@ -263,9 +269,8 @@ class CacheHandler(BaseHTTPRequestHandler):
         self.send_header("ETag", etag)
         if meta.get("last_modified"):
             self.send_header("Last-Modified", meta["last_modified"])
-        if status == 206 and length is not None:
-            start = int(meta["size"]) - length if False else None
-            del start
+        if span is not None:
+            self.send_header("Content-Range", span)
         if length is not None:
             self.send_header("Content-Length", str(length))
         self.end_headers()
@@ -306,8 +311,8 @@ class CacheHandler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return sent
         with entry.data.open("rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            return sent + (self.connection.sendfile(stream, sent, size - sent) if size > sent else 0)
+            rest = os.fstat(stream.fileno()).st_size - sent
+            return sent + (int(self.connection.sendfile(stream, sent, rest)) if rest > 0 else 0)
 
     @staticmethod
     def reopen(entry: Entry, fd: int | None) -> int | None:
