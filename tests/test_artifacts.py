@@ -23,6 +23,8 @@ from pytest_lkft.artifacts import (
 )
 from pytest_lkft.errors import DownloadError, UserError
 
+pytest_plugins = ["pytester"]
+
 SIZE = 300_000
 
 
@@ -256,3 +258,38 @@ def test_part_left_by_a_crash_is_resumed(tmp_path: Path, origin: Origin, blob: b
     entry.part_meta_path.write_text(json.dumps({"url": url, "total": SIZE, "etag": etag}))
     assert new_cache(tmp_path).fetch(url, sha(blob)).read_bytes() == blob
     assert origin.stats()["statuses"]["/plain/blob"] == [200, 206]
+
+
+PLUGIN_CONFTEST = """
+import pytest
+from pytest_lkft.cache_fixtures import add_options, cache_from_config, lkft_artifact, summary_line
+
+def pytest_addoption(parser):
+    add_options(parser.getgroup("lkft", "Linux kernel functional testing"))
+
+def pytest_configure(config):
+    cache_from_config(config)
+
+def pytest_terminal_summary(terminalreporter, config):
+    terminalreporter.write_line(summary_line(cache_from_config(config)))
+"""
+
+
+def test_fixture_options_and_summary(
+    pytester: pytest.Pytester, origin: Origin, blob: bytes, tmp_path: Path
+) -> None:
+    pytester.makeconftest(PLUGIN_CONFTEST)
+    pytester.makepyfile(f"""
+        def test_one(lkft_artifact):
+            assert lkft_artifact("{origin.url("blob")}").stat().st_size == {SIZE}
+
+        def test_two(lkft_artifact):
+            assert lkft_artifact("{origin.url("blob")}", "{sha(blob)}").exists()
+    """)
+    cache_dir = tmp_path / "fixture-cache"
+    result = pytester.runpytest("-p", "no:lkft", f"--lkft-cache-dir={cache_dir}")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["lkft cache: 0.3 MB fetched upstream, 0.6 MB served"])
+    assert len(list(cache_dir.glob("entries/*/data"))) == 1
+    result = pytester.runpytest("-p", "no:lkft", "--lkft-cache-max-size=lots")
+    result.stderr.fnmatch_lines(["*invalid cache size 'lots' from --lkft-cache-max-size*"])
