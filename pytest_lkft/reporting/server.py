@@ -1,0 +1,318 @@
+"""`lkft serve`: the embedded store over HTTP, SQUAD-compatible for submitting.
+
+- `POST /api/submit/<group>/<project>/<build>/<environment>` takes SQUAD's fields
+  (`tests`, `metrics`, `metadata`, `log` as files or form fields, `attachment` files, the
+  special metadata fields such as `job_id`) and SQUAD's `Authorization: Token` or
+  `Auth-Token` header, so squad-client, LAVA notifications and tuxrun can push here.
+  Names must match SQUAD's `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (refused, not truncated).
+- `GET /` lists projects; `GET /<group>/<project>/` is SQUAD's project page (each build
+  with tests, pass, skip, fail, xfail, time); `GET /<group>/<project>/build/<version>/` shows
+  a build's regressions and fixes against the previous build and its failing tests' logs.
+
+Lifecycle: `StoreServer(address, settings)`, `serve_forever()` in the caller's thread, each
+request on its own thread with its own SQLite connection; submits are serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import hmac
+import html
+import json
+import re
+import statistics
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote
+
+from pytest_lkft.errors import UserError
+from pytest_lkft.parsers.model import Case, Metric, Result
+from pytest_lkft.reporting import knownissues
+from pytest_lkft.reporting.knownissues import KnownIssue
+from pytest_lkft.reporting.store import Comparison, RunRecord, Store
+
+NAME = r"[a-zA-Z0-9][a-zA-Z0-9_.-]*"
+SUBMIT = re.compile(rf"^/api/submit/(~?{NAME})/({NAME})/({NAME})/({NAME})/?$")
+PROJECT_PAGE = re.compile(rf"^/(~?{NAME})/({NAME})/?$")
+BUILD_PAGE = re.compile(rf"^/(~?{NAME})/({NAME})/build/([^/]+)/?$")
+SPECIAL_METADATA = ("build_url", "datetime", "job_id", "job_status", "job_url", "resubmit_url")
+SQUAD_RESULTS = {"pass": Result.PASS, "fail": Result.FAIL}
+MAX_BODY = 512 * 1024 * 1024
+STYLE = """body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}td:first-child{text-align:left}
+.fail{color:#b00}.pass{color:#070}pre{background:#f4f4f4;padding:.5em;overflow-x:auto}"""
+
+
+class SubmitRefused(Exception):
+    """A submission SQUAD would answer with this HTTP status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Form:
+    """A parsed multipart or urlencoded form: text fields and uploaded files."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    files: dict[str, list[tuple[str, bytes]]] = field(default_factory=dict)
+
+    def text(self, name: str) -> str | None:
+        """A field's text, from an uploaded file or a plain field."""
+        if name in self.files:
+            return self.files[name][0][1].decode("utf-8", errors="replace")
+        return self.fields.get(name)
+
+
+def parse_form(content_type: str, body: bytes) -> Form:
+    """Parse a multipart/form-data body (as SQUAD clients send) into a Form."""
+    if not content_type.startswith("multipart/form-data"):
+        raise SubmitRefused(400, f"expected multipart/form-data, got {content_type or 'nothing'}")
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    form = Form()
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(payload, bytes):
+            continue
+        filename = part.get_filename()
+        if filename is not None:
+            form.files.setdefault(name, []).append((filename, payload))
+        else:
+            form.fields[name] = payload.decode("utf-8", errors="replace")
+    return form
+
+
+def load_json(text: str | None, what: str) -> dict[str, object]:
+    """Decode a JSON object field; refuse anything else as SQUAD does (400)."""
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SubmitRefused(400, f"{what} is not valid JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise SubmitRefused(400, f"{what} must be a JSON object")
+    return data
+
+
+def split_name(full: str) -> tuple[str, str]:
+    """Split `suite/test` as SQUAD does: the suite is everything before the last '/'."""
+    suite, _, name = full.rpartition("/")
+    return suite or "/", name
+
+
+def cases_of(tests: dict[str, object]) -> list[Case]:
+    """SQUAD's tests object into Cases: only pass/fail are results, the rest is skip."""
+    cases = []
+    for full, value in tests.items():
+        word, log = (value.get("result"), value.get("log")) if isinstance(value, dict) else (
+            value, None)
+        result = SQUAD_RESULTS.get(str(word).lower(), Result.SKIP)
+        suite, name = split_name(full)
+        cases.append(Case(suite, name, result, log=str(log).splitlines() if log else []))
+    return cases
+
+
+def metrics_of(metrics: dict[str, object]) -> dict[str, Metric]:
+    """SQUAD's metrics object (number, list of numbers, or {value, unit}) into Metrics."""
+    found = {}
+    for full, value in metrics.items():
+        unit = ""
+        if isinstance(value, dict):
+            unit, value = str(value.get("unit") or ""), value.get("value")
+        try:
+            number = statistics.fmean(value) if isinstance(value, list) else float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as error:
+            raise SubmitRefused(400, f"metric {full!r} has no numeric value: {value!r}") from error
+        suite, name = split_name(full)
+        found[f"{suite}/{name}"] = Metric(number, unit)
+    return found
+
+
+def metadata_of(form: Form) -> dict[str, str]:
+    """The metadata file, else SQUAD's special metadata fields sent as plain fields."""
+    metadata = load_json(form.text("metadata"), "metadata")
+    if not metadata:
+        metadata = {k: form.fields[k] for k in SPECIAL_METADATA if k in form.fields}
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+
+
+def console_log(form: Form) -> str:
+    """The run's log: the `log` field, else the attachments' text."""
+    log = form.text("log")
+    if log:
+        return log
+    texts = [data.decode("utf-8", errors="replace") for _, data in form.files.get("attachment", [])]
+    return "\n".join(texts)
+
+
+def record_of(path: tuple[str, ...], form: Form, issues: list[KnownIssue]) -> RunRecord:
+    """Turn one SQUAD submit into a RunRecord, known issues applied."""
+    group, project, build, environment = path
+    cases = cases_of(load_json(form.text("tests"), "tests"))
+    for case in cases:
+        case.result, case.reason = knownissues.apply(issues, case.id, environment, case.result)
+    metadata = metadata_of(form)
+    job_id = metadata.get("job_id") or uuid.uuid4().hex
+    if "/" in job_id:
+        raise SubmitRefused(400, 'job_id cannot contain the "/" character')
+    return RunRecord(group, project, build, environment, cases, metrics_of(
+        load_json(form.text("metrics"), "metrics")), metadata, job_id,
+        metadata.get("job_url", ""), console_log(form))
+
+
+class StoreServer(ThreadingHTTPServer):
+    """An HTTP server over one store file; the token guards submissions."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], store: Path, token: str,
+                 issues: list[KnownIssue] | None = None) -> None:
+        super().__init__(address, Handler)
+        self.store_path = store
+        self.token = token
+        self.issues = issues or []
+        self.write_lock = threading.Lock()
+        Store(store).close()  # create the schema before the first request
+
+    def submit(self, path: tuple[str, ...], form: Form) -> int:
+        """Store one submission; a repeated job_id is refused as SQUAD does."""
+        record = record_of(path, form, self.issues)
+        with self.write_lock, Store(self.store_path) as store:
+            if record.job_id and store.has_job(record.job_id):
+                raise SubmitRefused(400, f"There is already a test run with job_id {record.job_id}")
+            return store.record(record)
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Routes SQUAD's submit endpoint and the HTML pages."""
+
+    server: StoreServer
+    server_version = "lkft-serve"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base name
+        """Log requests without headers (a token never reaches the log)."""
+        print(f"{self.address_string()} {format % args}", flush=True)
+
+    def reply(self, status: int, body: str, content_type: str = "text/plain") -> None:
+        """Send a complete response."""
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def authorised(self) -> bool:
+        """Check SQUAD's `Authorization: Token X` or `Auth-Token: X` header."""
+        given = self.headers.get("Auth-Token") or ""
+        auth = self.headers.get("Authorization") or ""
+        if auth.startswith("Token "):
+            given = auth[len("Token "):]
+        return bool(self.server.token) and hmac.compare_digest(given, self.server.token)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        """Handle `POST /api/submit/...`."""
+        match = SUBMIT.match(self.path.split("?")[0])
+        if not match:
+            self.reply(404, f"no such endpoint {self.path}; submit to /api/submit/G/P/BUILD/ENV")
+            return
+        try:
+            if not self.authorised():
+                raise SubmitRefused(401, "missing or wrong token: send 'Authorization: Token X'")
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                raise SubmitRefused(413, f"submission of {length} bytes is over {MAX_BODY}")
+            form = parse_form(self.headers.get("Content-Type", ""), self.rfile.read(length))
+            testrun = self.server.submit(match.groups(), form)
+        except SubmitRefused as refused:
+            self.reply(refused.status, str(refused))
+            return
+        self.reply(201, str(testrun))
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        """Serve the project list, a project page or a build page."""
+        path = unquote(self.path.split("?")[0])
+        try:
+            with Store(self.server.store_path) as store:
+                if path == "/":
+                    body = index_page(store)
+                elif m := PROJECT_PAGE.match(path):
+                    body = project_page(store, m[1], m[2])
+                elif m := BUILD_PAGE.match(path):
+                    body = build_page(store, m[1], m[2], m[3])
+                else:
+                    self.reply(404, f"no page {path}; start at /")
+                    return
+        except UserError as error:
+            self.reply(404, str(error))
+            return
+        self.reply(200, body, "text/html")
+
+
+def page(title: str, body: str) -> str:
+    """A whole HTML page."""
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"{body}</body></html>")
+
+
+def index_page(store: Store) -> str:
+    """The list of projects."""
+    items = "".join(f"<li><a href='/{g}/{p}/'>{g}/{p}</a></li>" for g, p in store.projects())
+    return page("lkft projects", f"<ul id='projects'>{items}</ul>" if items else
+                "<p>No results yet: run pytest with the lkft plugin or submit here.</p>")
+
+
+def project_page(store: Store, group: str, project: str) -> str:
+    """SQUAD's project page: each build with tests, pass, skip, fail, xfail and time."""
+    if store.find_project(group, project) is None:
+        raise UserError(f"no project {group}/{project} in the store")
+    head = "".join(f"<th>{c}</th>" for c in
+                   ("build", "date", "tests", "pass", "skip", "fail", "xfail", "time"))
+    rows = []
+    for s in store.builds(group, project):
+        c = s.counts
+        date = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.created_at))
+        cells = (c.total, c.passed, c.skipped, c.failed + c.errors, c.xfailed)
+        rows.append(f"<tr class='build'><td><a href='build/{html.escape(s.version)}/'>"
+                    f"{html.escape(s.version)}</a></td><td>{date}</td>"
+                    + "".join(f"<td>{n}</td>" for n in cells) + f"<td>{s.duration:.1f}s</td></tr>")
+    table = f"<table id='builds'><tr>{head}</tr>{''.join(rows)}</table>"
+    return page(f"{group}/{project}", table)
+
+
+def changes_html(comparison: Comparison | None) -> str:
+    """Regressions and fixes against the previous build."""
+    if comparison is None:
+        return "<p id='comparison'>No previous build to compare with.</p>"
+    parts = [f"<h2 id='comparison'>Compared with {html.escape(comparison.base)}</h2>"]
+    for title, changes in (("Regressions", comparison.regressions), ("Fixes", comparison.fixes)):
+        items = "".join(f"<li>{html.escape(x.environment)}: {html.escape(x.name)}"
+                        f" ({x.before} &rarr; {x.after})</li>" for x in changes)
+        parts.append(f"<h3>{title} ({len(changes)})</h3><ul id='{title.lower()}'>{items}</ul>")
+    return "".join(parts)
+
+
+def build_page(store: Store, group: str, project: str, version: str) -> str:
+    """A build: counts, regressions and fixes, then each failing test with its log."""
+    c = store.counts(group, project, version)
+    previous = store.previous_build(group, project, version)
+    comparison = store.compare(group, project, previous, version) if previous else None
+    failing = [t for t in store.tests(group, project, version) if t.result in ("fail", "error")]
+    logs = "".join(f"<details class='failure'><summary class='fail'>{html.escape(t.environment)}:"
+                   f" {html.escape(t.name)}</summary><pre>{html.escape(t.log)}</pre></details>"
+                   for t in failing)
+    summary = (f"<p id='counts'>tests {c.total}, pass {c.passed}, skip {c.skipped},"
+               f" fail {c.failed + c.errors}, xfail {c.xfailed}</p>")
+    body = (f"<p><a href='/{group}/{project}/'>{group}/{project}</a></p>{summary}"
+            f"{changes_html(comparison)}<h2>Failing tests ({len(failing)})</h2>{logs}")
+    return page(f"{group}/{project} build {version}", body)
