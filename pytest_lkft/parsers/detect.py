@@ -7,7 +7,7 @@ match wins:
 - `lava`: a LAVA job-log line `- {"dt": ...`;
 - `kselftest`: a runner line `ok 1 selftests: timers: nanosleep` or `# selftests: x: y`;
 - `ktap`: a `KTAP version N` / `TAP version N` line;
-- `lava`: a `<LAVA_SIGNAL_TESTCASE ...>` signal (a tuxrun/LAVA console);
+- `lava`: a `<LAVA_SIGNAL_...>` signal or LAVA's `lava-test-runner` (a LAVA console);
 - `ltp`: an ltp-pan table header, `tag=... stime=`, `<<<test_start>>>`, kirk's console
   (`abort01: pass  (0.019s)`), runltp's banner or LTP result lines (`TPASS`...);
 - otherwise `ktap` (which finds nothing in a log without KTAP).
@@ -53,7 +53,7 @@ def detect_format(first_lines: Iterable[str]) -> str:
         return "kselftest"
     if KTAP.search(text):
         return "ktap"
-    if "<LAVA_SIGNAL_TESTCASE" in text:
+    if "<LAVA_SIGNAL_" in text or "/bin/lava-test-runner" in text:
         return "lava"
     if LTP.search(text):
         return "ltp"
