@@ -135,7 +135,8 @@ class KtapParser:
         """Process one cleaned line."""
         stripped = text.lstrip()
         if not self.stack:
-            if "TAP version" in stripped and VERSION.match(stripped):
+            # like kunit_parser, anything may precede the first version line
+            if "TAP version" in stripped and VERSION.search(stripped):
                 self.stack.append(Block(None, len(text) - len(stripped), ""))
             return
         first = stripped[:1]
