@@ -211,6 +211,28 @@ def parse_content_range(value: str | None) -> tuple[int, int | None] | None:
     return int(start), int(total) if total.isdigit() else None
 
 
+# What requests/urllib3 error texts mean, in the words users see.
+NETWORK_REASONS = (
+    ("Connection refused", "connection refused"),
+    ("Failed to resolve", "cannot resolve the host name"),
+    ("Name or service not known", "cannot resolve the host name"),
+    ("timed out", "timed out"),
+    ("Connection reset", "connection reset"),
+    ("IncompleteRead", "connection closed mid-body"),
+    ("Connection broken", "connection closed mid-body"),
+    ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
+)
+
+
+def describe(error: BaseException) -> str:
+    """Say in a few words why a request failed."""
+    text = str(error) or type(error).__name__
+    for pattern, reason in NETWORK_REASONS:
+        if pattern in text:
+            return reason
+    return text.splitlines()[0][:200]
+
+
 def hash_file(path: Path) -> str:
     """Return the sha256 of a file."""
     with path.open("rb") as stream:
@@ -686,9 +708,8 @@ class ArtifactCache:
         delay = error.delay if isinstance(error, _Retry) else None
         network = not isinstance(error, _Retry)
         if failures > self.retries or (network and not patient and failures > 0):
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise DownloadError(
-                f"cannot fetch {url}: {reason}; check the URL or pass a local file"
+                f"cannot fetch {url}: {describe(error)}; check the URL or pass a local file"
             ) from error
         if delay is None:
             delay = min(self.backoff * 2 ** max(0, failures - 1), 60.0) if failures else 0.0

@@ -177,7 +177,10 @@ def test_retries_give_up_with_one_line(tmp_path: Path, origin: Origin, blob: byt
 
 
 def test_connection_refused(tmp_path: Path) -> None:
-    with pytest.raises(DownloadError, match=r"^cannot fetch http://127.0.0.1:9/x: .*check the URL"):
+    message = (
+        "cannot fetch http://127.0.0.1:9/x: connection refused; check the URL or pass a local file"
+    )
+    with pytest.raises(DownloadError, match=f"^{message}$"):
         new_cache(tmp_path, retries=0).fetch("http://127.0.0.1:9/x")
 
 
