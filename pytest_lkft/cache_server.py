@@ -161,13 +161,14 @@ class CacheHandler(BaseHTTPRequestHandler):
     def route(self, body: bool) -> None:
         """Dispatch on the path; a client going away mid-answer is not an error."""
         parsed = urllib.parse.urlsplit(self.path)
+        path = parsed.path.rstrip("/") + "/"  # LAVA's docs write /api/v1/fetch?url=%s
         try:
-            if parsed.path == "/api/v1/health/":
+            if path == "/api/v1/health/":
                 self.reply(200, b"ok\n", body, "text/plain")
-            elif parsed.path == "/api/v1/status/":
+            elif path == "/api/v1/status/":
                 status = json.dumps(self.server.status()).encode()
                 self.reply(200, status, body, "application/json")
-            elif parsed.path.startswith(FETCH):
+            elif path.startswith(FETCH):
                 url = urllib.parse.parse_qs(parsed.query).get("url", [""])[0]
                 self.fetch(url, body)
             else:

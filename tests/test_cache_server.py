@@ -121,6 +121,8 @@ def test_range_head_and_conditional_on_cached_files(origin: Origin, server: Serv
     assert requests.get(url, headers={"If-None-Match": etag}, timeout=10).status_code == 304
     named = server.url(origin.url("blob")).replace("/fetch/?", "/fetch/blob.bin?")
     assert requests.get(named, timeout=10).content == data
+    lava = server.url(origin.url("blob")).replace("/fetch/?", "/fetch?")  # LAVA's docs form
+    assert requests.get(lava, timeout=10).content == data
     assert origin.stats()["requests"] == {"/plain/blob": 1}
 
 
