@@ -12,7 +12,8 @@ from pytest_lkft.crash import Crash
 class Device(Protocol):
     """A device for one suite run.
 
-    Lifecycle: created by the `device` fixture, `boot()`ed once per suite run, `run()`
+    Lifecycle: created by the `device` fixture, `boot()`ed once per suite run (by its
+    first test), `run()`
     commands until the suite ends or the device breaks, then `close()`d. After a fatal
     crash or a timeout the device is `broken` and refuses commands; the next suite run
     gets a fresh device.
@@ -25,6 +26,9 @@ class Device(Protocol):
     broken: str | None
     console_log: Path
     metadata: dict[str, str]
+
+    @property
+    def booted(self) -> bool: ...
 
     def boot(self) -> None: ...
     def run(self, command: str, timeout: float | None = None) -> CommandResult: ...

@@ -142,7 +142,9 @@ class QemuDevice:
         os.replace(partial, script)
 
     def boot(self) -> None:
-        """Start QEMU and reach a shell; a failure is kept in `boot_error`, not raised."""
+        """Start QEMU and reach a shell, once; a failure is kept in `boot_error`, not raised."""
+        if self.console is not None:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         command = self.command()
         self._write_reproducer(command)
@@ -158,6 +160,11 @@ class QemuDevice:
             self.boot_error = self.broken = f"cannot start {self.binary}: {error.strerror}"
         self.metadata["kernel_version"] = self.console.kernel_version
         self.metadata["qemu_version"] = qemu_version(self.binary)
+
+    @property
+    def booted(self) -> bool:
+        """True once a boot was attempted (whatever its outcome)."""
+        return self.console is not None
 
     def set_context(self, context: str) -> None:
         """Name what runs now (a test case), so crashes say where they happened."""

@@ -1,0 +1,130 @@
+"""Device options (`--lkft-device`, artifacts, timeouts, console), resolved once.
+
+Order: command line, then the `LKFT_*` environment variable. Every value is checked here,
+before anything boots, and a bad one is a one-line `UserError` naming the value, where it
+came from and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_lkft.devices.qemu import Timeouts, qemu_package_hint
+from pytest_lkft.errors import UserError
+from pytest_lkft.kernelimage import arch_matches, describe, image_arch
+from pytest_lkft.lab import DeviceTable, load_devices
+
+if TYPE_CHECKING:
+    import pytest
+
+DEVICE_HELP = "QEMU device to test on, e.g. qemu-arm64 (repeat for a device matrix)"
+
+# (option, dest, environment variable, metavar, help)
+ARTIFACT_OPTIONS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("--lkft-kernel", "lkft_kernel", "LKFT_KERNEL", "PATH|URL",
+     "Kernel image to boot (default: the distribution's kernel for the device)"),
+    ("--lkft-rootfs", "lkft_rootfs", "LKFT_ROOTFS", "PATH|URL",
+     "Root filesystem: ext4 or cpio, optionally .gz/.xz/.zst (default: a busybox initramfs)"),
+    ("--lkft-modules", "lkft_modules", "LKFT_MODULES", "PATH|URL",
+     "Kernel modules tarball, put into the rootfs"),
+    ("--lkft-dtb", "lkft_dtb", "LKFT_DTB", "PATH|URL", "Device tree blob"),
+    ("--lkft-boot-args", "lkft_boot_args", "LKFT_BOOT_ARGS", "ARGS",
+     "Extra kernel command line arguments"),
+    ("--lkft-qemu-binary", "lkft_qemu_binary", "LKFT_QEMU_BINARY", "PATH",
+     "QEMU binary to use instead of the device's"),
+    ("--lkft-timeouts", "lkft_timeouts", "LKFT_TIMEOUTS", "boot=S,test=S",
+     "Per-phase timeouts in seconds (default boot=300,test=600)"),
+    ("--lkft-results-dir", "lkft_results_dir", "LKFT_RESULTS_DIR", "DIR",
+     "Where console logs and reproducers go (default ./lkft-results)"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The device side of a run, resolved once in pytest_configure."""
+
+    devices: tuple[str, ...] = ()
+    kernel: str | None = None
+    rootfs: str | None = None
+    modules: str | None = None
+    dtb: str | None = None
+    boot_args: str = ""
+    qemu_binary: str | None = None
+    timeouts: Timeouts = Timeouts()
+    results_dir: Path = Path("lkft-results")
+    console: bool = False
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> Settings:
+        """Resolve and check every device option; UserError on the first bad one."""
+        values = {dest: _value(config, dest, env) for _, dest, env, _, _ in ARTIFACT_OPTIONS}
+        timeouts_text = values["lkft_timeouts"]
+        settings = cls(
+            devices=_devices(config),
+            kernel=values["lkft_kernel"],
+            rootfs=values["lkft_rootfs"],
+            modules=values["lkft_modules"],
+            dtb=values["lkft_dtb"],
+            boot_args=values["lkft_boot_args"] or "",
+            qemu_binary=values["lkft_qemu_binary"],
+            timeouts=Timeouts.parse(timeouts_text) if timeouts_text else Timeouts(),
+            results_dir=Path(config.invocation_params.dir,
+                             values["lkft_results_dir"] or "lkft-results"),
+            console=bool(config.getoption("lkft_console"))
+            or config.getoption("capture") == "no",
+        )
+        settings.check(load_devices())
+        return settings
+
+    def check(self, table: DeviceTable) -> None:
+        """Refuse unknown devices, missing files, missing QEMU and wrong-arch kernels."""
+        for option, value in (("--lkft-kernel", self.kernel), ("--lkft-rootfs", self.rootfs),
+                              ("--lkft-modules", self.modules), ("--lkft-dtb", self.dtb)):
+            if value and not is_url(value) and not Path(value).is_file():
+                raise UserError(f"{option} {value}: no such file; check the path or give a URL")
+        for name in self.devices:
+            spec = table.get(name)
+            binary = self.qemu_binary or spec.qemu
+            if shutil.which(binary) is None:
+                raise UserError(qemu_package_hint(spec, binary))
+            if self.kernel and not is_url(self.kernel):
+                found = image_arch(Path(self.kernel))
+                if not arch_matches(spec.arch, found):
+                    raise UserError(f"--lkft-kernel {self.kernel} is {describe(str(found))} but "
+                                    f"{name} needs an {spec.arch} kernel; pass a kernel built "
+                                    f"for {spec.arch} or choose another device")
+
+
+def is_url(value: str) -> bool:
+    """True for http(s) and file URLs, which go through the artifact cache."""
+    return value.startswith(("http://", "https://", "file://"))
+
+
+def _value(config: pytest.Config, dest: str, env: str) -> str | None:
+    value = config.getoption(dest, default=None)
+    if value:
+        return str(value)
+    return os.environ.get(env) or None
+
+
+def _devices(config: pytest.Config) -> tuple[str, ...]:
+    names: list[str] = list(config.getoption("lkft_device", default=None) or [])
+    if not names and os.environ.get("LKFT_DEVICE"):
+        names = os.environ["LKFT_DEVICE"].split(",")
+    unique = list(dict.fromkeys(n.strip() for n in names if n.strip()))
+    return tuple(unique)
+
+
+def add_options(group: pytest.OptionGroup) -> None:
+    """Add the device options to the plugin's `lkft` option group."""
+    group.addoption("--lkft-device", dest="lkft_device", action="append", metavar="NAME",
+                    help=f"{DEVICE_HELP} [env LKFT_DEVICE, comma-separated]")
+    for option, dest, env, metavar, help_text in ARTIFACT_OPTIONS:
+        group.addoption(option, dest=dest, default=None, metavar=metavar,
+                        help=f"{help_text} [env {env}]")
+    group.addoption("--lkft-console", dest="lkft_console", action="store_true", default=False,
+                    help="Stream the console to the terminal while it runs (as does -s)")

@@ -1,0 +1,111 @@
+"""The pytest11 entry point: options, settings, fixtures and hooks, wiring only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_lkft import config as device_config
+from pytest_lkft.artifacts import ArtifactCache, default_cache_dir
+from pytest_lkft.errors import UserError
+from pytest_lkft.fixtures import (  # noqa: F401  (fixtures are found by name)
+    CACHE_KEY,
+    SETTINGS_KEY,
+    crash_checks_last,
+    _lkft_case,
+    device,
+    lkft_artifact,
+    lkft_device_name,
+    lkft_settings,
+)
+from pytest_lkft.reporting import options as reporting_options
+
+MARKERS = (
+    "lkft_suite(name): the SQUAD suite name of the tests in this module",
+    "lkft_device_check: the test reports on the device itself, so it runs on a broken device",
+    "lkft_crash_check: the suite's crash check; skipped when nothing booted the device",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lkft", "Linux kernel functional testing")
+    device_config.add_options(group)
+    group.addoption("--lkft-cache-dir", dest="lkft_cache_dir", default=None, metavar="DIR",
+                    help="Artifact cache directory [env LKFT_CACHE_DIR]")
+    group.addoption("--lkft-cache-url", dest="lkft_cache_url", default=None, metavar="URL",
+                    help="KissCache prefix, e.g. http://host:port/api/v1/fetch/?url=%%s "
+                         "[env LKFT_CACHE_URL]")
+    reporting_options.add_options(group)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    try:
+        config.stash[SETTINGS_KEY] = device_config.Settings.from_config(config)
+        config.stash[CACHE_KEY] = _cache(config)
+    except UserError as error:
+        raise pytest.UsageError(str(error)) from None
+    _group_devices(config)
+    reporting_options.configure(config)
+
+
+def _group_devices(config: pytest.Config) -> None:
+    """Make `-n N` keep each device's suites on one worker (`--dist loadgroup`)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # xdist re-parses the worker's options: tell it again
+        config.option.loadgroup = config.option.loadgroup or workerinput.get("lkft_loadgroup")
+    elif getattr(config.option, "numprocesses", None) and config.option.dist in ("no", "load"):
+        config.option.dist = "loadgroup"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Hand the controller's `loadgroup` choice to each xdist worker."""
+    node.workerinput["lkft_loadgroup"] = node.config.option.dist == "loadgroup"
+
+
+def _cache(config: pytest.Config) -> ArtifactCache:
+    import os
+    from pathlib import Path
+
+    root = config.getoption("lkft_cache_dir") or os.environ.get("LKFT_CACHE_DIR")
+    cache_url = config.getoption("lkft_cache_url") or os.environ.get("LKFT_CACHE_URL")
+    return ArtifactCache(Path(root) if root else default_cache_dir(), cache_url=cache_url or None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "device" not in metafunc.fixturenames:
+        return
+    names = metafunc.config.stash[SETTINGS_KEY].devices
+    if names:  # xdist_group keeps each device's suites on one worker (--dist loadgroup)
+        params = [pytest.param(n, marks=pytest.mark.xdist_group(n), id=n) for n in names]
+        metafunc.parametrize("lkft_device_name", params, scope="module")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items[:] = crash_checks_last(items)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None or not settings.devices:
+        return None
+    cache = config.stash[CACHE_KEY]
+    timeouts = settings.timeouts
+    return (f"lkft: devices={','.join(settings.devices)} kernel={settings.kernel or 'default'} "
+            f"rootfs={settings.rootfs or 'default'} timeouts=boot={timeouts.boot:g},"
+            f"test={timeouts.test:g} cache={cache.root}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None or not settings.devices:
+        return
+    terminalreporter.write_line(
+        f"lkft: console logs and reproducers in {settings.results_dir}")

@@ -1,0 +1,75 @@
+"""What a device boots: the user's kernel, rootfs, modules and dtb, or the defaults.
+
+Paths are used as they are; URLs go through the artifact cache's fetch function, so every
+download is shared and resumable. A modules tarball becomes a cpio overlay appended to
+the initramfs (checked member by member, never extracted on the host).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from pytest_lkft.config import Settings, is_url
+from pytest_lkft.debian import default_artifacts
+from pytest_lkft.devices.qemu import DeviceArtifacts
+from pytest_lkft.errors import UserError
+from pytest_lkft.kernelimage import arch_matches, describe, image_arch
+from pytest_lkft.lab import QemuSpec
+from pytest_lkft.rootfs import tarball_overlay
+
+Fetch = Callable[[str, "str | None"], Path]
+
+
+def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path) -> DeviceArtifacts:
+    """Resolve everything `spec` needs to boot, downloading through `fetch`."""
+    get = _getter(fetch)
+    kernel, rootfs = get(settings.kernel), get(settings.rootfs)
+    metadata = {"kernel": settings.kernel or "", "rootfs": settings.rootfs or ""}
+    if kernel is None or rootfs is None:
+        defaults = default_artifacts(spec, cache_root, fetch)
+        if kernel is None:
+            kernel, metadata["kernel"] = defaults.kernel, f"debian:{defaults.kernel_package}"
+        if rootfs is None:
+            rootfs, metadata["rootfs"] = defaults.rootfs, f"busybox:{defaults.busybox_package}"
+    _check_arch(spec, kernel, settings.kernel or str(kernel))
+    modules = get(settings.modules)
+    overlays = [_overlay(modules, cache_root)] if modules else []
+    if modules:
+        metadata["modules"] = settings.modules or ""
+    return DeviceArtifacts(kernel=kernel, rootfs=rootfs, overlays=overlays, dtb=get(settings.dtb),
+                           boot_args=settings.boot_args, qemu_binary=settings.qemu_binary,
+                           metadata=metadata)
+
+
+def _getter(fetch: Fetch) -> Callable[[str | None], Path | None]:
+    def get(value: str | None) -> Path | None:
+        if not value:
+            return None
+        return fetch(value, None) if is_url(value) else Path(value).resolve()
+    return get
+
+
+def _check_arch(spec: QemuSpec, kernel: Path, shown: str) -> None:
+    found = image_arch(kernel)
+    if not arch_matches(spec.arch, found):
+        raise UserError(f"kernel {shown} is {describe(str(found))} but {spec.name} needs an "
+                        f"{spec.arch} kernel; pass --lkft-kernel built for {spec.arch}")
+
+
+def _overlay(tarball: Path, cache_root: Path) -> Path:
+    """The modules tarball as a gzip'd cpio overlay, cached by the tarball's content."""
+    digest = hashlib.sha256()
+    with tarball.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    path = cache_root / "overlays" / f"{digest.hexdigest()[:32]}.cpio.gz"
+    if not path.exists():
+        data = tarball_overlay(tarball)  # raises on a bad member before anything is written
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.part")
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    return path

@@ -1,0 +1,46 @@
+"""Pieces every suite in `testsuites/` shares: running a command as a case, crash check."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_lkft.config import is_url
+from pytest_lkft.devices.base import Device
+from pytest_lkft.errors import DeviceBroken
+from pytest_lkft.rootfs import module_names
+
+OUTPUT_TAIL = 20
+
+
+def run_case(device: Device, command: str, item: pytest.Item) -> None:
+    """Run `command` on `device` as this case: pass on exit 0, fail with its output else."""
+    try:
+        result = device.run(command)
+    except DeviceBroken as error:
+        pytest.fail(str(error), pytrace=False)
+    item.add_report_section("call", "console", f"$ {command}\n{result.output}")
+    if result.exit_status != 0:
+        tail = "\n".join(result.output.splitlines()[-OUTPUT_TAIL:])
+        pytest.fail(f"$ {command}\nexit status {result.exit_status}\n{tail}", pytrace=False)
+
+
+def modules_under_test(config: pytest.Config) -> list[str]:
+    """Module names of the --lkft-modules tarball (fetched now if it is a URL), sorted."""
+    from pytest_lkft.fixtures import CACHE_KEY, SETTINGS_KEY
+
+    source = config.stash[SETTINGS_KEY].modules
+    if not source:
+        return []
+    path = config.stash[CACHE_KEY].fetch(source) if is_url(source) else None
+    from pathlib import Path
+
+    return module_names(path or Path(source))
+
+
+@pytest.mark.lkft_device_check
+@pytest.mark.lkft_crash_check
+def test_crash(device: Device) -> None:
+    """No kernel crash or warning on the console during this suite's run (boot included)."""
+    crashes = device.crashes()
+    if crashes:
+        pytest.fail("\n\n".join(c.describe() for c in crashes), pytrace=False)
