@@ -15,7 +15,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pexpect
 
@@ -83,7 +83,7 @@ class Console:
     def __init__(self, command: list[str], log: ConsoleLog) -> None:
         self.command = command
         self.log = log
-        self.child: pexpect.spawn | None = None
+        self.child: pexpect.spawn[str] | None = None
         self.kernel_version = ""
 
     def start(self) -> None:
@@ -96,12 +96,12 @@ class Console:
         self.child.delaybeforesend = None
 
     @property
-    def spawned(self) -> pexpect.spawn:
+    def spawned(self) -> pexpect.spawn[str]:
         if self.child is None:
             raise DeviceBroken("the console is not started")
         return self.child
 
-    def _deadline_expect(self, patterns: list[object], deadline: float) -> int:
+    def _deadline_expect(self, patterns: list[Any], deadline: float) -> int:
         return int(self.spawned.expect(patterns, timeout=max(0.1, deadline - time.monotonic())))
 
     def boot(self, timeout: float, username: str = "root", password: str = "") -> float:
@@ -109,7 +109,7 @@ class Console:
         start = time.monotonic()
         deadline = start + timeout
         self._expect_boot(KERNEL_START, "the kernel never started", deadline)
-        self.kernel_version = self.spawned.match.group(1)
+        self.kernel_version = self._group(1)
         fatal = self.log.detector.any.pattern
         while True:
             index = self._expect_boot([LOGIN_PROMPT, SHELL_PROMPT, fatal], "no shell prompt",
@@ -127,6 +127,10 @@ class Console:
         elapsed = time.monotonic() - start
         self._sync(deadline)
         return elapsed
+
+    def _group(self, index: int) -> str:
+        match = self.spawned.match
+        return str(match.group(index)) if isinstance(match, re.Match) else ""
 
     def _fatal_seen(self) -> bool:
         if self.log.detector.fatal is None:
@@ -167,7 +171,7 @@ class Console:
             index = 2
         if index == 0:
             output = _strip_rc_echo(NEWLINE.sub("\n", str(self.spawned.before)))
-            return CommandResult(command, output, int(self.spawned.match.group(1)),
+            return CommandResult(command, output, int(self._group(1)),
                                  time.monotonic() - start)
         if index == 1 or self.log.detector.fatal is not None:
             self._settle()

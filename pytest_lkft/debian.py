@@ -27,7 +27,8 @@ from pytest_lkft.rootfs import busybox_initramfs
 Fetch = Callable[[str, "str | None"], Path]
 
 LISTS_MAX_AGE = 24 * 3600
-PRINT_URIS = re.compile(r"^'(?P<url>[^']+)' (?P<file>\S+) (?P<size>\d+) SHA256:(?P<sha>[0-9a-f]{64})")
+PRINT_URIS = re.compile(
+    r"^'(?P<url>[^']+)' (?P<file>\S+) (?P<size>\d+) SHA256:(?P<sha>[0-9a-f]{64})")
 DEPENDS = re.compile(r"^\s*Depends: (linux-image-\S+)")
 
 

@@ -8,12 +8,11 @@ once and all its cases share that boot.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
-from pytest_lkft.artifacts import ArtifactCache
+from pytest_lkft.cache_fixtures import CACHE_KEY
 from pytest_lkft.config import Settings
 from pytest_lkft.devices.base import Device
 from pytest_lkft.devices.qemu import DeviceArtifacts, QemuDevice
@@ -22,7 +21,6 @@ from pytest_lkft.lab import load_devices
 from pytest_lkft.provision import provision
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
-CACHE_KEY = pytest.StashKey[ArtifactCache]()
 ARTIFACTS_KEY = pytest.StashKey[dict[str, DeviceArtifacts | str]]()
 NO_DEVICE = "no device given: pass --lkft-device NAME (e.g. --lkft-device=qemu-arm64)"
 
@@ -70,12 +68,6 @@ def crash_checks_last(items: list[pytest.Item]) -> list[pytest.Item]:
 def lkft_settings(pytestconfig: pytest.Config) -> Settings:
     """The resolved device options."""
     return pytestconfig.stash[SETTINGS_KEY]
-
-
-@pytest.fixture(scope="session")
-def lkft_artifact(pytestconfig: pytest.Config) -> Callable[..., Path]:
-    """`lkft_artifact(url, sha256=None) -> Path`: fetch through the shared artifact cache."""
-    return pytestconfig.stash[CACHE_KEY].fetch
 
 
 @pytest.fixture(scope="session")

@@ -6,16 +6,15 @@ from typing import Any
 
 import pytest
 
+from pytest_lkft import cache_fixtures
 from pytest_lkft import config as device_config
-from pytest_lkft.artifacts import ArtifactCache, default_cache_dir
+from pytest_lkft.cache_fixtures import CACHE_KEY, lkft_artifact  # noqa: F401
 from pytest_lkft.errors import UserError
 from pytest_lkft.fixtures import (  # noqa: F401  (fixtures are found by name)
-    CACHE_KEY,
     SETTINGS_KEY,
-    crash_checks_last,
     _lkft_case,
+    crash_checks_last,
     device,
-    lkft_artifact,
     lkft_device_name,
     lkft_settings,
 )
@@ -31,11 +30,7 @@ MARKERS = (
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lkft", "Linux kernel functional testing")
     device_config.add_options(group)
-    group.addoption("--lkft-cache-dir", dest="lkft_cache_dir", default=None, metavar="DIR",
-                    help="Artifact cache directory [env LKFT_CACHE_DIR]")
-    group.addoption("--lkft-cache-url", dest="lkft_cache_url", default=None, metavar="URL",
-                    help="KissCache prefix, e.g. http://host:port/api/v1/fetch/?url=%%s "
-                         "[env LKFT_CACHE_URL]")
+    cache_fixtures.add_options(group)
     reporting_options.add_options(group)
 
 
@@ -45,7 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", marker)
     try:
         config.stash[SETTINGS_KEY] = device_config.Settings.from_config(config)
-        config.stash[CACHE_KEY] = _cache(config)
+        cache_fixtures.cache_from_config(config)
     except UserError as error:
         raise pytest.UsageError(str(error)) from None
     _group_devices(config)
@@ -65,15 +60,6 @@ def _group_devices(config: pytest.Config) -> None:
 def pytest_configure_node(node: Any) -> None:
     """Hand the controller's `loadgroup` choice to each xdist worker."""
     node.workerinput["lkft_loadgroup"] = node.config.option.dist == "loadgroup"
-
-
-def _cache(config: pytest.Config) -> ArtifactCache:
-    import os
-    from pathlib import Path
-
-    root = config.getoption("lkft_cache_dir") or os.environ.get("LKFT_CACHE_DIR")
-    cache_url = config.getoption("lkft_cache_url") or os.environ.get("LKFT_CACHE_URL")
-    return ArtifactCache(Path(root) if root else default_cache_dir(), cache_url=cache_url or None)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -109,3 +95,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
         return
     terminalreporter.write_line(
         f"lkft: console logs and reproducers in {settings.results_dir}")
+    if not hasattr(config, "workerinput"):
+        terminalreporter.write_line(cache_fixtures.summary_line(config.stash[CACHE_KEY]))

@@ -23,7 +23,9 @@ from pytest_lkft.rootfs import tarball_overlay
 Fetch = Callable[[str, "str | None"], Path]
 
 
-def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path) -> DeviceArtifacts:
+def provision(
+    settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path
+) -> DeviceArtifacts:
     """Resolve everything `spec` needs to boot, downloading through `fetch`."""
     get = _getter(fetch)
     kernel, rootfs = get(settings.kernel), get(settings.rootfs)

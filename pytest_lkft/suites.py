@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pytest_lkft.config import is_url
@@ -26,15 +28,14 @@ def run_case(device: Device, command: str, item: pytest.Item) -> None:
 
 def modules_under_test(config: pytest.Config) -> list[str]:
     """Module names of the --lkft-modules tarball (fetched now if it is a URL), sorted."""
-    from pytest_lkft.fixtures import CACHE_KEY, SETTINGS_KEY
+    from pytest_lkft.cache_fixtures import CACHE_KEY
+    from pytest_lkft.fixtures import SETTINGS_KEY
 
     source = config.stash[SETTINGS_KEY].modules
     if not source:
         return []
-    path = config.stash[CACHE_KEY].fetch(source) if is_url(source) else None
-    from pathlib import Path
-
-    return module_names(path or Path(source))
+    path = config.stash[CACHE_KEY].fetch(source) if is_url(source) else Path(source)
+    return module_names(path)
 
 
 @pytest.mark.lkft_device_check

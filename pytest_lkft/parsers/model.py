@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
-class Result(str, enum.Enum):
+class Result(enum.StrEnum):
     """A test case's outcome; values are the words SQUAD and `lkft parse` print."""
 
     PASS = "pass"
@@ -20,9 +20,6 @@ class Result(str, enum.Enum):
     SKIP = "skip"
     XFAIL = "xfail"
     ERROR = "error"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass
