@@ -103,6 +103,7 @@ def test_results_recorded_and_summarised(
     result = project.runpytest(*lkft_args(*xdist))
     result.assert_outcomes(passed=4, failed=1, skipped=1, xfailed=1)
     result.stdout.fnmatch_lines([
+        f"lkft: store={isolated_home}/store.sqlite3 project=lkft/local squad=off known-issues=0",
         f"*= {SUMMARY_TITLE} =*",
         "device / suite * tests *pass *fail *skip *xfail *error",
         "qemu-arm64 / ltp-syscalls * 6 * 3 * 1 * 1 * 1 * 0",

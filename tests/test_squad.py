@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from collections.abc import Iterator
@@ -202,3 +203,38 @@ def test_gives_up_after_last_retry(flaky_server: str) -> None:
     with pytest.raises(SubmitError, match=r"answered 502"):
         client.submit(submission_from(record()))
     assert len(Flaky.seen) == 2
+
+
+class Orphaned(BaseHTTPRequestHandler):
+    """SQUAD after a 500 half way: the job_id is taken by a test run never processed."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.reply(400, b"There is already a test run with job_id lkft-1")
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        run = {"url": "http://squad/api/testruns/7/", "job_id": "lkft-1", "data_processed": False}
+        self.reply(200, json.dumps({"results": [run]}).encode())
+
+    def reply(self, code: int, body: bytes) -> None:
+        """Send a complete response."""
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Keep the test output quiet."""
+
+
+def test_unprocessed_run_is_not_taken_as_submitted() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Orphaned)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        client = SquadClient(f"http://127.0.0.1:{server.server_address[1]}", delays=())
+        with pytest.raises(SubmitError, match=r"unprocessed test run for job_id lkft-1 \(http"
+                           r"://squad/api/testruns/7/\), maybe left by an earlier 500"):
+            client.submit(submission_from(record()))
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -112,6 +112,13 @@ class LkftReporter:
         self.comparison: Comparison | None = None
         self.messages: list[str] = []
 
+    def pytest_report_header(self) -> str:
+        """Say where results go: `lkft: store=... project=... squad=...`."""
+        squad = self.settings.squad_url or "off"
+        issues = len(self.settings.known_issues)
+        return (f"lkft: store={self.settings.store} project={self.settings.group}/"
+                f"{self.settings.project} squad={squad} known-issues={issues}")
+
     def environment_of(self, device: str) -> str:
         """The SQUAD environment for a device: --lkft-squad-environment or the device."""
         return self.settings.environment or device

@@ -5,7 +5,8 @@ with `tests`, `metrics` and `metadata` as uploaded files (SQUAD caps plain form 
 at 10 MB) and the console log as an `attachment`. Facts about SQUAD 1.98 this follows:
 path names must match `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (an invalid character silently
 truncates the name, so names are cleaned first); only pass and fail are results;
-a 400 "There is already a test run with job_id" means the run is already there.
+a 400 "There is already a test run with job_id" means the run is already there, unless
+that run was never processed (a 500 half way leaves one): then it is reported, not trusted.
 
 The token comes only from `LKFT_SQUAD_TOKEN` and goes only into the Authorization
 header: never into metadata, the spool, logs or messages.
@@ -143,13 +144,33 @@ class SquadClient:
                 if response.status_code in (200, 201):
                     return "submitted"
                 if response.status_code == 400 and ALREADY in response.text:
-                    return "already submitted"
+                    return self.check_already(sub)
                 problem = f"{self.url} answered {response.status_code}: {response.text[:200]}"
                 if response.status_code < 500:
                     break
             if delay is not None:
                 self.sleep(delay * (1 + attempt % 2 * 0.25))
         raise SubmitError(problem)
+
+    def check_already(self, sub: Submission) -> str:
+        """Accept "already there" only if SQUAD processed that run (a 500 can leave one empty)."""
+        orphan = self.unprocessed_run(sub.job_id)
+        if orphan:
+            raise SubmitError(
+                f"SQUAD holds an unprocessed test run for job_id {sub.job_id} ({orphan}),"
+                " maybe left by an earlier 500: delete it in SQUAD's admin, then `lkft push`"
+            )
+        return "already submitted"
+
+    def unprocessed_run(self, job_id: str) -> str:
+        """The URL of SQUAD's test run with this job_id if its data was never processed."""
+        try:
+            response = self.session.get(f"{self.url}/api/testruns/", params={"job_id": job_id},
+                                        headers=self.headers(), timeout=60)
+            runs = response.json().get("results", []) if response.status_code == 200 else []
+        except (requests.RequestException, ValueError):
+            return ""  # cannot tell: trust SQUAD's answer
+        return next((str(r.get("url")) for r in runs if r.get("data_processed") is False), "")
 
     def submit_or_spool(self, record: RunRecord, console_log: str = "") -> str:
         """Submit a run; on final failure spool it and say where and what to run."""

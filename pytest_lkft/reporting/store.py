@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS knownissue (
     UNIQUE (project_id, test_name, environments));
 """
 
+WORD = {r: r.value for r in Result}  # Enum.value is a slow property; this is a hot loop
 FAILING = frozenset({Result.FAIL.value, Result.ERROR.value})
 
 
@@ -274,7 +275,10 @@ class Store:
         self.db.executemany(
             "INSERT INTO test (testrun_id, build_id, environment_id, suite_id, name, result, log)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(*head, suites[c.suite], c.name, c.result.value, "\n".join(c.log)) for c in run.cases],
+            [
+                (*head, suites[c.suite], c.name, WORD[c.result], "\n".join(c.log) if c.log else "")
+                for c in run.cases
+            ],
         )
         self.db.executemany(
             "INSERT INTO metric (testrun_id, build_id, environment_id, suite_id, name, value, unit)"
