@@ -161,7 +161,7 @@ class SquadServer:
                 self.process.kill()
                 self.process.wait()
 
-    def get(self, path: str, **params: object) -> dict[str, object]:
+    def get(self, path: str, **params: str | int) -> dict[str, object]:
         """GET a SQUAD REST API path (or full URL) as JSON."""
         url = path if path.startswith("http") else self.url + path
         response = requests.get(url, params=params, timeout=60)
@@ -169,7 +169,7 @@ class SquadServer:
         result: dict[str, object] = response.json()
         return result
 
-    def get_all(self, path: str, **params: object) -> list[dict[str, object]]:
+    def get_all(self, path: str, **params: str | int) -> list[dict[str, object]]:
         """GET every page of a paginated SQUAD list."""
         found: list[dict[str, object]] = []
         page: dict[str, object] | None = self.get(path, limit=1000, **params)

@@ -112,8 +112,8 @@ def test_known_issues_file_errors_name_the_entry(tmp_path: Path) -> None:
 def test_cli_builds_show_compare(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(store.path)
     assert main(["builds", "--store", path]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[1].split()[0] == "v2" and out[1].split()[3:8] == ["7", "2", "0", "4", "1"]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[0] == "v2" and lines[1].split()[3:8] == ["7", "2", "0", "4", "1"]
     assert main(["show", "--store", path, "--project", "lkft/linux", "v1"]) == 0
     assert "FAIL  qemu-arm64: ltp/b" in capsys.readouterr().out
     assert main(["compare", "--store", path, "v1", "v2"]) == 1
