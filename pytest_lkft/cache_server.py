@@ -104,6 +104,7 @@ class CacheServer(ThreadingHTTPServer):
     """The server: an ArtifactCache, a URL policy and the downloads running in this process."""
 
     daemon_threads = True
+    request_queue_size = 128  # a lab's workers all ask at once
 
     def __init__(self, cache: ArtifactCache, address: tuple[str, int], policy: HostPolicy) -> None:
         super().__init__(address, CacheHandler)
