@@ -312,11 +312,13 @@ class PartFile:
         if resumable and previous is not None and entry.part.exists():
             self.info = previous
             self.file = entry.part.open("ab", buffering=0)
-            self.hasher = hashlib.sha256(entry.part.read_bytes())
+            with entry.part.open("rb") as stream:
+                self.hasher = hashlib.file_digest(stream, "sha256")
         else:
             self.file = entry.part.open("wb", buffering=0)
             self.hasher = hashlib.sha256()
         self._offset = self.file.tell()
+        self.received = 0  # bytes downloaded by this object, restarts included
 
     @property
     def offset(self) -> int:
@@ -374,6 +376,7 @@ class PartFile:
         self.file.write(chunk)
         self.hasher.update(chunk)
         self._offset += len(chunk)
+        self.received += len(chunk)
 
     def discard(self) -> None:
         """Drop the partial download unless a validator allows resuming it later."""
@@ -434,7 +437,12 @@ class ArtifactCache:
         url_policy: UrlPolicy | None = None,
     ) -> None:
         self.root = Path(root).expanduser()
-        (self.root / "entries").mkdir(parents=True, exist_ok=True)
+        try:
+            (self.root / "entries").mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(
+                f"cannot use cache directory {self.root}: {error.strerror}; choose another one"
+            ) from None
         if cache_url is not None and "%s" not in cache_url:
             raise UserError(
                 f"cache URL {cache_url!r} has no %s; use http://host:port/api/v1/fetch/?url=%s"
@@ -675,11 +683,10 @@ class ArtifactCache:
         self, entry: Entry, url: str, stale: Meta | None, sha256: str | None, *, patient: bool
     ) -> bool:
         """Download `url` into the entry with retries and resumes; True when not modified."""
-        part = PartFile(entry)
-        failures, fetched, started = 0, 0, time.monotonic()
+        part, failures, started = PartFile(entry), 0, time.monotonic()
         try:
             while True:
-                before = part.offset
+                before = part.received
                 try:
                     if self._transfer(url, part, stale, started):
                         part.discard()
@@ -689,16 +696,17 @@ class ArtifactCache:
                         break
                     raise _Retry(f"body cut at {part.offset} of {part.total} bytes", 0)
                 except (_Retry, *NETWORK_ERRORS) as error:
-                    fetched += max(0, part.offset - before)
-                    failures = 0 if part.offset > before else failures + 1
-                    self._pause(entry.url, error, failures, patient)
-            fetched += max(0, part.offset - before)
+                    failures = 0 if part.received > before else failures + 1
+                    self._pause(url, error, failures, patient)
             meta = part.finish(sha256)
-        except BaseException:
+        except BaseException as error:
             part.discard()
-            raise
+            explained = explain(error, url, entry)
+            if explained is error:
+                raise
+            raise explained from error
         finally:
-            self.count(upstream_bytes=fetched)
+            self.count(upstream_bytes=part.received)
         self._report(entry.url, part.offset, part.total, started, finished=True)
         log.info("fetched %s (%s)", entry.url, format_size(meta["size"]))
         return False
@@ -779,6 +787,18 @@ class ArtifactCache:
             return
         self._local.last_report = time.monotonic()
         self.progress(Progress(url, done, total, elapsed, finished))
+
+
+def explain(error: BaseException, url: str, entry: Entry) -> BaseException:
+    """Turn a stray requests or disk error into a one-line DownloadError; others unchanged."""
+    if isinstance(error, requests.RequestException):
+        return DownloadError(f"cannot fetch {url}: {describe(error)}; check the URL")
+    if isinstance(error, OSError):
+        return DownloadError(
+            f"cannot fetch {url}: cannot write {entry.dir}: {error.strerror or error}; "
+            "free some space or use another cache directory"
+        )
+    return error
 
 
 def check_url(url: str) -> None:

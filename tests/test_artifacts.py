@@ -102,9 +102,15 @@ def test_fetch_then_hit(tmp_path: Path, origin: Origin, blob: bytes) -> None:
     assert new_cache(tmp_path).stats()["served_bytes"] == 2 * SIZE  # persisted
 
 
-def test_sixteen_processes_download_once(tmp_path: Path, origin: Origin) -> None:
+@pytest.mark.parametrize(("modes", "statuses"), [
+    ("slow16", [200]),                 # about 1.2 s, so that all 16 overlap
+    ("cut700000,slow16", [200, 206]),  # the body is cut once: one Range resume
+])
+def test_sixteen_processes_download_once(
+    tmp_path: Path, origin: Origin, modes: str, statuses: list[int]
+) -> None:
     data = origin.add("big", os.urandom(2_000_000))
-    url = origin.url("big", "slow16")  # about 1 s, so that all 16 overlap
+    url = origin.url("big", modes)
     context = multiprocessing.get_context("fork")
     results: multiprocessing.Queue[str] = context.Queue()
     workers = [
@@ -118,7 +124,7 @@ def test_sixteen_processes_download_once(tmp_path: Path, origin: Origin) -> None
     assert [worker.exitcode for worker in workers] == [0] * 16
     assert sorted(results.get() for _ in range(16)) == [sha(data)] * 16
     stats = origin.stats()
-    assert stats["requests"] == {"/slow16/big": 1}
+    assert stats["statuses"] == {f"/{modes}/big": statuses}
     assert stats["total_bytes"] == len(data)
     counters = new_cache(tmp_path).stats()
     assert (counters["misses"], counters["hits"], counters["upstream_bytes"]) == (1, 15, len(data))
@@ -198,6 +204,7 @@ def test_ignored_range_restarts_cleanly(tmp_path: Path, origin: Origin, blob: by
     path = cache.fetch(origin.url("blob", "cut100000,norange"), sha(blob))
     assert path.read_bytes() == blob
     assert origin.stats()["statuses"]["/cut100000,norange/blob"] == [200, 200]
+    assert cache.stats()["upstream_bytes"] == 100_000 + SIZE
 
 
 def test_revalidation_and_origin_down(tmp_path: Path, origin: Origin, blob: bytes) -> None:
