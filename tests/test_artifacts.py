@@ -23,8 +23,6 @@ from pytest_lkft.artifacts import (
 )
 from pytest_lkft.errors import DownloadError, UserError
 
-pytest_plugins = ["pytester"]
-
 SIZE = 300_000
 
 
@@ -303,3 +301,17 @@ def test_fixture_options_and_summary(
     assert len(list(cache_dir.glob("entries/*/data"))) == 1
     result = pytester.runpytest("-p", "no:lkft", "--lkft-cache-max-size=lots")
     result.stderr.fnmatch_lines(["*invalid cache size 'lots' from --lkft-cache-max-size*"])
+
+
+def test_through_the_installed_plugin(
+    pytester: pytest.Pytester, origin: Origin, blob: bytes, tmp_path: Path
+) -> None:
+    pytester.makepyfile(f"""
+        def test_fetch(lkft_artifact):
+            assert lkft_artifact("{origin.url("blob")}", "{sha(blob)}").stat().st_size == {SIZE}
+    """)
+    cache_dir = tmp_path / "plugin-cache"
+    pytester.runpytest(f"--lkft-cache-dir={cache_dir}").assert_outcomes(passed=1)
+    assert len(list(cache_dir.glob("entries/*/data"))) == 1
+    result = pytester.runpytest("--lkft-cache-url=http://nowhere/")
+    result.stderr.fnmatch_lines(["*has no %s*(from --lkft-cache-url)"])
