@@ -315,3 +315,21 @@ def test_through_the_installed_plugin(
     assert len(list(cache_dir.glob("entries/*/data"))) == 1
     result = pytester.runpytest("--lkft-cache-url=http://nowhere/")
     result.stderr.fnmatch_lines(["*has no %s*(from --lkft-cache-url)"])
+
+
+def test_xdist_workers_download_once(
+    pytester: pytest.Pytester, origin: Origin, tmp_path: Path
+) -> None:
+    data = origin.add("big", os.urandom(1_000_000))
+    url = origin.url("big", "slow16")
+    pytester.makepyfile(f"""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_fetch(lkft_artifact, n):
+            assert lkft_artifact("{url}", "{sha(data)}").stat().st_size == {len(data)}
+    """)
+    cache_dir = tmp_path / "xdist-cache"
+    result = pytester.runpytest("-n", "2", "-p", "no:benchmark", f"--lkft-cache-dir={cache_dir}")
+    result.assert_outcomes(passed=4)
+    assert origin.stats()["requests"] == {"/slow16/big": 1}
