@@ -1,0 +1,42 @@
+"""Shared test set-up: pytester, and one artifact cache for every real boot.
+
+Tests that boot QEMU share a persistent artifact cache (`$LKFT_TEST_CACHE`, default
+`~/.cache/lkft-test`), resolved here at import, before pytester points HOME elsewhere:
+the Debian kernels and busybox are fetched once per machine, not once per test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+REPO = Path(__file__).resolve().parents[1]
+TESTSUITES = REPO / "testsuites"
+SHARED_CACHE = Path(os.environ.get("LKFT_TEST_CACHE") or Path.home() / ".cache" / "lkft-test")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "qemu: boots a real kernel in QEMU")
+
+
+@pytest.fixture(scope="session")
+def artifact_cache() -> Path:
+    """The artifact cache shared by every test that boots (kernels, busybox, overlays)."""
+    path = SHARED_CACHE / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def need_qemu(*binaries: str) -> None:
+    """Skip with the package to install when a QEMU binary is absent (fail under CI)."""
+    for binary in binaries:
+        if shutil.which(binary) is None:
+            message = f"{binary} is not installed: run the README's test set-up command"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)

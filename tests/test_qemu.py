@@ -1,0 +1,219 @@
+"""The main job for real: Debian kernels and a busybox initramfs booted in QEMU.
+
+Every test here runs the plugin as a user does (pytester, the repository's testsuites)
+and boots real kernels; the artifact cache is shared so each kernel is fetched once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conftest import TESTSUITES, need_qemu
+
+pytestmark = pytest.mark.qemu
+
+SMOKE_CASES = 13
+
+
+def run_suites(pytester: pytest.Pytester, cache: Path, *args: str) -> pytest.RunResult:
+    """Run the repository's testsuites as a user would, with the shared artifact cache."""
+    return pytester.runpytest_subprocess(str(TESTSUITES), f"--lkft-cache-dir={cache}",
+                                         "-p", "no:cacheprovider", *args)
+
+
+def junit_cases(junit: Path) -> dict[str, ET.Element]:
+    """JUnit testcases by `classname::name` (without xdist's `@group` suffix)."""
+    root = ET.parse(junit).getroot()
+    return {f"{c.get('classname')}::{c.get('name', '').split('@')[0]}": c
+            for c in root.iter("testcase")}
+
+
+def properties(case: ET.Element) -> dict[str, str]:
+    return {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+
+
+def test_main_job_on_qemu_arm64(pytester: pytest.Pytester, artifact_cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    junit = pytester.path / "junit.xml"
+    result = run_suites(pytester, artifact_cache, "--lkft-device=qemu-arm64", "-v",
+                        f"--junitxml={junit}")
+    result.assert_outcomes(passed=1 + 1 + SMOKE_CASES + 1, skipped=2)
+    result.stdout.fnmatch_lines([
+        "*test_boot.py::test_boot?qemu-arm64?* PASSED*",
+        "*test_smoke.py::test_smoke?qemu-arm64-uname?* PASSED*",
+        "*test_smoke.py::test_crash?qemu-arm64?* PASSED*",
+        "lkft: console logs and reproducers in *lkft-results",
+    ])
+    cases = junit_cases(junit)
+    boot = cases["testsuites.test_boot::test_boot[qemu-arm64]"]
+    props = properties(boot)
+    assert props["lkft.device"] == "qemu-arm64"
+    assert props["lkft.meta.kernel"].startswith("debian:linux-image-")
+    assert props["lkft.meta.rootfs"] == "busybox:busybox-static"
+    assert props["lkft.meta.kernel_version"].endswith("-arm64")
+    assert props["lkft.meta.qemu_version"][0].isdigit()
+    assert float(props["lkft.metric.boot-time"].split()[0]) > 0
+    uname = properties(cases["testsuites.test_smoke::test_smoke[qemu-arm64-uname]"])
+    assert (uname["lkft.suite"], uname["lkft.test"]) == ("smoke", "uname")
+    run_dir = pytester.path / "lkft-results" / "qemu-arm64" / "smoke"
+    assert "aarch64" in (run_dir / "console.log").read_text()
+    reproducer = (run_dir / "reproducer.sh").read_text()
+    assert "qemu-system-aarch64 -M virt,gic-version=3 -cpu cortex-a57" in reproducer
+
+
+def test_two_devices_in_parallel_boot_once_per_suite(
+    pytester: pytest.Pytester, artifact_cache: Path
+) -> None:
+    need_qemu("qemu-system-aarch64", "qemu-system-x86_64")
+    result = run_suites(pytester, artifact_cache, "-n", "2", "-v", "--lkft-device=qemu-arm64",
+                        "--lkft-device=qemu-x86_64", "-k", "boot or smoke")
+    result.assert_outcomes(passed=2 * (2 + SMOKE_CASES + 1))
+    workers: dict[str, set[str]] = {}
+    for line in result.outlines:
+        if "PASSED" in line and line.startswith("[gw"):
+            workers.setdefault(line.split("@")[-1].strip(), set()).add(line.split("]")[0])
+    # each device stays on one worker, and the two devices run on different workers
+    assert sorted(workers) == ["qemu-arm64", "qemu-x86_64"]
+    assert all(len(w) == 1 for w in workers.values()), workers
+    assert workers["qemu-arm64"] != workers["qemu-x86_64"]
+    for device in ("qemu-arm64", "qemu-x86_64"):
+        for suite in ("boot", "smoke"):
+            log = (pytester.path / "lkft-results" / device / suite / "console.log").read_text()
+            assert log.count("Linux version") == 1, f"{device}/{suite} booted more than once"
+
+
+PANIC_SUITE = '''
+import pytest
+from pytest_lkft.suites import run_case
+
+pytestmark = pytest.mark.lkft_suite("panic")
+COMMANDS = {
+    "before": "true",
+    "panic": "[ $(uname -m) = aarch64 ] && echo c > /proc/sysrq-trigger; true",
+    "after": "true",
+}
+
+@pytest.mark.parametrize("case", list(COMMANDS))
+def test_command(device, case, request):
+    run_case(device, COMMANDS[case], request.node)
+
+from pytest_lkft.suites import test_crash
+'''
+
+NEXT_SUITE = '''
+import pytest
+from pytest_lkft.suites import run_case
+
+pytestmark = pytest.mark.lkft_suite("next")
+
+def test_alive(device, request):
+    run_case(device, "cat /proc/uptime", request.node)
+'''
+
+
+def test_panic_is_reported_and_the_matrix_carries_on(
+    pytester: pytest.Pytester, artifact_cache: Path
+) -> None:
+    need_qemu("qemu-system-aarch64", "qemu-system-x86_64")
+    pytester.makepyfile(test_1_panic=PANIC_SUITE, test_2_next=NEXT_SUITE)
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest_subprocess(
+        f"--lkft-cache-dir={artifact_cache}", "-n", "2", "-v", "--lkft-device=qemu-arm64",
+        "--lkft-device=qemu-x86_64", f"--junitxml={junit}")
+    # arm64: before passes, panic fails, after errors (device broken), crash check fails,
+    # the next suite boots afresh and passes; x86_64: everything passes.
+    result.assert_outcomes(passed=1 + 1 + 4 + 1, failed=2, errors=1)
+    result.stdout.fnmatch_lines(["*FAILED test_1_panic.py::test_command?qemu-arm64-panic?@qemu-arm64*"])
+    cases = junit_cases(junit)
+    panic = cases["test_1_panic::test_command[qemu-arm64-panic]"].find("failure")
+    assert panic is not None
+    assert "Kernel panic - not syncing: sysrq triggered crash" in panic.get("message", "")
+    after = cases["test_1_panic::test_command[qemu-arm64-after]"].find("error")
+    assert after is not None and "device is broken" in after.get("message", "")
+    crash = cases["test_1_panic::test_crash[qemu-arm64]"].find("failure")
+    assert crash is not None and "kernel-panic during panic/panic" in crash.get("message", "")
+    assert cases["test_1_panic::test_command[qemu-arm64-before]"].find("failure") is None
+    assert cases["test_2_next::test_alive[qemu-arm64]"].find("failure") is None
+    assert cases["test_1_panic::test_crash[qemu-x86_64]"].find("failure") is None
+
+
+def qemu_processes(marker: str) -> list[str]:
+    out = subprocess.run(["pgrep", "-af", marker], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if "qemu-system" in line]
+
+
+def test_silent_kernel_times_out_and_qemu_is_killed(
+    pytester: pytest.Pytester, artifact_cache: Path
+) -> None:
+    need_qemu("qemu-system-aarch64")
+    silent = pytester.path / "silent-kernel.img"
+    silent.write_bytes(b"\0" * 65536)  # a kernel that prints nothing: QEMU runs zeros
+    result = run_suites(pytester, artifact_cache, "--lkft-device=qemu-arm64", "-k", "boot",
+                        f"--lkft-kernel={silent}", "--lkft-timeouts=boot=5")
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*boot failed: the kernel never started: timed out*",
+                                 "*--- console tail ---*"])
+    assert qemu_processes(str(silent)) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lkft-device=qemu-nope"], "ERROR: unknown device 'qemu-nope'; valid devices: "
+         "qemu-arm64, qemu-arm64be, *, qemu-x86_64"),
+        (["--lkft-device=qemu-arm64", "--lkft-qemu-binary=qemu-system-missing"],
+         "ERROR: qemu-system-missing not found: install it with `apt-get install "
+         "qemu-system-arm`, or pass --lkft-qemu-binary"),
+        (["--lkft-device=qemu-arm64", "--lkft-rootfs=/nonexistent/rootfs.cpio"],
+         "ERROR: --lkft-rootfs /nonexistent/rootfs.cpio: no such file; check the path or "
+         "give a URL"),
+        (["--lkft-device=qemu-arm64", "--lkft-timeouts=boot=soon"],
+         "ERROR: invalid timeout 'soon' for boot in --lkft-timeouts 'boot=soon'; give "
+         "seconds, e.g. boot=300"),
+    ],
+    ids=["unknown-device", "missing-qemu", "missing-file", "bad-timeout"],
+)
+def test_bad_input_is_one_line(pytester: pytest.Pytester, artifact_cache: Path,
+                               args: list[str], message: str) -> None:
+    result = run_suites(pytester, artifact_cache, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_kernel_for_the_wrong_architecture(pytester: pytest.Pytester, artifact_cache: Path) -> None:
+    need_qemu("qemu-system-aarch64", "qemu-system-x86_64")
+    from pytest_lkft.artifacts import ArtifactCache
+    from pytest_lkft.debian import default_artifacts
+    from pytest_lkft.lab import load_devices
+
+    cache = ArtifactCache(artifact_cache)
+    x86 = default_artifacts(load_devices().get("qemu-x86_64"), cache.root, cache.fetch).kernel
+    result = run_suites(pytester, artifact_cache, "--lkft-device=qemu-arm64",
+                        f"--lkft-kernel={x86}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --lkft-kernel {x86} is an x86 bzImage but qemu-arm64 "
+                                 "needs an arm64 kernel; pass a kernel built for arm64 or "
+                                 "choose another device"])
+
+
+def test_unreachable_url_is_one_line_per_test(pytester: pytest.Pytester,
+                                              artifact_cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    result = run_suites(pytester, artifact_cache, "--lkft-device=qemu-arm64", "-k", "boot",
+                        "--lkft-kernel=http://127.0.0.1:9/Image")
+    result.assert_outcomes(errors=2)  # the boot and the crash check
+    result.stdout.fnmatch_lines(["*qemu-arm64: cannot fetch http://127.0.0.1:9/Image*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_console_is_streamed_with_s(pytester: pytest.Pytester, artifact_cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    result = run_suites(pytester, artifact_cache, "--lkft-device=qemu-arm64", "-k", "boot",
+                        "-s")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*Linux version 6.*", "*lkft: init done*"])
