@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -88,6 +89,7 @@ def run_serve(root: Path, args: argparse.Namespace) -> int:
     """Run the KissCache-compatible server until interrupted."""
     from pytest_lkft.cache_server import HostPolicy, serve
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cache = ArtifactCache(root, max_size=args.max_size, url_policy=HostPolicy(args.allow))
     serve(cache, args.bind, args.allow)
     return 0

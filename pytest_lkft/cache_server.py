@@ -18,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import json
+import logging
 import os
 import socket
 import sys
@@ -35,6 +36,8 @@ from pytest_lkft.errors import DownloadError, UserError
 FETCH = "/api/v1/fetch/"
 POLL = 0.01  # seconds between looks at a growing .part file
 HEADERS_TIMEOUT = 600.0  # seconds to wait for the origin's headers
+
+log = logging.getLogger(__name__)
 
 
 class HostPolicy:
@@ -200,16 +203,17 @@ class CacheHandler(BaseHTTPRequestHandler):
         cache = self.server.cache
         with cache.in_use(url) as entry:
             meta = entry.valid_meta()
-            if meta is not None and cache.fresh(meta):
+            hit = meta is not None and cache.fresh(meta)
+            if meta is not None and hit:
                 sent = self.send_file(entry, meta, body)
-                cache.count(served_bytes=sent, hits=1)
-                return
-            future = self.server.download(url)
-            if self.headers.get("Range") or not self.wait_for_headers(entry, future):
-                sent = self.send_finished(entry, future, body)
             else:
-                sent = self.send_growing(entry, future, body)
-            cache.count(served_bytes=sent, misses=1)
+                future = self.server.download(url)
+                if self.headers.get("Range") or not self.wait_for_headers(entry, future):
+                    sent = self.send_finished(entry, future, body)
+                else:
+                    sent = self.send_growing(entry, future, body)
+            if body:
+                cache.count(served_bytes=sent, hits=int(hit), misses=int(not hit))
 
     def wait_for_headers(self, entry: Entry, future: Future[tuple[Entry, bool]]) -> bool:
         """Wait until the download has its headers (True) or has finished (False)."""
@@ -229,6 +233,11 @@ class CacheHandler(BaseHTTPRequestHandler):
             return 0
         except DownloadError as error:
             self.reply(502, f"{error}\n".encode(), body)
+            return 0
+        except Exception as error:  # a bug or the disk: say so, keep serving others
+            log.exception("fetching %s failed", entry.url)
+            message = f"cannot fetch {entry.url}: {type(error).__name__}: {error}; see the log\n"
+            self.reply(500, message.encode(), body)
             return 0
         meta = entry.valid_meta()
         if meta is None:  # replaced or evicted between the download and now
