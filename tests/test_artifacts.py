@@ -6,6 +6,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,7 +166,9 @@ def test_wrong_sha256_caches_nothing(tmp_path: Path, origin: Origin, blob: bytes
 
 
 def test_503_with_retry_after_is_retried(tmp_path: Path, origin: Origin, blob: bytes) -> None:
-    path = new_cache(tmp_path).fetch(origin.url("blob", "503x2"))
+    started = time.monotonic()
+    path = new_cache(tmp_path).fetch(origin.url("blob", "503x2"))  # backoff is 0.1 s
+    assert time.monotonic() - started >= 2.0  # Retry-After: 1, twice
     assert path.read_bytes() == blob
     assert origin.stats()["statuses"]["/503x2/blob"] == [503, 503, 200]
 
