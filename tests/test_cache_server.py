@@ -104,6 +104,8 @@ def test_streams_while_downloading_and_resumes_a_cut_body(
 ) -> None:
     data = origin.add("big", os.urandom(1_000_000))
     url = server.url(origin.url("big", "cut300000,slow16"))
+    head = requests.head(url, timeout=30)  # LAVA asks for the size first
+    assert (head.status_code, head.headers["Content-Length"]) == (200, str(len(data)))
     with ThreadPoolExecutor(4) as pool:
         bodies = list(pool.map(lambda _: requests.get(url, timeout=30).content, range(4)))
     assert [sha(body) for body in bodies] == [sha(data)] * 4
