@@ -1,0 +1,45 @@
+#!/bin/sh
+# Set up a fresh Debian 12 / Ubuntu 24.04 machine and run pytest-lkft.
+#
+#   ./bootstrap.sh main [PYTEST ARGS]   apt packages + the project in .venv, then the main job:
+#                                       pytest --lkft-device=qemu-arm64
+#   ./bootstrap.sh test [PYTEST ARGS]   the same plus the development extras, then our tests
+#
+# Every command is echoed before it runs. Root runs apt-get directly, others through sudo.
+set -eu
+cd "$(dirname "$0")"
+
+MAIN_PACKAGES="python3-venv python3-pip qemu-system-arm qemu-system-x86 dpkg xz-utils zstd"
+# tests boot x86_64 and arm64, read cpio archives, start SQUAD in a venv and pages in Chromium
+TEST_PACKAGES="$MAIN_PACKAGES cpio git chromium"
+
+run() { echo "+ $*" >&2; "$@"; }
+as_root() { if [ "$(id -u)" = 0 ]; then run "$@"; else run sudo "$@"; fi; }
+
+install() {
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+    [ -x .venv/bin/python ] || run python3 -m venv .venv
+    run .venv/bin/pip install -q --upgrade pip
+}
+
+what=${1:-}
+[ $# -gt 0 ] && shift
+case "$what" in
+main)
+    # shellcheck disable=SC2086
+    install $MAIN_PACKAGES
+    run .venv/bin/pip install -q -e .
+    run .venv/bin/pytest --lkft-device=qemu-arm64 "$@"
+    ;;
+test)
+    # shellcheck disable=SC2086
+    install $TEST_PACKAGES
+    run .venv/bin/pip install -q -e '.[dev]'
+    run .venv/bin/pytest tests "$@"
+    ;;
+*)
+    echo "usage: $0 main|test [pytest arguments]" >&2
+    exit 2
+    ;;
+esac

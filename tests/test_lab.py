@@ -1,0 +1,59 @@
+"""The lab's device table: every tuxrun QEMU device, data not code; options resolved once."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_lkft.devices.qemu import Timeouts
+from pytest_lkft.errors import UserError
+from pytest_lkft.lab import load_devices
+
+TUXRUN_QEMU_DEVICES = [
+    "qemu-arm64", "qemu-arm64be", "qemu-armv5", "qemu-armv7", "qemu-armv7be", "qemu-i386",
+    "qemu-m68k", "qemu-mips32", "qemu-mips32el", "qemu-mips64", "qemu-mips64el", "qemu-ppc32",
+    "qemu-ppc64", "qemu-ppc64le", "qemu-riscv32", "qemu-riscv64", "qemu-s390", "qemu-sh4",
+    "qemu-sparc64", "qemu-x86_64",
+]
+DEFAULT_BOOTABLE = ["qemu-arm64", "qemu-armv7", "qemu-x86_64", "qemu-i386", "qemu-ppc64le",
+                    "qemu-s390", "qemu-mips64el"]
+
+
+def test_every_tuxrun_device_is_in_the_table() -> None:
+    table = load_devices()
+    assert sorted(table.devices) == TUXRUN_QEMU_DEVICES
+    for spec in table.devices.values():
+        assert spec.qemu.startswith("qemu-system-") and spec.apt.startswith("qemu-system-")
+        assert spec.console and spec.kernel_image and "{rootfs}" in spec.drive
+
+
+def test_default_artifacts_exist_for_the_required_devices() -> None:
+    table = load_devices()
+    assert [n for n in TUXRUN_QEMU_DEVICES if table.devices[n].debian] == sorted(DEFAULT_BOOTABLE)
+
+
+def test_arm64_uses_a_cpu_that_is_fast_under_tcg() -> None:
+    assert load_devices().get("qemu-arm64").cpu == "cortex-a57"
+
+
+def test_unknown_device_lists_the_valid_ones() -> None:
+    with pytest.raises(UserError) as error:
+        load_devices().get("qemu-vax")
+    message = str(error.value)
+    assert message.startswith("unknown device 'qemu-vax'; valid devices: qemu-arm64, ")
+    assert "\n" not in message
+
+
+def test_timeouts_parse_any_subset() -> None:
+    assert Timeouts.parse("boot=60") == Timeouts(boot=60, test=600)
+    assert Timeouts.parse("test=5,boot=7.5") == Timeouts(boot=7.5, test=5)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("login=3", "invalid phase 'login' in --lkft-timeouts 'login=3'; use boot=SECONDS,test=SECONDS"),
+    ("boot=x", "invalid timeout 'x' for boot in --lkft-timeouts 'boot=x'; give seconds, "
+               "e.g. boot=300"),
+])
+def test_bad_timeouts_say_what_to_do(text: str, message: str) -> None:
+    with pytest.raises(UserError) as error:
+        Timeouts.parse(text)
+    assert str(error.value) == message

@@ -1,0 +1,108 @@
+"""Initramfs archives and overlays: real cpio reads what we write; bad tarballs are refused."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from pytest_lkft.errors import UserError
+from pytest_lkft.rootfs import (
+    Entry,
+    module_names,
+    rootfs_kind,
+    tarball_overlay,
+    write_cpio,
+)
+
+
+def cpio_list(archive: bytes) -> list[str]:
+    """What GNU cpio reads from `archive` (`cpio -it`, verbose)."""
+    if shutil.which("cpio") is None:
+        pytest.skip("cpio is not installed: run the README's test set-up command")
+    done = subprocess.run(["cpio", "-itv"], input=archive, capture_output=True, check=True)
+    return done.stdout.decode().splitlines()
+
+
+def make_tar(path: Path, members: list[tarfile.TarInfo], data: bytes = b"x") -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for member in members:
+            if member.isfile():
+                member.size = len(data)
+                tar.addfile(member, io.BytesIO(data))
+            else:
+                tar.addfile(member)
+    return path
+
+
+def info(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    member = tarfile.TarInfo(name)
+    member.type, member.linkname = kind, link
+    return member
+
+
+def test_cpio_is_read_by_gnu_cpio_with_parents_and_modes() -> None:
+    archive = write_cpio([Entry("bin/busybox", 0o100755, b"#!bin"),
+                          Entry("bin/sh", 0o120777, b"busybox"),
+                          Entry("dev/console", 0o20600, rdev=(5, 1))])
+    lines = cpio_list(archive)
+    names = [line.split()[-1] if "->" not in line else line.split()[-3] for line in lines]
+    assert names == ["bin", "bin/busybox", "bin/sh", "dev", "dev/console"]
+    assert lines[1].startswith("-rwxr-xr-x") and lines[2].startswith("lrwxrwxrwx")
+    assert lines[4].startswith("crw-------")
+
+
+def test_cpio_is_reproducible() -> None:
+    entries = [Entry("init", 0o100755, b"#!/bin/sh\n")]
+    assert write_cpio(entries) == write_cpio(entries)
+
+
+def test_modules_tarball_becomes_an_overlay(tmp_path: Path) -> None:
+    tarball = make_tar(tmp_path / "modules.tar.gz", [
+        info("./lib/modules/6.1.0/kernel/lib/crc4.ko"),
+        info("lib/modules/6.1.0/kernel/lib/crc8.ko.xz"),
+        info("lib/modules/6.1.0/build", tarfile.SYMTYPE, "kernel"),
+    ])
+    lines = cpio_list(gzip.decompress(tarball_overlay(tarball)))
+    assert any(line.endswith("lib/modules/6.1.0/kernel/lib/crc4.ko") for line in lines)
+    assert module_names(tarball) == ["crc4", "crc8"]
+
+
+@pytest.mark.parametrize(
+    ("member", "why"),
+    [
+        (info("/lib/modules/evil.ko"), "is an absolute path"),
+        (info("lib/../../etc/passwd"), "climbs out of the rootfs with '..'"),
+        (info("lib/modules/link", tarfile.SYMTYPE, "/etc/shadow"), "links out of the rootfs"),
+        (info("lib/link", tarfile.SYMTYPE, "../../../root"), "links out of the rootfs"),
+        (info("lib/hard", tarfile.LNKTYPE, "../outside"), "links out of the rootfs"),
+        (info("lib/null", tarfile.CHRTYPE), "is a device, fifo or other special file"),
+    ],
+    ids=["absolute", "dotdot", "symlink-absolute", "symlink-up", "hardlink-up", "device"],
+)
+def test_escaping_members_are_refused_by_name(tmp_path: Path, member: tarfile.TarInfo,
+                                              why: str) -> None:
+    tarball = make_tar(tmp_path / "bad.tar.gz", [info("lib/modules/ok.ko"), member])
+    with pytest.raises(UserError) as error:
+        tarball_overlay(tarball)
+    assert f"member {member.name!r} {why}" in str(error.value)
+    assert "nothing was written" in str(error.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tar.gz"]
+
+
+def test_rootfs_kind_sees_through_compression(tmp_path: Path) -> None:
+    cpio = tmp_path / "rootfs.cpio.gz"
+    cpio.write_bytes(gzip.compress(write_cpio([Entry("init", 0o100755, b"")])))
+    assert rootfs_kind(cpio) == "cpio"
+    ext4 = tmp_path / "rootfs.ext4"
+    ext4.write_bytes(b"\0" * 1080 + b"\x53\xef" + b"\0" * 1000)
+    assert rootfs_kind(ext4) == "ext4"
+    junk = tmp_path / "rootfs.img"
+    junk.write_bytes(b"junk" * 1000)
+    with pytest.raises(UserError, match="neither a cpio archive nor an ext4 image"):
+        rootfs_kind(junk)
