@@ -239,12 +239,14 @@ def hash_file(path: Path) -> str:
         return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
-@dataclass(frozen=True)
 class Entry:
     """The files of one cached URL; see the module docstring for the layout."""
 
-    url: str
-    dir: Path
+    def __init__(self, url: str, directory: Path) -> None:
+        self.url, self.dir = url, directory
+        self.data, self.part = directory / "data", directory / "data.part"
+        self.meta_path, self.part_meta_path = directory / "meta.json", directory / "part.json"
+        self.lock_path, self.use_path = directory / "lock", directory / "use"
 
     @classmethod
     def for_url(cls, root: Path, url: str) -> Entry:
@@ -252,30 +254,6 @@ class Entry:
         entry = cls(url, root / "entries" / hashlib.sha256(url.encode()).hexdigest())
         entry.dir.mkdir(parents=True, exist_ok=True)
         return entry
-
-    @property
-    def data(self) -> Path:
-        return self.dir / "data"
-
-    @property
-    def part(self) -> Path:
-        return self.dir / "data.part"
-
-    @property
-    def meta_path(self) -> Path:
-        return self.dir / "meta.json"
-
-    @property
-    def part_meta_path(self) -> Path:
-        return self.dir / "part.json"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.dir / "lock"
-
-    @property
-    def use_path(self) -> Path:
-        return self.dir / "use"
 
     def valid_meta(self) -> Meta | None:
         """Return meta.json if the data file is complete and untouched since it was written."""
@@ -636,17 +614,9 @@ class ArtifactCache:
 
     def _report_wait(self, entry: Entry, started: float) -> None:
         """Report a download another process runs, from its `.part` file."""
-        elapsed = time.monotonic() - started
-        if self.progress is None or elapsed < PROGRESS_DELAY:
-            return
-        last = getattr(self._local, "last_report", 0.0)
-        if time.monotonic() - last < PROGRESS_EVERY:
-            return
-        self._local.last_report = time.monotonic()
         with contextlib.suppress(OSError):
-            done = entry.part.stat().st_size
             total = (entry.part_info() or {}).get("total")
-            self.progress(Progress(entry.url, done, total, elapsed))
+            self._report(entry.url, entry.part.stat().st_size, total, started)
 
     # -- downloading ------------------------------------------------------------------------
 

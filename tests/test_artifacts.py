@@ -6,6 +6,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -255,6 +256,19 @@ def test_progress_is_reported_for_slow_downloads(tmp_path: Path, origin: Origin)
     new_cache(tmp_path, progress=reports.append).fetch(url)
     assert reports and reports[-1].finished and reports[-1].done == len(data)
     assert reports[-1].format().startswith(f"fetched {url}: 1.0 MB of 1.0 MB at ")
+
+
+def test_progress_while_another_process_downloads(tmp_path: Path, origin: Origin) -> None:
+    origin.add("big", os.urandom(1_500_000))
+    url = origin.url("big", "slow8")  # about 1.8 s
+    downloader = threading.Thread(target=new_cache(tmp_path).fetch, args=(url,))
+    downloader.start()
+    time.sleep(0.2)
+    reports: list[Progress] = []
+    new_cache(tmp_path, progress=reports.append).fetch(url)
+    downloader.join()
+    assert reports and reports[-1].total == 1_500_000 and not reports[-1].finished
+    assert origin.stats()["requests"] == {"/slow8/big": 1}
 
 
 def test_part_left_by_a_crash_is_resumed(tmp_path: Path, origin: Origin, blob: bytes) -> None:
