@@ -18,10 +18,10 @@ import hashlib
 import multiprocessing
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -33,16 +33,19 @@ from origin_server import Origin  # noqa: E402
 from pytest_lkft.artifacts import ArtifactCache  # noqa: E402
 
 TARGET = 0.8
+RUNS = 11  # alternated, medians compared: the machine may be busy
 
 
-def best_of(runs: int, action: Callable[[], object]) -> float:
-    """Return the shortest wall time of `runs` calls."""
-    times = []
+def compare(runs: int, first: Callable[[], object], second: Callable[[], object]
+            ) -> tuple[float, float]:
+    """Time two actions in alternation; return their median wall times (load-fair)."""
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        for action, spent in ((first, times[0]), (second, times[1])):
+            started = time.perf_counter()
+            action()
+            spent.append(time.perf_counter() - started)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def cat(path: Path) -> None:
@@ -103,20 +106,25 @@ def start_server(root: Path) -> tuple[subprocess.Popen[str], str]:
     return process, process.stdout.readline().split(" on ")[1].strip()
 
 
-def sendfile_server(path: Path) -> str:
-    """A bare loopback server that answers every connection with the file; return its URL."""
-    listener = socket.create_server(("127.0.0.1", 0))
+BARE_SERVER = """
+import socket, sys
+listener = socket.create_server(("127.0.0.1", 0))
+print(listener.getsockname()[1], flush=True)
+while True:
+    connection, _ = listener.accept()
+    with connection, open(sys.argv[1], "rb") as stream:
+        connection.recv(65536)
+        connection.sendall(b"HTTP/1.1 200 OK\\r\\nConnection: close\\r\\n\\r\\n")
+        connection.sendfile(stream)
+"""
 
-    def serve() -> None:
-        while True:
-            connection, _ = listener.accept()
-            with connection, path.open("rb") as stream:
-                connection.recv(65536)
-                connection.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
-                connection.sendfile(stream)
 
-    threading.Thread(target=serve, daemon=True).start()
-    return f"http://127.0.0.1:{listener.getsockname()[1]}/file"
+def sendfile_server(path: Path) -> tuple[subprocess.Popen[str], str]:
+    """A bare loopback server process answering every connection with the file (sendfile)."""
+    process = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(path)],
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    return process, f"http://127.0.0.1:{process.stdout.readline().strip()}/file"
 
 
 def report(name: str, value: float, ok: bool | None) -> bool:
@@ -165,11 +173,13 @@ def measure(clients: int, size: int, expected: str, work: Path, origin: Origin,
                  upstream / size, upstream == size and digests == [expected] * clients)
     cache = ArtifactCache(work / "lib")
     path = cache.fetch(url)
-    cat_time = best_of(9, lambda: cat(path))
-    hit_time = best_of(9, lambda: cat(cache.fetch(url)))
-    http_time = best_of(5, lambda: http_get(proxied))
-    bare = sendfile_server(path)
-    bare_time = best_of(5, lambda: http_get(bare))
+    cat_time, hit_time = compare(RUNS, lambda: cat(path), lambda: cat(cache.fetch(url)))
+    bare_server, bare = sendfile_server(path)
+    try:
+        bare_time, http_time = compare(RUNS, lambda: http_get(bare), lambda: http_get(proxied))
+    finally:
+        bare_server.terminate()
+        bare_server.wait()
     print(f"  cat: {size / cat_time / 1e9:.2f} GB/s, library hit: {size / hit_time / 1e9:.2f} "
           f"GB/s, HTTP hit: {size / http_time / 1e9:.2f} GB/s, bare loopback sendfile: "
           f"{size / bare_time / 1e9:.2f} GB/s")
