@@ -15,7 +15,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
 import pexpect
 
@@ -49,10 +49,17 @@ def _strip_rc_echo(output: str) -> str:
     return output if echo < 0 else output[: output.rfind("\n", 0, echo) + 1]
 
 
+class TextSink(Protocol):
+    """Where a live console goes (the terminal, past pytest's capture)."""
+
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+
+
 class ConsoleLog:
     """pexpect's `logfile_read`: tee to the log file, the crash detector and a stream."""
 
-    def __init__(self, path: Path, detector: CrashDetector, stream: IO[str] | None) -> None:
+    def __init__(self, path: Path, detector: CrashDetector, stream: TextSink | None) -> None:
         self.file = path.open("w", encoding="utf-8", errors="replace")
         self.detector = detector
         self.stream = stream

@@ -7,9 +7,10 @@ through the artifact cache's fetch function so they are downloaded once.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import fnmatch
-import hashlib
+import json
 import os
 import re
 import shlex
@@ -21,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_lkft.errors import DownloadError, UserError
-from pytest_lkft.lab import QemuSpec
-from pytest_lkft.rootfs import busybox_initramfs
+from pytest_lkft.lab import DebianSource, QemuSpec
+from pytest_lkft.rootfs import ROOTFS_VERSION, busybox_initramfs
 
 Fetch = Callable[[str, "str | None"], Path]
 
@@ -113,15 +114,17 @@ def extract_member(deb: Path, pattern: str, dest: Path) -> Path:
                 if member.isfile() and fnmatch.fnmatch(name, pattern):
                     source = tar.extractfile(member)
                     assert source is not None
-                    partial = dest.with_suffix(f".{os.getpid()}.part")
-                    partial.write_bytes(source.read())
-                    os.replace(partial, dest)
+                    _write_atomically(dest, source.read())
                     return dest
     raise DownloadError(f"{deb.name} holds no file matching {pattern}; pass --lkft-kernel")
 
 
 def default_artifacts(spec: QemuSpec, cache_root: Path, fetch: Fetch) -> DefaultArtifacts:
-    """Kernel and busybox initramfs for `spec` from its Debian architecture's packages."""
+    """Kernel and busybox initramfs for `spec` from its Debian architecture's packages.
+
+    What apt resolved is recorded beside the files, so later runs ask apt nothing until
+    the package lists are refreshed (daily).
+    """
     if spec.debian is None:
         raise UserError(
             f"{spec.name} has no default kernel and rootfs (Debian ships none for it); "
@@ -129,21 +132,43 @@ def default_artifacts(spec: QemuSpec, cache_root: Path, fetch: Fetch) -> Default
         )
     apt = Apt(spec.debian.arch, cache_root / "apt" / spec.debian.arch)
     apt.update()
-    package = apt.kernel_package(spec.debian.flavour)
-    url, sha = apt.locate(package)
     out = cache_root / "defaults" / spec.debian.arch
     out.mkdir(parents=True, exist_ok=True)
-    kernel = extract_member(fetch(url, sha), spec.debian.image, out / f"{package}.kernel")
+    record = out / f"{spec.debian.flavour}-{ROOTFS_VERSION}.json"
+    found = _read_record(record, apt.root / "updated")
+    if found is None:
+        found = _resolve(apt, spec.debian, out, fetch)
+        _write_atomically(record, json.dumps(
+            {k: str(v) for k, v in dataclasses.asdict(found).items()}).encode())
+    return found
+
+
+def _resolve(apt: Apt, debian: DebianSource, out: Path, fetch: Fetch) -> DefaultArtifacts:
+    package = apt.kernel_package(debian.flavour)
+    url, sha = apt.locate(package)
+    kernel = extract_member(fetch(url, sha), debian.image, out / f"{package}.kernel")
     bb_url, bb_sha = apt.locate("busybox-static")
     busybox = extract_member(fetch(bb_url, bb_sha), "bin/busybox", out / f"busybox-{bb_sha[:16]}")
-    return DefaultArtifacts(kernel, _initramfs(busybox, out), package, "busybox-static")
+    rootfs = out / f"rootfs-{bb_sha[:16]}-{ROOTFS_VERSION}.cpio.gz"
+    if not rootfs.exists():
+        _write_atomically(rootfs, busybox_initramfs(busybox))
+    return DefaultArtifacts(kernel, rootfs, package, "busybox-static")
 
 
-def _initramfs(busybox: Path, out: Path) -> Path:
-    data = busybox_initramfs(busybox)
-    path = out / f"rootfs-{hashlib.sha256(data).hexdigest()[:16]}.cpio.gz"
-    if not path.exists():
-        partial = path.with_suffix(f".{os.getpid()}.part")
-        partial.write_bytes(data)
-        os.replace(partial, path)
-    return path
+def _read_record(record: Path, lists_stamp: Path) -> DefaultArtifacts | None:
+    """The recorded resolution, if newer than the package lists and its files still exist."""
+    try:
+        if record.stat().st_mtime < lists_stamp.stat().st_mtime:
+            return None
+        data = json.loads(record.read_text())
+        found = DefaultArtifacts(Path(data["kernel"]), Path(data["rootfs"]),
+                                 data["kernel_package"], data["busybox_package"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return found if found.kernel.exists() and found.rootfs.exists() else None
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_suffix(f".{os.getpid()}.part")
+    partial.write_bytes(data)
+    os.replace(partial, path)

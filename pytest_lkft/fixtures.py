@@ -8,6 +8,7 @@ once and all its cases share that boot.
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from collections.abc import Iterator
 
 import pytest
@@ -64,6 +65,22 @@ def crash_checks_last(items: list[pytest.Item]) -> list[pytest.Item]:
     return ordered + list(checks.values())  # suite runs whose cases were all deselected
 
 
+class TerminalStream:
+    """Console text to the terminal, past pytest's output capture (`--lkft-console`, `-s`)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def write(self, text: str) -> int:
+        with self.capture.global_and_fixture_disabled() if self.capture else nullcontext():
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 @pytest.fixture(scope="session")
 def lkft_settings(pytestconfig: pytest.Config) -> Settings:
     """The resolved device options."""
@@ -99,7 +116,7 @@ def device(request: pytest.FixtureRequest, lkft_device_name: str) -> Iterator[De
     settings = config.stash[SETTINGS_KEY]
     artifacts = device_artifacts(config, lkft_device_name)
     run_dir = settings.results_dir / lkft_device_name / suite_name(request.node)
-    stream = sys.__stdout__ if settings.console else None
+    stream = TerminalStream(config) if settings.console else None
     booted = QemuDevice(load_devices().get(lkft_device_name), artifacts, run_dir,
                         settings.timeouts, stream)
     try:

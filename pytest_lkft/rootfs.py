@@ -9,6 +9,7 @@ an extra archive appended to the rootfs, never written to the host's disk.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import stat
 import tarfile
@@ -41,6 +42,8 @@ while true; do setsid cttyhack sh -l; done
 """
 
 PROFILE = "export PS1='\\w # '\nexport PATH=/bin:/sbin:/usr/bin:/usr/sbin\n"
+# Changes with /init and the profile, so cached initramfs files are rebuilt when they change.
+ROOTFS_VERSION = hashlib.sha256((INIT_SCRIPT + PROFILE).encode()).hexdigest()[:12]
 
 NEWC_HEADER = "070701{ino:08X}{mode:08X}{uid:08X}{gid:08X}{nlink:08X}{mtime:08X}{size:08X}" \
     "00000000{maj:08X}00000000{min:08X}{namesize:08X}00000000"

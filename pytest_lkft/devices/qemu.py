@@ -9,9 +9,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
-from pytest_lkft.console import CommandResult, Console, ConsoleLog
+from pytest_lkft.console import CommandResult, Console, ConsoleLog, TextSink
 from pytest_lkft.crash import Crash, CrashDetector
 from pytest_lkft.errors import BootError, DeviceBroken, UserError
 from pytest_lkft.lab import QemuSpec, load_crash_patterns
@@ -76,7 +75,7 @@ class QemuDevice:
     """One QEMU guest for one suite run; see `pytest_lkft.devices.base.Device`."""
 
     def __init__(self, spec: QemuSpec, artifacts: DeviceArtifacts, run_dir: Path,
-                 timeouts: Timeouts, stream: IO[str] | None = None) -> None:
+                 timeouts: Timeouts, stream: TextSink | None = None) -> None:
         self.spec = spec
         self.name = spec.name
         self.arch = spec.arch
