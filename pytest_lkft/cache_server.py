@@ -15,6 +15,7 @@ loopback or link-local addresses unless they are listed by name.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import ipaddress
 import json
@@ -28,6 +29,7 @@ import urllib.parse
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from pytest_lkft.artifacts import CHUNK, ArtifactCache, Entry, Meta
@@ -303,43 +305,75 @@ class CacheHandler(BaseHTTPRequestHandler):
         return self.follow(entry, future) if body else 0
 
     def follow(self, entry: Entry, future: Future[tuple[Entry, bool]]) -> int:
-        """Copy the `.part` file as it grows, then the rest of the finished file."""
-        sent, fd = 0, self.reopen(entry, None)
+        """Copy the `.part` file as it grows, then the rest of the finished file.
+
+        A restarted download (a new inode) is followed only if it starts with the bytes
+        already sent; otherwise, or if the download fails, the body is cut short.
+        """
+        sent, fd = 0, open_if_new(entry.part, None)
         try:
             while not future.done():
                 chunk = os.pread(fd, CHUNK, sent) if fd is not None else b""
                 if chunk:
                     self.wfile.write(chunk)
                     sent += len(chunk)
-                else:
-                    time.sleep(POLL)
-                    fd = self.reopen(entry, fd)
+                    continue
+                time.sleep(POLL)
+                new = open_if_new(entry.part, fd)
+                if new is not None:
+                    fd = self.switch(fd, new, sent, future)
+            if future.exception() is None:
+                final = os.open(entry.data, os.O_RDONLY)
+                fd = self.switch(fd, final, sent, future) if fd is not None else final
+                rest = os.fstat(fd).st_size - sent
+                with os.fdopen(os.dup(fd), "rb") as stream:
+                    return sent + (int(self.connection.sendfile(stream, sent, rest)) if rest else 0)
+        except ConnectionAbortedError:
+            pass
         finally:
             if fd is not None:
                 os.close(fd)
-        if future.exception() is not None:  # the client sees a short body and may retry
-            self.close_connection = True
+        self.close_connection = True  # the client sees a short body and may retry
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-            return sent
-        with entry.data.open("rb") as stream:
-            rest = os.fstat(stream.fileno()).st_size - sent
-            return sent + (int(self.connection.sendfile(stream, sent, rest)) if rest > 0 else 0)
+        return sent
 
     @staticmethod
-    def reopen(entry: Entry, fd: int | None) -> int | None:
-        """Return a descriptor on the current `.part` file: a restart makes a new inode."""
-        try:
-            current = os.stat(entry.part).st_ino
-        except OSError:
-            return fd  # renamed into place: the old descriptor reads the finished file
-        if fd is not None and os.fstat(fd).st_ino == current:
-            return fd
-        if fd is not None:
-            os.close(fd)
-        try:
-            return os.open(entry.part, os.O_RDONLY)
-        except OSError:
-            return None
+    def switch(old: int | None, new: int, sent: int, future: Future[tuple[Entry, bool]]) -> int:
+        """Move from `old` to `new` if they hold the same first `sent` bytes, else abort.
+
+        On success `old` is closed; on failure only `new` is (the caller closes `old`).
+        """
+        if old is not None and os.fstat(old).st_ino != os.fstat(new).st_ino:
+            while os.fstat(new).st_size < sent and not future.done():
+                time.sleep(POLL)
+            if os.fstat(new).st_size < sent or not same_prefix(old, new, sent):
+                os.close(new)
+                raise ConnectionAbortedError("the restarted download differs from what was sent")
+        if old is not None:
+            os.close(old)
+        return new
+
+
+def same_prefix(first: int, second: int, size: int) -> bool:
+    """Tell whether two open files hold the same first `size` bytes."""
+    for offset in range(0, size, CHUNK):
+        count = min(CHUNK, size - offset)
+        if os.pread(first, count, offset) != os.pread(second, count, offset):
+            return False
+    return True
+
+
+def open_if_new(path: Path, fd: int | None) -> int | None:
+    """Open `path` if it is another inode than `fd` (a restarted download), else None."""
+    try:
+        new = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None  # renamed into place: the old descriptor reads the finished file
+    if fd is not None and os.fstat(new).st_ino == os.fstat(fd).st_ino:
+        os.close(new)
+        return None
+    return new
 
 
 def parse_bind(bind: str) -> tuple[str, int]:

@@ -7,6 +7,7 @@ Paths are `/<modes>/<file>`; modes is `plain` or a comma list of:
   cut<N>    cut the connection after N body bytes, first request only
   norange   ignore Range: answer 200 with the whole body
   wrong     serve other bytes than the file holds (same length)
+  flip      serve other bytes from the second request on (the file changed upstream)
   slow<N>   send N KiB every 10 ms, so that concurrent clients overlap
 `GET /_stats` answers JSON: requests, body bytes and statuses per path, and total_bytes.
 """
@@ -116,7 +117,7 @@ class OriginHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
         if body:
-            if "wrong" in modes:
+            if "wrong" in modes or ("flip" in modes and number > 1):
                 data = bytes(b ^ 0xFF for b in data)
             cut = modes.get("cut") if number == 1 else None
             self.send_body(data[start:], cut, modes.get("slow"))

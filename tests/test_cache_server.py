@@ -113,6 +113,33 @@ def test_streams_while_downloading_and_resumes_a_cut_body(
     assert origin.stats()["total_bytes"] == len(data)
 
 
+def test_streams_through_a_restart_with_the_same_bytes(origin: Origin, server: Server) -> None:
+    data = origin.add("big", os.urandom(1_000_000))
+    url = server.url(origin.url("big", "cut300000,norange,slow16"))
+    with ThreadPoolExecutor(4) as pool:
+        bodies = list(pool.map(lambda _: requests.get(url, timeout=30).content, range(4)))
+    assert [sha(body) for body in bodies] == [sha(data)] * 4
+    assert origin.stats()["statuses"]["/cut300000,norange,slow16/big"] == [200, 200]
+
+
+def test_streams_are_cut_when_a_restart_brings_other_bytes(
+    origin: Origin, server: Server
+) -> None:
+    data = origin.add("big", os.urandom(1_000_000))
+    url = server.url(origin.url("big", "cut300000,norange,flip,slow16"))
+
+    def get(_: int) -> str:
+        try:
+            return sha(requests.get(url, timeout=30).content)
+        except requests.exceptions.ChunkedEncodingError:
+            return "cut"
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(get, range(4))) == ["cut"] * 4
+    flipped = bytes(b ^ 0xFF for b in data)
+    assert requests.get(url, timeout=30).content == flipped  # the new content, whole
+
+
 def test_range_head_and_conditional_on_cached_files(origin: Origin, server: Server) -> None:
     data = origin.add("blob", os.urandom(100_000))
     url = server.url(origin.url("blob"))
