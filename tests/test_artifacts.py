@@ -26,6 +26,8 @@ from pytest_lkft.artifacts import (
 from pytest_lkft.errors import DownloadError, UserError
 
 SIZE = 300_000
+# Plugins that cannot run twice in one process (labgrid's StepLogger) or only add noise.
+INLINE = ("-p", "no:labgrid", "-p", "no:benchmark")
 
 
 @pytest.fixture(autouse=True)
@@ -312,11 +314,11 @@ def test_fixture_options_and_summary(
             assert lkft_artifact("{origin.url("blob")}", "{sha(blob)}").exists()
     """)
     cache_dir = tmp_path / "fixture-cache"
-    result = pytester.runpytest("-p", "no:lkft", f"--lkft-cache-dir={cache_dir}")
+    result = pytester.runpytest(*INLINE, "-p", "no:lkft", f"--lkft-cache-dir={cache_dir}")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["lkft cache: 0.3 MB fetched upstream, 0.6 MB served"])
     assert len(list(cache_dir.glob("entries/*/data"))) == 1
-    result = pytester.runpytest("-p", "no:lkft", "--lkft-cache-max-size=lots")
+    result = pytester.runpytest(*INLINE, "-p", "no:lkft", "--lkft-cache-max-size=lots")
     result.stderr.fnmatch_lines(["*invalid cache size 'lots' from --lkft-cache-max-size*"])
 
 
@@ -328,9 +330,9 @@ def test_through_the_installed_plugin(
             assert lkft_artifact("{origin.url("blob")}", "{sha(blob)}").stat().st_size == {SIZE}
     """)
     cache_dir = tmp_path / "plugin-cache"
-    pytester.runpytest(f"--lkft-cache-dir={cache_dir}").assert_outcomes(passed=1)
+    pytester.runpytest(*INLINE, f"--lkft-cache-dir={cache_dir}").assert_outcomes(passed=1)
     assert len(list(cache_dir.glob("entries/*/data"))) == 1
-    result = pytester.runpytest("--lkft-cache-url=http://nowhere/")
+    result = pytester.runpytest(*INLINE, "--lkft-cache-url=http://nowhere/")
     result.stderr.fnmatch_lines(["*has no %s*(from --lkft-cache-url)"])
 
 
@@ -347,6 +349,6 @@ def test_xdist_workers_download_once(
             assert lkft_artifact("{url}", "{sha(data)}").stat().st_size == {len(data)}
     """)
     cache_dir = tmp_path / "xdist-cache"
-    result = pytester.runpytest("-n", "2", "-p", "no:benchmark", f"--lkft-cache-dir={cache_dir}")
+    result = pytester.runpytest(*INLINE, "-n", "2", f"--lkft-cache-dir={cache_dir}")
     result.assert_outcomes(passed=4)
     assert origin.stats()["requests"] == {"/slow16/big": 1}
