@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from pytest_lkft.artifacts import (
+    DEFAULT_MAX_AGE,
     ArtifactCache,
     Progress,
     default_cache_dir,
@@ -48,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                        help="Upstream host (or pattern, or *) clients may ask for; repeatable")
     serve.add_argument("--max-size", type=size_argument, default=None,
                        help="Evict least recently used entries beyond this size, e.g. 50G")
+    serve.add_argument("--max-age", type=float, default=DEFAULT_MAX_AGE, metavar="SECONDS",
+                       help="Revalidate cached artifacts with the origin after this long")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +93,8 @@ def run_serve(root: Path, args: argparse.Namespace) -> int:
     from pytest_lkft.cache_server import HostPolicy, serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    cache = ArtifactCache(root, max_size=args.max_size, url_policy=HostPolicy(args.allow))
+    cache = ArtifactCache(root, max_size=args.max_size, max_age=args.max_age,
+                          url_policy=HostPolicy(args.allow))
     serve(cache, args.bind, args.allow)
     return 0
 
