@@ -503,7 +503,8 @@ class ArtifactCache:
         for directory in sorted((self.root / "entries").iterdir()):
             meta = read_json(directory / "meta.json") or {}
             if (directory / "data").exists() or (directory / "data.part").exists():
-                found.append((Entry(str(meta.get("url", "")), directory), meta))
+                url = str(meta.get("url") or directory)  # no meta: a crash left it
+                found.append((Entry(url, directory), meta))
         return found
 
     def size(self) -> int:
@@ -524,7 +525,7 @@ class ArtifactCache:
         for entry, _meta in sorted(self.entries(), key=lambda item: item[1].get("last_use", 0)):
             if total <= limit:
                 break
-            size = entry.data.stat().st_size if entry.data.exists() else 0
+            size = sum(path.stat().st_size for path in (entry.data, entry.part) if path.exists())
             if self._remove(entry):
                 total -= size
                 removed.append(entry.url)
