@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import threading
+import tty
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -45,6 +46,7 @@ class Outlet:
     def open_serial(self) -> str:
         """Create the pty; the slave's path is what the exporter serves."""
         self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)  # no echo of the board's output back into the board
         return os.ttyname(self.slave)
 
     def command(self) -> list[str]:

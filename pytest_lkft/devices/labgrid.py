@@ -1,0 +1,439 @@
+"""Boards in a labgrid lab: lab files, places leased from the coordinator, a board device.
+
+A lab file (`lab/*.yaml`) maps device names to boards: the tags of the labgrid places
+that can run it, the labgrid drivers bound to a place's resources, how it boots
+(`firmware`: power-on boots what the tftp directory holds; `uboot`: stop autoboot, load
+over tftp) and the kernel's console. A `PlaceLease` reserves, waits for and acquires one
+matching place through labgrid-client, and releases it. A `LabgridDevice` powers the
+board, reads its serial console through labgrid's drivers and runs commands with the
+same `Console` (markers, crash detection, console log) as QEMU devices.
+
+labgrid is imported only when a board boots, so lab files load without it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pexpect
+import yaml
+from pexpect.spawnbase import SpawnBase
+
+from pytest_lkft.console import CommandResult, Console, ConsoleLog, TextSink
+from pytest_lkft.crash import Crash, CrashDetector
+from pytest_lkft.devices.qemu import DeviceArtifacts, Timeouts
+from pytest_lkft.errors import BootError, DeviceBroken, InfraError, LkftError, UserError
+from pytest_lkft.lab import load_crash_patterns
+
+BOOT_METHODS = ("firmware", "uboot")
+DEFAULT_DRIVERS: dict[str, dict[str, Any]] = {"NetworkPowerDriver": {}, "SerialDriver": {}}
+CLIENT_TIMEOUT = 60.0
+UBOOT_ERROR = re.compile(r"(?i)\b(?:error|not found|unknown command|abort|failed)\b")
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+if TYPE_CHECKING:
+    _SpawnBase = SpawnBase[str]
+else:
+    _SpawnBase = SpawnBase  # generic only in the type stubs
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    """How a board gets from power-on to the kernel."""
+
+    method: str = "firmware"
+    interrupt: str = "Hit any key to stop autoboot"
+    prompt: str = "=> "
+    commands: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LabDevice:
+    """One device of a lab file: which places run it and how it boots."""
+
+    name: str
+    arch: str
+    provision_as: str
+    tags: dict[str, str]
+    console: str
+    boot: BootSpec = BootSpec()
+    drivers: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_DRIVERS))
+
+    def tag_filter(self) -> list[str]:
+        """The tags as labgrid-client's KEY=VALUE filters."""
+        return [f"{key}={value}" for key, value in sorted(self.tags.items())]
+
+
+def _device(path: Path, name: str, entry: dict[str, Any], defaults: dict[str, Any]) -> LabDevice:
+    merged = {**defaults, **(entry or {})}
+    boot_entry = dict(merged.pop("boot", None) or {})
+    boot_entry["commands"] = tuple(str(c) for c in boot_entry.get("commands", ()))
+    boot = BootSpec(**boot_entry)
+    if boot.method not in BOOT_METHODS:
+        raise UserError(f"{path}: {name}: unknown boot method {boot.method!r}; "
+                        f"use one of {', '.join(BOOT_METHODS)}")
+    tags = {str(k): str(v) for k, v in (merged.pop("tags", None) or {}).items()}
+    if not tags:
+        raise UserError(f"{path}: {name} has no tags; give the tags of its places, "
+                        "e.g. tags: {board: rpi4}")
+    return LabDevice(name=name, boot=boot, tags=tags, **merged)
+
+
+def load_lab(path: Path) -> dict[str, LabDevice]:
+    """Read a lab file: its devices by name; one-line UserError when it is bad."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise UserError(f"--lkft-lab {path}: {error.strerror}; check the path") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("devices"), dict):
+        raise UserError(f"{path} has no `devices:` mapping; see lab/labgrid-standin.yaml")
+    defaults = data.get("defaults") or {}
+    try:
+        return {str(name): _device(path, str(name), entry, defaults)
+                for name, entry in data["devices"].items()}
+    except TypeError as error:
+        raise UserError(f"{path}: bad device entry ({error}); see docs/lab.md") from None
+
+
+def labgrid_client(address: str, *args: str, timeout: float = CLIENT_TIMEOUT) -> str:
+    """Run labgrid-client against `address`; its stdout, or one-line InfraError."""
+    command = ["labgrid-client", "-x", address, *args]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise UserError("labgrid-client not found: install labgrid (pip install labgrid)") \
+            from None
+    if done.returncode == 0:
+        return done.stdout
+    if "Could not connect to coordinator" in done.stderr:
+        raise InfraError(f"cannot reach the labgrid coordinator at {address}; start "
+                         "labgrid-coordinator there or pass --lkft-coordinator ADDRESS")
+    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    raise InfraError(f"{shlex.join(command)} failed: {last}")
+
+
+@dataclass
+class PlaceLease:
+    """One place of the lab held by this process: reserved, then acquired, then released.
+
+    Lifecycle: `acquire(timeout)` reserves a place matching `tags`, waits until the
+    coordinator allocates one and acquires it; `release()` releases it and cancels the
+    reservation, whatever state it got to (safe to call twice).
+    """
+
+    address: str
+    tags: list[str]
+    token: str = ""
+    place: str = ""
+
+    def acquire(self, timeout: float) -> str:
+        """Reserve, wait at most `timeout` seconds, acquire; the place's name."""
+        out = labgrid_client(self.address, "reserve", "--shell", *self.tags)
+        self.token = out.strip().rpartition("LG_TOKEN=")[2]
+        try:
+            state = labgrid_client(self.address, "wait", self.token, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.release()
+            raise InfraError(f"no place tagged {' '.join(self.tags)} became free within "
+                             f"{timeout:g} s; free one (labgrid-client -x {self.address} who) "
+                             "or raise --lkft-place-timeout") from None
+        if "state: allocated" not in state:
+            self.release()
+            raise InfraError(f"no place of the lab at {self.address} has the tags "
+                             f"{' '.join(self.tags)}; tag one (labgrid-client set-tags) or "
+                             "fix the lab file's tags")
+        out = labgrid_client(self.address, "-p", f"+{self.token}", "acquire")
+        self.place = out.strip().rpartition("acquired place ")[2]
+        return self.place
+
+    def release(self) -> None:
+        """Release the place and cancel the reservation; errors are not raised."""
+        place, token, self.place, self.token = self.place, self.token, "", ""
+        for args in ([("-p", place, "release")] if place else []) + \
+                ([("cancel-reservation", token)] if token else []):
+            try:
+                labgrid_client(self.address, *args)
+            except (LkftError, subprocess.TimeoutExpired):
+                pass  # the coordinator is gone: it forgets everything anyway
+
+
+class SerialSpawn(_SpawnBase):
+    """pexpect over a labgrid ConsoleProtocol driver: a closed connection reads as EOF."""
+
+    def __init__(self, driver: Any) -> None:
+        super().__init__(timeout=None, encoding="utf-8", codec_errors="replace")
+        self.driver = driver
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def read_nonblocking(self, size: int = 1, timeout: float | None = -1) -> str:
+        """Read what the serial has, up to `size` bytes; pexpect's TIMEOUT and EOF."""
+        if timeout == -1:
+            timeout = self.timeout
+        try:
+            data = self.driver.read(size=1, timeout=timeout, max_size=size)
+        except pexpect.TIMEOUT:
+            raise
+        except Exception as error:  # pyserial and socket errors: the connection is gone
+            self.flag_eof = True
+            raise pexpect.EOF(f"serial console lost: {error}") from None
+        text = self.decoder.decode(data)
+        if self.logfile_read is not None:
+            self.logfile_read.write(text)
+        return text
+
+    def send(self, s: str | bytes) -> int:
+        """Write to the serial; EOF when the connection is gone."""
+        data = s if isinstance(s, bytes) else s.encode()
+        try:
+            return int(self.driver.write(data))
+        except Exception as error:
+            self.flag_eof = True
+            raise pexpect.EOF(f"serial console lost: {error}") from None
+
+    def sendline(self, s: str = "") -> int:
+        """Write a line, as pexpect.spawn does."""
+        return self.send(s + "\n")
+
+    def isalive(self) -> bool:
+        """True until the connection was seen closed."""
+        return not self.flag_eof
+
+
+class SerialConsole(Console):
+    """`Console` on a board's serial line: same framing, log and crash detection."""
+
+    def __init__(self, log: ConsoleLog) -> None:
+        super().__init__([], log)
+        self.driver: Any = None
+
+    def attach(self, driver: Any) -> None:
+        """Read and write through the labgrid console driver."""
+        self.driver = driver
+        self.start()
+
+    def start(self) -> None:
+        """Wrap the driver for pexpect; what it reads goes to the console log."""
+        spawn = SerialSpawn(self.driver)
+        spawn.logfile_read = self.log
+        # Console uses only SpawnBase's API (expect, sendline, before, match).
+        self.child = spawn  # type: ignore[assignment]
+
+    def uboot(self, spec: BootSpec, values: dict[str, str], timeout: float) -> None:
+        """Stop autoboot, run the lab file's commands, leave with the last (the boot)."""
+        deadline = time.monotonic() + timeout
+        self._expect_boot(re.escape(spec.interrupt), "no U-Boot autoboot prompt", deadline)
+        self.spawned.send("\n")
+        self._expect_boot(re.escape(spec.prompt), "no U-Boot prompt", deadline)
+        commands = [_fill(command, values) for command in spec.commands]
+        for index, command in enumerate(commands):
+            self.spawned.sendline(command)
+            if index == len(commands) - 1:
+                return  # the boot command: the kernel's output follows
+            self._expect_boot(re.escape(spec.prompt), f"U-Boot did not finish {command!r}",
+                              deadline)
+            if UBOOT_ERROR.search(str(self.spawned.before)):
+                raise BootError(self._why(f"U-Boot failed at {command!r}"))
+
+    def run(self, command: str, timeout: float) -> CommandResult:
+        """As Console.run; a write to a lost serial is DeviceBroken too."""
+        try:
+            return super().run(command, timeout)
+        except pexpect.ExceptionPexpect as error:
+            raise DeviceBroken(self._why(f"the serial console was lost while running "
+                                         f"{command!r} ({error})")) from None
+
+    def stop(self) -> None:
+        """Nothing to kill: the board is powered off by its device; keep the log."""
+        self.log.flush()
+
+
+def _fill(command: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        command = command.replace(f"{{{key}}}", value)
+    return command
+
+
+def _write_atomically(path: Path, data: bytes | Path) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    if isinstance(data, Path):
+        shutil.copyfile(data, partial)
+    else:
+        partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+class LabgridDevice:
+    """One board on a leased place for one suite run; see `pytest_lkft.devices.base.Device`.
+
+    Lifecycle: `boot()` stages kernel, initramfs (rootfs plus overlays), dtb and command
+    line into the place's tftp directory, powers the board off, opens the serial console,
+    powers it on and waits for a shell; `close()` powers it off and closes the console.
+    The place stays acquired: its lease belongs to the process, not to a suite run.
+    """
+
+    def __init__(self, spec: LabDevice, lease: PlaceLease, artifacts: DeviceArtifacts,
+                 run_dir: Path, timeouts: Timeouts, stream: TextSink | None = None) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.arch = spec.arch
+        self.lease = lease
+        self.artifacts = artifacts
+        self.run_dir = run_dir
+        self.timeouts = timeouts
+        self.stream = stream
+        self.console_log = run_dir / "console.log"
+        self.detector = CrashDetector(load_crash_patterns())
+        self.boot_time: float | None = None
+        self.boot_error: str | None = None
+        self.broken: str | None = None
+        self.console: SerialConsole | None = None
+        self.target: Any = None
+        self.metadata = {"device": spec.name, "arch": spec.arch, "place": lease.place,
+                         "labgrid_coordinator": lease.address, **artifacts.metadata}
+
+    def environment_config(self) -> dict[str, Any]:
+        """The labgrid environment of the leased place: RemotePlace plus the drivers."""
+        return {"targets": {"main": {"resources": {"RemotePlace": {"name": self.lease.place}},
+                                     "drivers": self.spec.drivers}},
+                "options": {"coordinator_address": self.lease.address}}
+
+    def _target(self) -> Any:
+        from labgrid import Environment  # type: ignore[import-untyped]
+
+        path = self.run_dir / "labgrid-env.yaml"
+        path.write_text(yaml.safe_dump(self.environment_config(), sort_keys=False))
+        return Environment(str(path)).get_target("main")
+
+    def command_line(self) -> str:
+        """The kernel command line the board boots with."""
+        return " ".join(filter(None, [f"console={self.spec.console}", "panic=-1",
+                                      self.artifacts.boot_args]))
+
+    def _tftp_files(self) -> dict[str, Path]:
+        """The files to stage, under the names the board's boot looks for."""
+        local = self.run_dir / "tftp"
+        local.mkdir(parents=True, exist_ok=True)
+        rootfs = self.artifacts.rootfs
+        if rootfs is None or rootfs.name.endswith((".ext4", ".ext4.gz", ".ext4.xz", ".img")):
+            raise UserError(f"{self.name} boots an initramfs over tftp; pass --lkft-rootfs as "
+                            "a cpio archive (or nothing, for the default busybox one)")
+        initrd = local / "initrd"
+        with initrd.open("wb") as out:
+            for part in [rootfs, *self.artifacts.overlays]:
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+        (local / "cmdline").write_text(self.command_line() + "\n")
+        files = {"Image": self.artifacts.kernel, "initrd": initrd, "cmdline": local / "cmdline"}
+        if self.artifacts.dtb is not None:
+            files["dtb"] = self.artifacts.dtb
+        return files
+
+    def stage(self) -> dict[str, str]:
+        """Put the files into the place's tftp directory; their paths as the board sees them."""
+        provider = self.target.get_resource("RemoteTFTPProvider")
+        files = self._tftp_files()
+        staged = {"tftp_host": str(provider.host)}
+        local = provider.host in LOCAL_HOSTS or provider.host in (socket.gethostname(),
+                                                                   socket.getfqdn())
+        for name, path in files.items():
+            if local:  # the exporter runs here: copy, no ssh
+                _write_atomically(Path(provider.internal) / name, path)
+                staged[name] = provider.external + name
+            else:
+                named = self.run_dir / "tftp" / name
+                if named != path:
+                    _write_atomically(named, path)
+                driver = self.target.get_driver("TFTPProviderDriver")
+                staged[name] = str(driver.stage(str(named)))
+        return {"kernel": staged["Image"], "initrd": staged["initrd"],
+                "dtb": staged.get("dtb", ""), "cmdline": self.command_line(),
+                "tftp_host": staged["tftp_host"]}
+
+    def _write_reproducer(self) -> None:
+        client = f"labgrid-client -x {shlex.quote(self.lease.address)} -p " \
+                 f"{shlex.quote(self.lease.place)}"
+        script = self.run_dir / "reproducer.sh"
+        _write_atomically(script, (
+            f"#!/bin/sh\n# {self.name} on place {self.lease.place}: boot as pytest-lkft did\n"
+            f"# (files staged into the place's tftp directory: {self.run_dir / 'tftp'})\n"
+            f"set -e\n{client} acquire\ntrap '{client} release' EXIT\n"
+            f"{client} power off\n{client} power on\n{client} console\n").encode())
+        script.chmod(0o755)
+
+    def boot(self) -> None:
+        """Power the board on and reach a shell, once; a failure is kept, not raised."""
+        if self.console is not None:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.detector.context = "boot"
+        self.console = SerialConsole(ConsoleLog(self.console_log, self.detector, self.stream))
+        try:
+            self._power_on_to_shell(self.console)
+        except LkftError as error:
+            self.boot_error = self.broken = str(error)
+        except Exception as error:  # labgrid raises many kinds: each is the lab failing
+            self.boot_error = self.broken = (f"{self.name} on place {self.lease.place}: labgrid "
+                                             f"failed: {type(error).__name__}: {error}")
+        self.metadata["kernel_version"] = self.console.kernel_version
+
+    def _power_on_to_shell(self, console: SerialConsole) -> None:
+        self._write_reproducer()
+        self.target = self._target()
+        staged = self.stage()
+        power = self.target.get_driver("PowerProtocol")
+        power.off()
+        console.attach(self.target.get_driver("ConsoleProtocol"))
+        power.on()
+        start = time.monotonic()
+        if self.spec.boot.method == "uboot":
+            console.uboot(self.spec.boot, staged, self.timeouts.boot)
+        self.boot_time = console.boot(self.timeouts.boot - (time.monotonic() - start))
+
+    @property
+    def booted(self) -> bool:
+        """True once a boot was attempted (whatever its outcome)."""
+        return self.console is not None
+
+    def set_context(self, context: str) -> None:
+        """Name what runs now (a test case), so crashes say where they happened."""
+        self.detector.context = context
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        """Run a shell command on the board; DeviceBroken once it or its console is gone."""
+        if self.broken is not None or self.console is None:
+            raise DeviceBroken(self.broken or "the device was never booted")
+        try:
+            return self.console.run(command, timeout or self.timeouts.test)
+        except DeviceBroken as error:
+            self.broken = str(error)
+            raise
+
+    def crashes(self) -> list[Crash]:
+        """Every crash or warning seen on the console so far."""
+        return list(self.detector.crashes)
+
+    def close(self) -> None:
+        """Power the board off and close its console; the place stays with the process."""
+        if self.target is not None:
+            try:
+                self.target.get_driver("PowerProtocol").off()
+            except Exception:  # noqa: BLE001  (the lab may be gone; the lease still ends)
+                pass
+            self.target.deactivate_all_drivers()
+            self.target = None
+        if self.console is not None:
+            self.console.stop()
+            self.console.log.close()
