@@ -17,6 +17,7 @@ import shlex
 import subprocess
 import tarfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from pytest_lkft.rootfs import ROOTFS_VERSION, busybox_initramfs
 Fetch = Callable[[str, "str | None"], Path]
 
 LISTS_MAX_AGE = 24 * 3600
+UPDATE_ATTEMPTS = 2
 PRINT_URIS = re.compile(
     r"^'(?P<url>[^']+)' (?P<file>\S+) (?P<size>\d+) SHA256:(?P<sha>[0-9a-f]{64})")
 DEPENDS = re.compile(r"^\s*Depends: (linux-image-\S+)")
@@ -72,14 +74,30 @@ class Apt:
         return done.stdout
 
     def update(self) -> None:
-        """Refresh the package lists when they are missing or older than a day."""
+        """Refresh the package lists when they are missing or older than a day.
+
+        A mirror in mid-sync fails one index now and then: retry once, then go on with
+        the lists that did arrive (warning), and try again next run.
+        """
         with open(self.root / "lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # one apt-get update across xdist workers
             stamp = self.root / "updated"
             if stamp.exists() and time.time() - stamp.stat().st_mtime < LISTS_MAX_AGE:
                 return
-            self._run("apt-get", "update")
-            stamp.touch()
+            for attempt in range(UPDATE_ATTEMPTS):
+                try:
+                    self._run("apt-get", "update")
+                    stamp.touch()
+                    return
+                except DownloadError as error:
+                    failure = error
+                    time.sleep(attempt * 2.0)
+            if not any((self.root / "lists").glob("*_Packages*")):
+                raise failure
+            stamp.touch()  # usable: retry tomorrow, not on every run
+            warnings.warn(f"apt-get update for {self.arch} failed in part "
+                          f"({str(failure).rsplit(': ', 1)[-1]}); using the lists that "
+                          "arrived", stacklevel=2)
 
     def kernel_package(self, flavour: str) -> str:
         """The versioned kernel package behind the `linux-image-<flavour>` metapackage."""

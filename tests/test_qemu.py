@@ -217,3 +217,28 @@ def test_console_is_streamed_with_s(pytester: pytest.Pytester, artifact_cache: P
                         "-s")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*Linux version 6.*", "*lkft: init done*"])
+
+
+OTHER_DEFAULT_DEVICES = {"qemu-armv7": "qemu-system-arm", "qemu-i386": "qemu-system-i386",
+                         "qemu-ppc64le": "qemu-system-ppc64", "qemu-s390": "qemu-system-s390x",
+                         "qemu-mips64el": "qemu-system-mips64el"}
+
+
+def test_every_default_device_boots(pytester: pytest.Pytester, artifact_cache: Path) -> None:
+    need_qemu(*OTHER_DEFAULT_DEVICES.values())
+    devices = [f"--lkft-device={name}" for name in OTHER_DEFAULT_DEVICES]
+    result = run_suites(pytester, artifact_cache, "-n", "2", "-k", "test_boot", *devices)
+    result.assert_outcomes(passed=2 * len(OTHER_DEFAULT_DEVICES))  # boot and crash check
+    for name in OTHER_DEFAULT_DEVICES:
+        log = (pytester.path / "lkft-results" / name / "boot" / "console.log").read_text()
+        assert "lkft: init done" in log
+
+
+def test_device_without_defaults_names_the_options(pytester: pytest.Pytester,
+                                                   artifact_cache: Path) -> None:
+    need_qemu("qemu-system-riscv64")
+    result = run_suites(pytester, artifact_cache, "--lkft-device=qemu-riscv64", "-k", "boot")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*qemu-riscv64: qemu-riscv64 has no default kernel and rootfs "
+                                 "(Debian ships none for it); pass --lkft-kernel (a Image) and "
+                                 "--lkft-rootfs*"])
