@@ -90,6 +90,17 @@ def test_submit_plain_fields_as_curl_does(served: tuple[str, Path]) -> None:
         assert list(store.metrics("lkft", "linux", "v3").values()) == [Metric(2.0, "")]
 
 
+def test_submit_urlencoded_as_curl_data_does(served: tuple[str, Path]) -> None:
+    url, store_path = served
+    response = requests.post(f"{url}/api/submit/lkft/linux/v4/qemu-arm64", timeout=30,
+                             data={"tests": json.dumps({"boot/boot": "pass"}), "job_id": "d-1"},
+                             headers={"Authorization": f"Token {TOKEN}"})
+    assert response.status_code == 201, response.text
+    with Store(store_path) as store:
+        assert store.counts("lkft", "linux", "v4").passed == 1
+        assert store.has_job("d-1")
+
+
 def test_submit_refusals_say_why(served: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     url, _ = served
     monkeypatch.setenv("LKFT_SQUAD_TOKEN", "wrong")

@@ -22,13 +22,14 @@ import html
 import json
 import re
 import statistics
+import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 from pytest_lkft.errors import UserError
 from pytest_lkft.parsers.model import Case, Metric, Result
@@ -71,7 +72,10 @@ class Form:
 
 
 def parse_form(content_type: str, body: bytes) -> Form:
-    """Parse a multipart/form-data body (as SQUAD clients send) into a Form."""
+    """Parse a multipart/form-data or urlencoded body (as SQUAD clients send) into a Form."""
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        pairs = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+        return Form(fields={name: values[-1] for name, values in pairs.items()})
     if not content_type.startswith("multipart/form-data"):
         raise SubmitRefused(400, f"expected multipart/form-data, got {content_type or 'nothing'}")
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
@@ -200,7 +204,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base name
         """Log requests without headers (a token never reaches the log)."""
-        print(f"{self.address_string()} {format % args}", flush=True)
+        print(f"{self.address_string()} {format % args}", file=sys.stderr, flush=True)
 
     def reply(self, status: int, body: str, content_type: str = "text/plain") -> None:
         """Send a complete response."""
