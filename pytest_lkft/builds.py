@@ -1,0 +1,293 @@
+"""Kernel builds as tuxmake runs them: out of tree, kconfig plus fragments, artifacts, a cache.
+
+Lifecycle: `KernelBuild(...)` holds the inputs; `validate()` checks them all (one-line
+`UserError`s, before make starts); `run()` computes the cache key, and under a file lock
+either returns the recorded build or has a `BuildRun` (build_run.py) run the steps and
+record them (`metadata.json`, `reproducer.sh`). `build(**kwargs)` does both. The inputs
+(architectures, toolchains, fragments, source state) live in build_inputs.py.
+
+The source tree is never written to: make runs with `O=<output>/build`, and the kconfig
+merge runs in the build directory. Every command and its output go to `build.log`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_lkft.build_inputs import (
+    Arch,
+    Fragment,
+    Toolchain,
+    check_tree,
+    compiler_version,
+    file_digest,
+    get_arch,
+    host_arch,
+    kconfig_kind,
+    load_archs,
+    read_json,
+    source_state,
+    write_json,
+)
+from pytest_lkft.errors import InfraError, UserError
+
+__all__ = ["Arch", "BuildError", "BuildProgress", "BuildResult", "Fragment", "KernelBuild",
+           "Toolchain", "build", "get_arch", "host_arch", "load_archs", "TARGETS"]
+
+TARGETS = ("config", "kernel", "modules", "dtbs", "headers", "kselftest")
+DEFAULT_TARGETS = ("config", "kernel", "modules")
+# A target runs only when the one it depends on passed (tuxmake's dependencies).
+DEPENDS = {"kernel": "config", "modules": "kernel", "dtbs": "config", "headers": "config",
+           "kselftest": "config"}
+# Variables the build sets itself (tuxmake's MAKE_VARIABLES_REJECTLIST).
+RESERVED_MAKE_VARS = ("ARCH", "CC", "CROSS_COMPILE", "HOSTCC", "O", "LLVM",
+                      "INSTALL_MOD_PATH", "INSTALL_DTBS_PATH", "INSTALL_HDR_PATH")
+WARNING = re.compile(r"\bwarning:")
+ERROR = re.compile(r"\b(?:fatal )?error:|\*\*\* |^make.*: \*\*\*|undefined reference")
+FIRST_ERRORS = 10
+CACHE_FORMAT = 1  # part of every cache key: bump when the build's commands change
+PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
+
+
+class BuildError(InfraError):
+    """A build could not run at all (make or a tool missing, disk full)."""
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildProgress:
+    """What a progress callback receives: the target, seconds since the start, a make line."""
+
+    target: str
+    elapsed: float
+    line: str
+
+
+ProgressCallback = Callable[[BuildProgress], None]
+Fetch = Callable[[str], Path]
+
+
+@dataclass
+class BuildResult:
+    """A finished (or recorded) build: per-target status, artifacts, counts, metadata."""
+
+    output_dir: Path
+    metadata: dict[str, Any]
+    first_errors: str = ""
+    cached: bool = False
+
+    @property
+    def status(self) -> dict[str, str]:
+        """PASS, FAIL or SKIP per target."""
+        targets = self.metadata["results"]["targets"]
+        return {name: str(info["status"]) for name, info in targets.items()}
+
+    @property
+    def passed(self) -> bool:
+        """True when no target failed."""
+        return bool(self.metadata["results"]["status"] == PASS)
+
+    @property
+    def warnings(self) -> int:
+        """Compiler warnings in the build log."""
+        return int(self.metadata["results"]["warnings"])
+
+    @property
+    def errors(self) -> int:
+        """Error lines in the build log."""
+        return int(self.metadata["results"]["errors"])
+
+    def _artifact(self, target: str, suffix: str = "") -> Path | None:
+        names = self.metadata["results"]["artifacts"].get(target, [])
+        found = [n for n in names if n.endswith(suffix)]
+        return self.output_dir / found[0] if found else None
+
+    @property
+    def kernel(self) -> Path | None:
+        """The kernel image, if the kernel target passed."""
+        return self._artifact("kernel", self.metadata["build"]["kernel_image"])
+
+    @property
+    def modules(self) -> Path | None:
+        """modules.tar.xz, if modules were built."""
+        return self._artifact("modules", ".tar.xz")
+
+    @property
+    def kselftest(self) -> Path | None:
+        """kselftest.tar.xz, if kselftest was built."""
+        return self._artifact("kselftest", ".tar.xz")
+
+    @property
+    def dtbs(self) -> Path | None:
+        """dtbs.tar.xz, if device trees were built."""
+        return self._artifact("dtbs", ".tar.xz")
+
+    @property
+    def headers(self) -> Path | None:
+        """headers.tar.xz, if headers were installed."""
+        return self._artifact("headers", ".tar.xz")
+
+    @property
+    def config(self) -> Path | None:
+        """The final .config."""
+        return self._artifact("config", "config")
+
+    @property
+    def log(self) -> Path:
+        """build.log."""
+        return self.output_dir / "build.log"
+
+    @classmethod
+    def load(cls, output_dir: Path, cached: bool = False) -> BuildResult | None:
+        """The build recorded in `output_dir`, or None when its metadata or artifacts are gone."""
+        metadata = read_json(output_dir / "metadata.json")
+        try:
+            names = [n for files in metadata["results"]["artifacts"].values() for n in files]
+        except (KeyError, AttributeError):
+            return None
+        if not all((output_dir / n).exists() for n in names):
+            return None
+        return cls(output_dir, metadata, metadata.get("lkft", {}).get("first_errors", ""), cached)
+
+
+# -- the build --------------------------------------------------------------------------------
+
+
+@dataclass
+class KernelBuild:
+    """A tuxmake-like build: give the inputs, `validate()`, then `run()` for a BuildResult.
+
+    `build_dir` receives the artifacts (default: `<cache_dir>/<key>`) and the object tree
+    in its `build/` subdirectory. `cache_dir` holds the index of finished builds and the
+    locks that make concurrent processes build a given key once.
+    """
+
+    tree: Path
+    target_arch: str = field(default_factory=host_arch)
+    toolchain: str = "gcc"
+    kconfig: str = "defconfig"
+    kconfig_add: tuple[str, ...] = ()
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    make_vars: dict[str, str] = field(default_factory=dict)
+    build_dir: Path | None = None
+    cache_dir: Path = field(default_factory=lambda: default_build_cache())
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    ccache: bool = True
+    progress: ProgressCallback | None = None
+    fetch: Fetch | None = None
+
+    def __post_init__(self) -> None:
+        self.tree = Path(self.tree).expanduser().resolve()
+        self.cache_dir = Path(self.cache_dir).expanduser()
+        self.targets = tuple(dict.fromkeys(self.targets))
+
+    # -- inputs --
+
+    def validate(self) -> None:
+        """Check every input; one-line UserError for the first bad one, before make runs."""
+        check_tree(self.tree)
+        self.arch = get_arch(self.target_arch)
+        self.tool = Toolchain.parse(self.toolchain)
+        unknown = [t for t in self.targets if t not in TARGETS]
+        if unknown or not self.targets:
+            raise UserError(f"unknown build target {', '.join(unknown) or '(none)'}; "
+                            f"valid: {', '.join(TARGETS)}")
+        for name in self.make_vars:
+            if name in RESERVED_MAKE_VARS or not re.match(r"^[A-Za-z_]\w*$", name):
+                raise UserError(f"make variable {name} cannot be set: the build sets "
+                                f"{', '.join(RESERVED_MAKE_VARS)} itself; use --lkft-toolchain "
+                                "and --lkft-target-arch")
+        self.base_kind = kconfig_kind(self.kconfig)
+        self.fragments = [Fragment.parse(text) for text in self.kconfig_add]
+        self.tool.check(self.arch)
+        if shutil.which("make") is None:
+            raise UserError("make not found: `apt-get install make`")
+        self.wrapper = "ccache" if self.ccache and shutil.which("ccache") else ""
+
+    def cache_key(self) -> str:
+        """sha256 of the source state, config inputs, toolchain, architecture and targets."""
+        memo = self.cache_dir / "sources"
+        inputs = {
+            "format": CACHE_FORMAT, "source": source_state(self.tree, memo),
+            "arch": self.arch.name, "toolchain": self.tool.name,
+            "compiler": compiler_version(self.tool.compiler(self.arch)),
+            "kconfig": self._input_digest(self.base_kind, self.kconfig),
+            "kconfig_add": [self._input_digest(f.kind, f.value) for f in self.fragments],
+            "targets": sorted(self.targets), "make_vars": sorted(self.make_vars.items()),
+        }
+        self.key_inputs = inputs
+        return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+    def _input_digest(self, kind: str, value: str) -> str:
+        if kind == "file":
+            return f"file:{file_digest(Path(value).expanduser())}"
+        if kind == "url":
+            return f"url:{file_digest(self._fetch(value))}"
+        return f"{kind}:{value}"
+
+    def _fetch(self, url: str) -> Path:
+        if self.fetch is None:
+            from pytest_lkft.artifacts import ArtifactCache, default_cache_dir
+
+            self.fetch = ArtifactCache(default_cache_dir()).fetch
+        return self.fetch(url)
+
+    # -- running --
+
+    def run(self) -> BuildResult:
+        """The build for these inputs: recorded if it exists, else made now and recorded."""
+        self.validate()
+        key = self.cache_key()
+        (self.cache_dir / "locks").mkdir(parents=True, exist_ok=True)
+        from pytest_lkft.artifacts import locked  # flock helper shared with the artifact cache
+
+        with locked(self.cache_dir / "locks" / f"{key}.lock", fcntl_lock_ex()):
+            found = self.lookup(key)
+            if found is not None:
+                return found
+            from pytest_lkft.build_run import BuildRun  # it imports this module's names
+
+            result = BuildRun(self, key).execute()
+            if result.passed:
+                write_json(self.cache_dir / "index" / f"{key}.json",
+                           {"output_dir": str(result.output_dir)})
+            return result
+
+    def lookup(self, key: str) -> BuildResult | None:
+        """The recorded build of `key` if all its artifacts are still there."""
+        entry = read_json(self.cache_dir / "index" / f"{key}.json")
+        if "output_dir" not in entry:
+            return None
+        found = BuildResult.load(Path(entry["output_dir"]), cached=True)
+        if found is None or found.metadata.get("lkft", {}).get("cache_key") != key:
+            return None
+        return found
+
+
+def fcntl_lock_ex() -> int:
+    """LOCK_EX (waits for the holder: a second process reuses the first one's build)."""
+    import fcntl
+
+    return fcntl.LOCK_EX
+
+
+def default_build_cache() -> Path:
+    """`<artifact cache>/builds`: $LKFT_CACHE_DIR or ~/.cache/lkft, then builds."""
+    from pytest_lkft.artifacts import default_cache_dir
+
+    return default_cache_dir() / "builds"
+
+
+def build(**kwargs: Any) -> BuildResult:
+    """Validate and run a KernelBuild made from `kwargs` (see KernelBuild's fields)."""
+    return KernelBuild(**kwargs).run()
