@@ -260,7 +260,7 @@ def test_progress_is_reported_for_slow_downloads(tmp_path: Path, origin: Origin)
     assert reports[-1].format().startswith(f"fetched {url}: 1.0 MB of 1.0 MB at ")
 
 
-def test_progress_while_another_process_downloads(tmp_path: Path, origin: Origin) -> None:
+def test_progress_while_another_downloads(tmp_path: Path, origin: Origin) -> None:
     origin.add("big", os.urandom(1_500_000))
     url = origin.url("big", "slow8")  # about 1.8 s
     downloader = threading.Thread(target=new_cache(tmp_path).fetch, args=(url,))
