@@ -88,10 +88,15 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def lkft_args(*args: str) -> list[str]:
-    """Arguments for a run; disable the entry point while plugin.py does not exist."""
+    """Arguments for an in-process run.
+
+    labgrid's pytest plugin, when installed, starts a process-wide StepLogger once and
+    asserts on a second start, so in-process pytester runs leave it out.
+    """
+    blocked = ["-p", "no:labgrid"]
     if importlib.util.find_spec("pytest_lkft.plugin") is None:
-        return ["-p", "no:lkft", *args]
-    return list(args)
+        blocked += ["-p", "no:lkft"]
+    return [*blocked, *args]
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
@@ -189,4 +194,14 @@ def test_no_lkft_items_no_summary(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(WIRING)
     pytester.makepyfile("def test_plain():\n    pass\n")
     result = pytester.runpytest(*lkft_args())
+    result.assert_outcomes(passed=1)
     assert SUMMARY_TITLE not in result.stdout.str()
+
+
+def test_unwritable_store_is_reported_not_a_crash(project: pytest.Pytester, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = project.runpytest(*lkft_args("--lkft-store", str(blocker / "store.sqlite3")))
+    result.assert_outcomes(passed=5, skipped=1, xfailed=1)
+    result.stdout.fnmatch_lines([f"lkft: results NOT recorded in {blocker}/store.sqlite3: *;"
+                                 " fix it or choose another file with --lkft-store"])

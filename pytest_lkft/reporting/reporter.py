@@ -12,6 +12,7 @@ per device and suite and the regressions and fixes against the previous build.
 from __future__ import annotations
 
 import datetime
+import sqlite3
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -216,16 +217,23 @@ class LkftReporter:
             return
         self.build = self.default_build()
         records = self.records()
+        try:
+            self.record(records)
+        except (sqlite3.Error, OSError) as error:
+            self.messages.append(f"lkft: results NOT recorded in {self.settings.store}: {error};"
+                                 " fix it or choose another file with --lkft-store")
+        if self.settings.squad_url:
+            self.submit(records)
+
+    def record(self, records: list[RunRecord]) -> None:
+        """Write the runs to the store and compare with the previous build."""
+        group, project = self.settings.group, self.settings.project
         with Store(self.settings.store) as store:
             for record in records:
                 store.record(record)
-            previous = store.previous_build(self.settings.group, self.settings.project, self.build)
+            previous = store.previous_build(group, project, self.build)
             if previous is not None:
-                self.comparison = store.compare(
-                    self.settings.group, self.settings.project, previous, self.build
-                )
-        if self.settings.squad_url:
-            self.submit(records)
+                self.comparison = store.compare(group, project, previous, self.build)
 
     def submit(self, records: list[RunRecord]) -> None:
         """Submit each run to SQUAD; what cannot be sent is spooled for `lkft push`."""
@@ -247,9 +255,10 @@ class LkftReporter:
         for line in summary_table(self.devices):
             tr.write_line(line)
         where = f"{self.settings.group}/{self.settings.project} build {self.build}"
-        tr.write_line(f"recorded in {self.settings.store} as {where}")
-        for line in comparison_lines(self.comparison):
-            tr.write_line(line)
+        if not any(m.startswith("lkft: results NOT recorded") for m in self.messages):
+            tr.write_line(f"recorded in {self.settings.store} as {where}")
+            for line in comparison_lines(self.comparison):
+                tr.write_line(line)
         for message in self.messages:
             tr.write_line(message)
 

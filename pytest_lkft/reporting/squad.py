@@ -94,8 +94,13 @@ def submission_from(record: RunRecord, console_log: str = "") -> Submission:
         metrics=json.dumps(metrics),
         metadata=json.dumps(metadata, sort_keys=True),
         job_id=record.job_id or "",
-        attachments={Path(console_log).name: console_log} if console_log else {},
+        attachments={Path(console_log).name: console_log} if log_exists(console_log) else {},
     )
+
+
+def log_exists(path: str) -> bool:
+    """Tell whether a console log path names a readable file."""
+    return bool(path) and Path(path).is_file()
 
 
 class SquadClient:
