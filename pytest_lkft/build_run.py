@@ -31,6 +31,7 @@ from pytest_lkft.builds import (
     ERROR,
     FAIL,
     FIRST_ERRORS,
+    MAKE_ERROR,
     PASS,
     SKIP,
     TARGETS,
@@ -297,8 +298,8 @@ class BuildRun:
         """Count warnings and errors; keep the first error lines."""
         if WARNING.search(line):
             self.warnings += 1
-        elif ERROR.search(line):
-            self.errors += 1
+        elif ERROR.search(line) or MAKE_ERROR.search(line):
+            self.errors += bool(ERROR.search(line))
             if len(self.first_errors) < FIRST_ERRORS:
                 self.first_errors.append(line)
 

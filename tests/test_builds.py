@@ -1,0 +1,390 @@
+"""Kernel builds: bad input, the cache key, kconfig merging, records, and a real build + boot.
+
+The real tests build Debian's `linux-source-6.1` (extracted once per machine under the
+shared test cache) with the arm64 cross gcc through a persistent ccache, and boot the
+result on qemu-arm64 with the plugin's busybox initramfs. `-m kernel_build` selects them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+from conftest import REPO, SHARED_CACHE, need_qemu
+
+from pytest_lkft.build_inputs import tree_stamp
+from pytest_lkft.builds import BuildResult, KernelBuild, build
+from pytest_lkft.errors import UserError
+
+SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
+KUNIT_FRAGMENT = REPO / "lab" / "kconfig" / "qemu-virt-kunit.config"
+FAKE_MAKEFILE = """\
+# A stand-in for the kernel's Makefile: config works, the kernel fails, headers install.
+tinyconfig defconfig:
+\t@mkdir -p $(O) && printf 'CONFIG_MODULES=y\\n' > $(O)/.config
+olddefconfig:
+\t@echo "  olddefconfig"
+bzImage:
+\t@echo "  CC      init/main.o"
+\t@echo "init/main.c:1:1: warning: unused variable 'x'"
+\t@echo "init/main.c:2:1: error: expected ';' before '}' token"
+\t@exit 2
+headers_install:
+\t@mkdir -p $(INSTALL_HDR_PATH)/include/linux && echo '#define X 1' > \
+$(INSTALL_HDR_PATH)/include/linux/x.h
+"""
+
+
+def need_tools(*tools: str) -> None:
+    """Skip (fail under CI) when a build tool is missing, naming the package."""
+    for tool in tools:
+        if shutil.which(tool) is None:
+            message = f"{tool} is not installed: apt-get install gcc-aarch64-linux-gnu ccache"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+
+
+def fake_tree(path: Path, git: bool = False) -> Path:
+    """A directory that passes for a kernel source (Makefile, Kconfig, Kbuild)."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 0\n"
+                                   "EXTRAVERSION = -fake\n" + FAKE_MAKEFILE)
+    (path / "Kconfig").write_text("mainmenu \"fake\"\n")
+    (path / "Kbuild").write_text("")
+    (path / "init").mkdir(exist_ok=True)
+    (path / "init" / "main.c").write_text("int main;\n")
+    if git:
+        for args in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c",
+                                                   "user.email=t@t", "commit", "-qm", "fake"]):
+            subprocess.run(["git", "-C", str(path), *args], check=True)
+    return path
+
+
+@pytest.fixture
+def build_cache(tmp_path: Path) -> Path:
+    return tmp_path / "build-cache"
+
+
+@pytest.fixture
+def shared_ccache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ccache that persists on this machine, so CI rebuilds take seconds of compiling."""
+    monkeypatch.setenv("CCACHE_DIR", str(SHARED_CACHE / "ccache"))
+
+
+@pytest.fixture(scope="session")
+def linux_source() -> Path:
+    """Debian's linux-source-6.1, extracted once per machine (apt-get install linux-source-6.1)."""
+    tree = SHARED_CACHE / "linux-source-6.1"
+    if not (tree / "Makefile").exists():
+        if not SOURCE_TARBALL.exists():
+            message = f"{SOURCE_TARBALL} is missing: apt-get install linux-source-6.1"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        SHARED_CACHE.mkdir(parents=True, exist_ok=True)
+        with open(SHARED_CACHE / "linux-source.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one extraction across xdist workers
+            if not (tree / "Makefile").exists():
+                partial = SHARED_CACHE / f"linux-source.{os.getpid()}.part"
+                shutil.rmtree(partial, ignore_errors=True)
+                partial.mkdir()
+                subprocess.run(["tar", "xJf", str(SOURCE_TARBALL), "-C", str(partial)],
+                               check=True)
+                (partial / "linux-source-6.1").rename(tree)
+                partial.rmdir()
+    return tree
+
+
+@pytest.fixture
+def untouched(linux_source: Path) -> Iterator[Path]:
+    """The source tree, checked afterwards to be exactly as it was (names, sizes, times)."""
+    before = tree_stamp(linux_source)
+    yield linux_source
+    assert tree_stamp(linux_source) == before, "the build wrote into the source tree"
+
+
+# -- bad input: one line each, before make starts ---------------------------------------------
+
+
+def test_not_a_kernel_tree(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"is not a kernel source tree \(no Makefile, Kconfig"):
+        KernelBuild(tree=tmp_path, target_arch="x86_64").validate()
+
+
+def test_unknown_arch(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"unknown architecture 'vax'; valid: arm, arm64, i386"):
+        KernelBuild(tree=fake_tree(tmp_path), target_arch="vax").validate()
+
+
+def test_unknown_toolchain(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"unknown toolchain 'icc'; use gcc, gcc-N, clang"):
+        KernelBuild(tree=fake_tree(tmp_path), target_arch="x86_64", toolchain="icc").validate()
+
+
+def test_missing_fragment(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.config"
+    with pytest.raises(UserError, match=f"kconfig fragment {missing} does not exist"):
+        KernelBuild(tree=fake_tree(tmp_path / "src"), target_arch="x86_64",
+                    kconfig_add=(str(missing),)).validate()
+
+
+def test_missing_kconfig_file(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="kconfig ./no/such.config does not exist"):
+        KernelBuild(tree=fake_tree(tmp_path), target_arch="x86_64",
+                    kconfig="./no/such.config").validate()
+
+
+def test_missing_cross_compiler_names_its_apt_package(tmp_path: Path) -> None:
+    if shutil.which("s390x-linux-gnu-gcc"):
+        pytest.skip("the s390x cross compiler is installed here")
+    with pytest.raises(UserError) as error:
+        KernelBuild(tree=fake_tree(tmp_path), target_arch="s390").validate()
+    assert str(error.value) == ("s390x-linux-gnu-gcc not found: gcc for s390 needs "
+                                "`apt-get install gcc-s390x-linux-gnu`")
+
+
+def test_reserved_make_variable(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="make variable ARCH cannot be set"):
+        KernelBuild(tree=fake_tree(tmp_path), target_arch="x86_64",
+                    make_vars={"ARCH": "arm"}).validate()
+
+
+def test_lkft_build_prints_one_line(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "pytest_lkft.cli", "build", "--tree",
+                           str(tmp_path), "--target-arch", "x86_64"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"lkft build: error: {tmp_path} is not a kernel source tree (no Makefile, Kconfig, "
+        "Kbuild); pass the top directory of a Linux source"]
+
+
+def test_plugin_options_are_checked_at_start(pytester: pytest.Pytester) -> None:
+    """settings_from in pytest_configure (as plugin.py wires it): a usage error, no build."""
+    pytester.makeconftest("""
+        import pytest
+        from pytest_lkft import build_fixtures
+        from pytest_lkft.errors import UserError
+
+        def pytest_addoption(parser):
+            build_fixtures.add_options(parser.getgroup("lkft-build"))
+
+        def pytest_configure(config):
+            try:
+                build_fixtures.settings_from(config, ["arm64"])
+            except UserError as error:
+                raise pytest.UsageError(str(error)) from None
+    """)
+    result = pytester.runpytest("--lkft-kconfig=tinyconfig")
+    result.stderr.fnmatch_lines(["ERROR: --lkft-kconfig needs --lkft-tree DIR*"])
+    fake = fake_tree(pytester.path / "src")
+    result = pytester.runpytest(f"--lkft-tree={fake}", "--lkft-toolchain=gcc-99")
+    result.stderr.fnmatch_lines(["ERROR: aarch64-linux-gnu-gcc-99 not found: gcc-99 for arm64 "
+                                 "needs `apt-get install gcc-99-aarch64-linux-gnu`"])
+    result = pytester.runpytest(f"--lkft-tree={fake}", "--lkft-target-arch=x86_64")
+    result.stderr.fnmatch_lines(["ERROR: --lkft-target-arch x86_64 cannot boot on an arm64*"])
+
+
+# -- the cache key ----------------------------------------------------------------------------
+
+
+def key_of(tree: Path, cache: Path, **kwargs: object) -> str:
+    kernel = KernelBuild(tree=tree, target_arch="x86_64", cache_dir=cache,
+                         **kwargs)  # type: ignore[arg-type]
+    kernel.validate()
+    return kernel.cache_key()
+
+
+def test_cache_key_follows_git_state(tmp_path: Path, build_cache: Path) -> None:
+    tree = fake_tree(tmp_path / "src", git=True)
+    first = key_of(tree, build_cache)
+    assert key_of(tree, build_cache) == first
+    assert key_of(tree, build_cache, targets=("modules", "kernel", "config")) == first
+    assert key_of(tree, build_cache, targets=("config", "kernel")) != first
+    assert key_of(tree, build_cache, toolchain="gcc-12") != first
+    (tree / "init" / "main.c").write_text("int main = 1;\n")  # uncommitted change
+    dirty = key_of(tree, build_cache)
+    assert dirty != first
+    (tree / "init" / "new.c").write_text("\n")  # untracked file
+    assert key_of(tree, build_cache) not in (first, dirty)
+
+
+def test_cache_key_follows_content_outside_git(tmp_path: Path, build_cache: Path) -> None:
+    tree = fake_tree(tmp_path / "a")
+    fragment = tmp_path / "frag.config"
+    fragment.write_text("CONFIG_PRINTK=y\n")
+    first = key_of(tree, build_cache, kconfig_add=(str(fragment),))
+    copy = tmp_path / "b"
+    shutil.copytree(tree, copy)  # same content elsewhere: the same build
+    assert key_of(copy, build_cache, kconfig_add=(str(fragment),)) == first
+    os.utime(tree / "Kbuild")  # touched, not changed
+    assert key_of(tree, build_cache, kconfig_add=(str(fragment),)) == first
+    fragment.write_text("CONFIG_PRINTK=n\n")  # same path, new content
+    assert key_of(tree, build_cache, kconfig_add=(str(fragment),)) != first
+    (tree / "Kbuild").write_text("obj-y += init/\n")
+    assert key_of(tree, build_cache) != key_of(copy, build_cache)
+
+
+# -- a failing target, keep-going, records (fake tree: seconds) --------------------------------
+
+
+def test_failed_kernel_keeps_going_and_is_not_cached(tmp_path: Path, build_cache: Path) -> None:
+    tree = fake_tree(tmp_path / "src")
+    lines: list[str] = []
+    result = build(tree=tree, target_arch="x86_64", kconfig="tinyconfig", cache_dir=build_cache,
+                   targets=("kernel", "modules", "headers"),
+                   progress=lambda p: lines.append(f"{p.target}: {p.line}"))
+    assert result.status == {"config": "PASS", "kernel": "FAIL", "modules": "SKIP",
+                             "headers": "PASS"}
+    assert not result.passed and result.kernel is None and result.modules is None
+    assert result.headers is not None and result.headers.exists()
+    assert result.first_errors.splitlines()[0] == (
+        "init/main.c:2:1: error: expected ';' before '}' token")
+    assert (result.warnings, result.errors) == (1, 1)
+    assert "kernel: starting" in lines
+    again = build(tree=tree, target_arch="x86_64", kconfig="tinyconfig", cache_dir=build_cache,
+                  targets=("kernel", "modules", "headers"))
+    assert not again.cached  # failures are built again, never served from the cache
+
+
+def test_records_and_reproducer(tmp_path: Path, build_cache: Path) -> None:
+    tree = fake_tree(tmp_path / "src", git=True)
+    out = tmp_path / "out"
+    result = build(tree=tree, target_arch="x86_64", kconfig="tinyconfig", cache_dir=build_cache,
+                   targets=("headers",), build_dir=out, make_vars={"KCFLAGS": "-O1"})
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert set(metadata) >= {"build", "compiler", "git", "source", "results", "os", "uname"}
+    assert metadata["build"]["targets"] == ["headers"]
+    assert metadata["build"]["kconfig"] == "tinyconfig"
+    assert metadata["build"]["make_variables"] == {"KCFLAGS": "-O1"}
+    assert metadata["source"]["kernelversion"] == "6.1.0-fake"
+    assert metadata["git"]["git_commit"] == subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True, text=True,
+        check=True).stdout.strip()
+    assert metadata["results"]["status"] == "PASS"
+    assert metadata["results"]["artifacts"]["headers"] == ["headers.tar.xz"]
+    assert set(metadata["results"]["targets"]["config"]) == {"status", "duration"}
+    reproducer = (out / "reproducer.sh").read_text().splitlines()
+    assert reproducer[:3] == ["#!/bin/sh", reproducer[1], "set -eu"]
+    assert f"cd {tree}" in reproducer
+    make = f"make --keep-going --jobs={os.cpu_count()} O={out}/build ARCH=x86_64"
+    assert any(line.startswith(make) and line.endswith("KCFLAGS=-O1 tinyconfig")
+               for line in reproducer)
+    assert os.access(out / "reproducer.sh", os.X_OK)
+    (out / "headers.tar.xz").unlink()
+    subprocess.run([str(out / "reproducer.sh")], check=True, capture_output=True)
+    with tarfile.open(out / "headers.tar.xz") as tar:
+        assert "./include/linux/x.h" in tar.getnames()
+    assert not result.cached
+
+
+# -- real kconfig on linux-source-6.1 (tens of seconds) ----------------------------------------
+
+
+@pytest.mark.kernel_build
+def test_fragments_merge_in_order(
+    untouched: Path, tmp_path: Path, build_cache: Path, shared_ccache: None
+) -> None:
+    need_tools("aarch64-linux-gnu-gcc")
+    fragment = tmp_path / "printk.config"
+    fragment.write_text("CONFIG_PRINTK=y\nCONFIG_KUNIT=y\n")
+    result = build(tree=untouched, target_arch="arm64", kconfig="tinyconfig",
+                   cache_dir=build_cache, targets=("config",),
+                   kconfig_add=(str(fragment), "# CONFIG_PRINTK is not set",
+                                "make:kvm_guest.config"))
+    assert result.status == {"config": "PASS"}
+    assert result.config is not None
+    config = result.config.read_text().splitlines()
+    assert "# CONFIG_PRINTK is not set" in config  # the later inline line wins
+    assert "CONFIG_KUNIT=y" in config
+    assert "CONFIG_VIRTIO_BLK=y" in config  # from kernel/configs/kvm_guest.config
+    assert result.metadata["lkft"]["kconfig_unmet"] == []
+
+
+# -- the real end-to-end: build, kselftest, boot, cache, lkft build, reproducer ----------------
+
+
+def boot_console(kernel: Path, rootfs: Path, timeout: float = 240) -> str:
+    """Boot `kernel` on qemu-arm64 with `rootfs`; the console up to the shell."""
+    command = ["qemu-system-aarch64", "-M", "virt,gic-version=3", "-cpu", "cortex-a57",
+               "-m", "512", "-nographic", "-no-reboot", "-kernel", str(kernel),
+               "-initrd", str(rootfs), "-append", "console=ttyAMA0 panic=-1"]
+    child = pexpect.spawn(command[0], command[1:], encoding="utf-8", codec_errors="replace",
+                          timeout=timeout)
+    try:
+        child.expect("lkft: init done")
+        return str(child.before)
+    finally:
+        child.terminate(force=True)
+
+
+def busybox_rootfs(artifact_cache: Path) -> Path:
+    """The plugin's default busybox initramfs for qemu-arm64."""
+    from pytest_lkft.artifacts import ArtifactCache
+    from pytest_lkft.debian import default_artifacts
+    from pytest_lkft.lab import load_devices
+
+    with ArtifactCache(artifact_cache) as cache:
+        return default_artifacts(load_devices().get("qemu-arm64"), artifact_cache,
+                                 cache.fetch).rootfs
+
+
+@pytest.mark.kernel_build
+@pytest.mark.qemu
+def test_build_boot_and_rebuild_arm64_kunit(
+    untouched: Path, tmp_path: Path, build_cache: Path, shared_ccache: None,
+    artifact_cache: Path,
+) -> None:
+    need_tools("aarch64-linux-gnu-gcc", "ccache")
+    need_qemu("qemu-system-aarch64")
+    out = tmp_path / "out"
+    options = ["--tree", str(untouched), "--target-arch", "arm64", "--kconfig", "tinyconfig",
+               "--kconfig-add", str(KUNIT_FRAGMENT), "--targets", "kernel,kselftest",
+               "--make-var", "TARGETS=size breakpoints", "--cache-dir", str(build_cache)]
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pytest_lkft.cli", "build", *options,
+                           "--build-dir", str(out)], capture_output=True, text=True, check=False)
+    print(f"cold build (warm ccache): {time.monotonic() - started:.1f}s\n{done.stdout}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("build: PASS in ")
+    result = BuildResult.load(out)
+    assert result is not None
+    assert result.status == {"config": "PASS", "kernel": "PASS", "kselftest": "PASS"}
+    assert result.metadata["lkft"]["kconfig_unmet"] == []
+    assert result.metadata["build"]["wrapper"] == "ccache"
+    assert result.kernel == out / "Image" and result.modules is None
+    assert result.kselftest is not None
+    with tarfile.open(result.kselftest) as tar:
+        names = tar.getnames()
+    assert {"./run_kselftest.sh", "./kselftest-list.txt", "./size/get_size"} <= set(names)
+    assert any(n.startswith("./breakpoints/") for n in names)
+
+    console = boot_console(result.kernel, busybox_rootfs(artifact_cache))
+    assert "KTAP version 1" in console
+    assert "# Subtest: list-kernel-test" in console
+    assert "not ok" not in console
+
+    started = time.monotonic()  # the same inputs again: straight from the build cache
+    again = build(tree=untouched, target_arch="arm64", kconfig="tinyconfig",
+                  kconfig_add=(str(KUNIT_FRAGMENT),), targets=("kernel", "kselftest"),
+                  make_vars={"TARGETS": "size breakpoints"}, cache_dir=build_cache)
+    elapsed = time.monotonic() - started
+    assert again.cached and again.output_dir == out
+    assert elapsed < 1.0, f"a cached build took {elapsed:.2f}s"
+
+    image = (out / "Image").read_bytes()
+    rebuilt = subprocess.run([str(out / "reproducer.sh")], capture_output=True, text=True,
+                             check=False)
+    assert rebuilt.returncode == 0, rebuilt.stdout[-2000:] + rebuilt.stderr[-2000:]
+    assert (out / "Image").read_bytes() == image  # reproducible: same timestamp, same bytes
