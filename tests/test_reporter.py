@@ -155,9 +155,13 @@ def test_known_issue_becomes_xfail_in_terminal_junit_and_store(
     result.stdout.fnmatch_lines(["XFAIL *chdir01* - chdir01 fails under TCG, bug 42"])
     junit = (project.path / "out.xml").read_text()
     assert 'name="lkft.result" value="xfail"' in junit
+    assert junit.count('name="lkft.build" value="6.1.1"') == 6
     assert 'message="chdir01 fails under TCG, bug 42"' in junit
     with Store(isolated_home / "store.sqlite3") as store:
         assert store.counts("lkft", "local", "6.1.1") == Counts(passed=3, skipped=1, xfailed=2)
+        issues = store.db.execute("SELECT test_name, environments, reason FROM knownissue")
+        assert issues.fetchall() == [
+            ("ltp-syscalls/chdir*", '["qemu-arm64"]', "chdir01 fails under TCG, bug 42")]
 
 
 def test_options_choose_store_project_build_environment(

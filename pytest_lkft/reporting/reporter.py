@@ -4,7 +4,8 @@ Lifecycle (as junitxml's LogXML): registered in pytest_configure on the controll
 `pytest_runtest_logreport` collects each LKFT item's result from its reports, which
 arrive interleaved under xdist (the call report, or the setup report when setup failed
 or skipped); a known issue turns a fail into xfail there, before the terminal and JUnit
-see the report; `pytest_sessionfinish` writes one test run per device into the store
+see the report, and the build name is added to each case's JUnit properties;
+`pytest_sessionfinish` writes one test run per device into the store
 (and submits it to SQUAD when a URL is set); `pytest_terminal_summary` prints the table
 per device and suite and the regressions and fixes against the previous build.
 """
@@ -27,6 +28,7 @@ from pytest_lkft.reporting.store import Comparison, RunRecord, Store
 
 SUITE, TEST, DEVICE, RESULT = "lkft.suite", "lkft.test", "lkft.device", "lkft.result"
 METRIC, META, CONSOLE_LOG = "lkft.metric.", "lkft.meta.", "lkft.console_log"
+BUILD = "lkft.build"  # added by the reporter to each LKFT case's JUnit properties
 COLUMNS = ("tests", "pass", "fail", "skip", "xfail", "error")
 SUMMARY_TITLE = "lkft results"
 
@@ -167,7 +169,9 @@ class LkftReporter:
             run.console_log = props[CONSOLE_LOG]
 
     def finish_item(self, report: pytest.TestReport, props: dict[str, str]) -> None:
-        """Carry the known-issue xfail into JUnit; a failing teardown makes a pass an error."""
+        """Carry the build and a known-issue xfail into JUnit; a failing teardown is an error."""
+        self.build = self.build or self.default_build()  # fixed by the first item that ends
+        report.user_properties.append((BUILD, self.build))
         if report.nodeid in self.xfails:
             report.user_properties.append((RESULT, Result.XFAIL.value))
         if report.failed:
@@ -215,7 +219,7 @@ class LkftReporter:
         """Write each device's test run to the store, then submit to SQUAD if asked."""
         if not self.devices:
             return
-        self.build = self.default_build()
+        self.build = self.build or self.default_build()
         records = self.records()
         try:
             self.record(records)
@@ -229,6 +233,9 @@ class LkftReporter:
         """Write the runs to the store and compare with the previous build."""
         group, project = self.settings.group, self.settings.project
         with Store(self.settings.store) as store:
+            for issue in self.settings.known_issues:
+                store.add_known_issue(group, project, issue.test, list(issue.environments),
+                                      issue.reason)
             for record in records:
                 store.record(record)
             previous = store.previous_build(group, project, self.build)
