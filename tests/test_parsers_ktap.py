@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from pytest_lkft.parsers import ktap
 from pytest_lkft.parsers.lines import LineStream, clean, strip_prefix
 from pytest_lkft.parsers.model import Case, Counts, Result
@@ -310,11 +312,33 @@ def test_case_log_is_bounded() -> None:
 
 
 def test_iter_cases_streams_before_the_end() -> None:
-    def source() -> object:
+    def source() -> Iterator[str]:
         yield "KTAP version 1"
-        yield "1..2"
-        yield "ok 1 first"
-        raise AssertionError("read past the first case")
+        yield "1..100000"
+        for number in range(1, ktap.CHUNK_LINES * 2):
+            yield f"ok {number} case_{number}"
+        raise AssertionError("read past the second chunk")
 
-    first = next(ktap.iter_cases(source()))  # type: ignore[arg-type]
-    assert first.name == "first"
+    first = next(ktap.iter_cases(source()))
+    assert first.name == "case_1"
+
+
+def test_fast_and_line_by_line_paths_agree() -> None:
+    body = [line + "\n" for line in KUNIT_612.splitlines()] * 3
+    body += ["[    1.0] noise line\n", "1..x not a plan\n"] + body
+    assert not ktap.needs_slow_path("".join(body))
+    fast = ktap.parse(body)
+    reader = ktap.ChunkReader(ktap.KtapParser())
+    reader.read_slowly(body)
+    reader.parser.finish(reader.number)
+    slow = reader.drain()
+    assert fast == slow
+    assert len(fast) == 6 * 4
+
+
+def test_huge_plan_gives_one_missing_range_not_millions() -> None:
+    cases = ktap.parse(["KTAP version 1", "1..100000000", "ok 1 a"])
+    assert [(c.name, c.result.value) for c in cases] == [
+        ("a", "pass"),
+        ("<missing #2..#100000000>", "error"),
+    ]
