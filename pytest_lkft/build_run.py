@@ -27,6 +27,7 @@ from pytest_lkft.build_inputs import (
     write_text,
 )
 from pytest_lkft.builds import (
+    ANSI,
     DEPENDS,
     ERROR,
     FAIL,
@@ -296,6 +297,7 @@ class BuildRun:
 
     def count(self, line: str) -> None:
         """Count warnings and errors; keep the first error lines."""
+        line = ANSI.sub("", line)
         if WARNING.search(line):
             self.warnings += 1
         elif ERROR.search(line) or MAKE_ERROR.search(line):

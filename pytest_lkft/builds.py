@@ -52,6 +52,7 @@ RESERVED_MAKE_VARS = ("ARCH", "CC", "CROSS_COMPILE", "HOSTCC", "O", "LLVM",
                       "INSTALL_MOD_PATH", "INSTALL_DTBS_PATH", "INSTALL_HDR_PATH")
 WARNING = re.compile(r"\bwarning:")
 ERROR = re.compile(r"\b(?:fatal )?error:|undefined reference to")
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # gcc colours diagnostics (-fdiagnostics-color)
 MAKE_ERROR = re.compile(r"^make(?:\[\d+\])?: \*\*\* ")  # in first_errors, not counted
 FIRST_ERRORS = 10
 CACHE_FORMAT = 1  # part of every cache key: bump when the build's commands change
