@@ -145,7 +145,7 @@ def test_pages_render_in_chromium(served: tuple[str, Path], tmp_path: Path) -> N
     dom = chromium(tmp_path, "--dump-dom", url + "/lkft/linux/build/v2/").stdout
     regression = "<li>qemu-arm64: ltp-syscalls/abort01 (pass → fail)</li>"
     assert f'<ul id="regressions">{regression}</ul>' in dom
-    assert '<details class="failure">' in dom and "TFAIL: abort" in dom
+    assert '<details class="failure" open="">' in dom and "TFAIL: abort" in dom
     shot = tmp_path / "build.png"
     chromium(tmp_path, f"--screenshot={shot}", "--window-size=1024,768", url + "/lkft/linux/")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000

@@ -44,6 +44,7 @@ BUILD_PAGE = re.compile(rf"^/(~?{NAME})/({NAME})/build/([^/]+)/?$")
 SPECIAL_METADATA = ("build_url", "datetime", "job_id", "job_status", "job_url", "resubmit_url")
 SQUAD_RESULTS = {"pass": Result.PASS, "fail": Result.FAIL}
 MAX_BODY = 512 * 1024 * 1024
+OPEN_LOGS = 20  # failing tests' logs start unfolded up to this many
 STYLE = """body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}td:first-child{text-align:left}
 .fail{color:#b00}.pass{color:#070}pre{background:#f4f4f4;padding:.5em;overflow-x:auto}"""
@@ -312,7 +313,9 @@ def build_page(store: Store, group: str, project: str, version: str) -> str:
     previous = store.previous_build(group, project, version)
     comparison = store.compare(group, project, previous, version) if previous else None
     failing = [t for t in store.tests(group, project, version) if t.result in ("fail", "error")]
-    logs = "".join(f"<details class='failure'><summary class='fail'>{html.escape(t.environment)}:"
+    shown = " open" if len(failing) <= OPEN_LOGS else ""
+    logs = "".join(f"<details class='failure'{shown}><summary class='fail'>"
+                   f"{html.escape(t.environment)}:"
                    f" {html.escape(t.name)}</summary><pre>{html.escape(t.log)}</pre></details>"
                    for t in failing)
     summary = (f"<p id='counts'>tests {c.total}, pass {c.passed}, skip {c.skipped},"
