@@ -43,23 +43,18 @@ def pytest_configure(config: pytest.Config) -> None:
         cache_fixtures.cache_from_config(config)
     except UserError as error:
         raise pytest.UsageError(str(error)) from None
-    _group_devices(config)
     reporting_options.configure(config)
 
 
-def _group_devices(config: pytest.Config) -> None:
-    """Make `-n N` keep each device's suites on one worker (`--dist loadgroup`)."""
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None:  # xdist re-parses the worker's options: tell it again
-        config.option.loadgroup = config.option.loadgroup or workerinput.get("lkft_loadgroup")
-    elif getattr(config.option, "numprocesses", None) and config.option.dist in ("no", "load"):
-        config.option.dist = "loadgroup"
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `-n N`, keep each device's suites on one worker (see `scheduling`)."""
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None or not settings.devices or config.option.dist not in ("load", "loadgroup"):
+        return None
+    from pytest_lkft.scheduling import make_scheduler
 
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """Hand the controller's `loadgroup` choice to each xdist worker."""
-    node.workerinput["lkft_loadgroup"] = node.config.option.dist == "loadgroup"
+    return make_scheduler(config, log, settings.devices)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -67,9 +62,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "device" not in metafunc.fixturenames:
         return
     names = metafunc.config.stash[SETTINGS_KEY].devices
-    if names:  # xdist_group keeps each device's suites on one worker (--dist loadgroup)
-        params = [pytest.param(n, marks=pytest.mark.xdist_group(n), id=n) for n in names]
-        metafunc.parametrize("lkft_device_name", params, scope="module")
+    if names:
+        metafunc.parametrize("lkft_device_name", names, ids=names, scope="module")
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters
