@@ -59,7 +59,7 @@ def test_bad_timeouts_say_what_to_do(text: str, message: str) -> None:
     assert str(error.value) == message
 
 
-@pytest.mark.parametrize(("nodeid", "device"), [
+@pytest.mark.parametrize(("nodeid", "expected"), [
     ("testsuites/test_smoke.py::test_smoke[qemu-arm64-uname]", "qemu-arm64"),
     ("testsuites/test_smoke.py::test_smoke[qemu-arm64be-uname]", "qemu-arm64be"),
     ("testsuites/test_boot.py::test_boot[qemu-x86_64]", "qemu-x86_64"),
@@ -67,7 +67,7 @@ def test_bad_timeouts_say_what_to_do(text: str, message: str) -> None:
     ("tests/test_other.py::test_param[x-qemu-arm64]", None),
 ])
 def test_scheduler_groups_by_the_device_in_the_parameter_id(nodeid: str,
-                                                            device: str | None) -> None:
+                                                            expected: str | None) -> None:
     from pytest_lkft.scheduling import device_of
 
-    assert device_of(nodeid, ["qemu-arm64", "qemu-arm64be", "qemu-x86_64"]) == device
+    assert device_of(nodeid, ["qemu-arm64", "qemu-arm64be", "qemu-x86_64"]) == expected
