@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_lkft.cli import main
 from pytest_lkft.errors import UserError
 from pytest_lkft.parsers.model import Case, Counts, Metric, Result
 from pytest_lkft.reporting import knownissues
-from pytest_lkft.reporting.store import Change, RunRecord, Store, TestKey
+from pytest_lkft.reporting.store import Change, RunRecord, Store, TestKey, compare_results
 
 
 @pytest.fixture(autouse=True)
@@ -128,3 +130,23 @@ def test_cli_without_store_says_what_to_do(
     assert main(["builds"]) == 2
     err = capsys.readouterr().err
     assert f"no store at {tmp_path}/cache/store.sqlite3; run pytest" in err
+
+
+WORDS = st.sampled_from(["pass", "fail", "skip", "error"])
+RESULT_MAPS = st.dictionaries(
+    st.builds(TestKey, st.sampled_from(["qemu-arm64", "qemu-x86_64"]),
+              st.sampled_from([f"ltp/t{i}" for i in range(6)])),
+    st.sets(WORDS, min_size=1, max_size=2), max_size=12)
+
+
+@given(RESULT_MAPS, RESULT_MAPS)
+def test_compare_swapped_turns_regressions_into_fixes(
+    before: dict[TestKey, set[str]], after: dict[TestKey, set[str]]
+) -> None:
+    forward = compare_results("a", "b", before, after)
+    backward = compare_results("b", "a", after, before)
+    swap = [Change(c.environment, c.name, c.after, c.before) for c in backward.fixes]
+    assert forward.regressions == swap
+    assert set(forward.missing) == set(backward.new)
+    assert not {(c.environment, c.name) for c in forward.regressions} & {
+        (k.environment, k.name) for k in forward.flaky}
