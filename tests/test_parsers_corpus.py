@@ -195,3 +195,14 @@ def test_runltp_quiet_console_reads_its_result_file() -> None:
     assert ltp.parse(console.read_text().splitlines()) == []
     assert "LOG File: /scratch/ltp-runs/runltp-pq.result.log" in console.read_text()
     assert our_results("ltp/runltp-pq.console.log") == our_results("ltp/runltp-pq.result.log")
+
+
+@pytest.mark.parametrize("log", [log for log in corpus_logs() if log.startswith("kunit/")])
+def test_ktap_fast_path_equals_line_by_line_on_real_logs(log: str) -> None:
+    from pytest_lkft.parsers import ktap
+
+    lines = (CORPUS / log).read_text(errors="replace").splitlines(keepends=True)
+    reader = ktap.ChunkReader(ktap.KtapParser())
+    reader.read_slowly(lines)
+    reader.parser.finish(reader.number)
+    assert ktap.parse(lines) == reader.drain()
