@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_lkft import cache_fixtures
+from pytest_lkft import cache_fixtures, collect
 from pytest_lkft import config as device_config
 from pytest_lkft.cache_fixtures import CACHE_KEY, lkft_artifact  # noqa: F401
 from pytest_lkft.errors import UserError
@@ -30,6 +31,10 @@ MARKERS = (
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lkft", "Linux kernel functional testing")
     device_config.add_options(group)
+    group.addoption("--lkft-results", dest="lkft_results", nargs="+", metavar="LOG",
+                    help="Test logs (KTAP, kselftest, LTP, kirk JSON, LAVA) to turn into items")
+    group.addoption("--lkft-results-device", dest="lkft_results_device", metavar="NAME",
+                    help="Device (SQUAD environment) the --lkft-results logs came from")
     cache_fixtures.add_options(group)
     reporting_options.add_options(group)
 
@@ -44,6 +49,23 @@ def pytest_configure(config: pytest.Config) -> None:
     except UserError as error:
         raise pytest.UsageError(str(error)) from None
     reporting_options.configure(config)
+    _collect_results(config)
+
+
+def _collect_results(config: pytest.Config) -> None:
+    """With --lkft-results, collect those logs (instead of testpaths, beside given paths)."""
+    logs = collect.results_paths(config)
+    if not logs:
+        return
+    config.stash[collect.RESULTS_KEY] = frozenset(logs)
+    explicit = config.args_source is pytest.Config.ArgsSource.ARGS
+    config.args = [*(config.args if explicit else []), *map(str, logs)]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path in parent.config.stash.get(collect.RESULTS_KEY, frozenset()):
+        return collect.ResultsFile.from_parent(parent, path=file_path)
+    return None
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)

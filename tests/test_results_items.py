@@ -1,0 +1,93 @@
+"""`pytest --lkft-results LOG`: every case of a real log is its own item and JUnit testcase."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pytest_lkft.parsers.detect import parse
+from pytest_lkft.parsers.model import Result
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+LOGS = sorted(p for p in CORPUS.glob("*/*") if p.suffix in (".log", ".yaml")
+              or p.name.endswith(".report.json")) if CORPUS.is_dir() else []
+JUNIT_TAG = {Result.PASS: None, Result.FAIL: "failure", Result.SKIP: "skipped",
+             Result.XFAIL: "skipped", Result.ERROR: "error"}
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", "no:labgrid", "-p", "no:cacheprovider", *args)
+
+
+def junit_outcomes(path: Path) -> dict[str, str | None]:
+    cases = ET.parse(path).getroot().iter("testcase")
+    return {c.get("name", ""): next((child.tag for child in c
+                                     if child.tag in ("failure", "error", "skipped")), None)
+            for c in cases}
+
+
+@pytest.fixture(autouse=True)
+def _corpus() -> None:
+    if not CORPUS.is_dir():
+        pytest.skip(f"the shared corpus is not at {CORPUS}")
+
+
+@pytest.mark.parametrize("log", LOGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_each_corpus_log_becomes_one_junit_testcase_per_case(pytester: pytest.Pytester,
+                                                             log: Path) -> None:
+    cases = parse(log)
+    junit = pytester.path / "junit.xml"
+    run(pytester, f"--lkft-results={log}", f"--junitxml={junit}")
+    outcomes = junit_outcomes(junit)
+    assert len(outcomes) == len(cases)
+    expected = {c.id: JUNIT_TAG[c.result] for c in cases}
+    assert {re.sub(r"#\d+$", "", name): tag for name, tag in outcomes.items()} == expected
+
+
+def test_outcomes_messages_and_selection(pytester: pytest.Pytester) -> None:
+    log = CORPUS / "kunit" / "kunit-test_data-test_is_test_passed-failure.log"
+    junit = pytester.path / "junit.xml"
+    result = run(pytester, f"--lkft-results={log}", "-v", f"--junitxml={junit}")
+    counts = Counter(c.result for c in parse(log))
+    result.assert_outcomes(passed=counts[Result.PASS], failed=counts[Result.FAIL])
+    result.stdout.fnmatch_lines(["*::kunit/example.example_simple_test FAILED*",
+                                 "*_ kunit: example.example_simple_test _*",
+                                 "*Expected 1 + 1 == 3, but*"])
+    failure = next(c for c in ET.parse(junit).getroot().iter("testcase")
+                   if c.get("name") == "kunit/example.example_simple_test").find("failure")
+    assert failure is not None
+    message = failure.get("message", "")
+    assert message.startswith("kunit/example.example_simple_test: fail")
+    assert "Traceback" not in message and "EXPECTATION FAILED" in message
+    selected = run(pytester, f"--lkft-results={log}", "-k", "sysctl_test")
+    selected.assert_outcomes(passed=sum(1 for c in parse(log) if "sysctl_test" in c.name))
+
+
+def test_missing_and_crashed_cases_are_errors(pytester: pytest.Pytester) -> None:
+    log = CORPUS / "kunit" / "kunit-test_data-test_kernel_panic_interrupt.log"
+    errors = [c for c in parse(log) if c.result is Result.ERROR]
+    assert errors
+    result = run(pytester, f"--lkft-results={log}")
+    assert result.parseoutcomes()["errors"] == len(errors)
+    result.stdout.fnmatch_lines(["*kunit/string-stream-test.<missing #2>: error*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_under_xdist_every_case_runs_once(pytester: pytest.Pytester) -> None:
+    logs = [CORPUS / "lava" / "tuxrun-pass-1.yaml", CORPUS / "ltp" / "kirk.report.json"]
+    total = sum(len(parse(log)) for log in logs)
+    result = run(pytester, "-n", "2", "--lkft-results", *map(str, logs))
+    outcomes = result.parseoutcomes()
+    assert sum(outcomes.get(k, 0) for k in ("passed", "failed", "skipped", "errors",
+                                            "xfailed")) == total
+
+
+def test_a_missing_log_is_one_line(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--lkft-results=nowhere.log")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --lkft-results nowhere.log: no such log file; "
+                                 "check the path"])
