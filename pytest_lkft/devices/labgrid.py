@@ -40,6 +40,7 @@ DEFAULT_DRIVERS: dict[str, dict[str, Any]] = {"NetworkPowerDriver": {}, "SerialD
 CLIENT_TIMEOUT = 60.0
 UBOOT_ERROR = re.compile(r"(?i)\b(?:error|not found|unknown command|abort|failed)\b")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+_RUNNING: list[subprocess.Popen[str]] = []  # labgrid-client calls in flight
 
 if TYPE_CHECKING:
     _SpawnBase = SpawnBase[str]
@@ -111,18 +112,36 @@ def labgrid_client(address: str, *args: str, timeout: float = CLIENT_TIMEOUT) ->
     """Run labgrid-client against `address`; its stdout, or one-line InfraError."""
     command = ["labgrid-client", "-x", address, *args]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
     except FileNotFoundError:
         raise UserError("labgrid-client not found: install labgrid (pip install labgrid)") \
             from None
-    if done.returncode == 0:
-        return done.stdout
-    if "Could not connect to coordinator" in done.stderr:
+    _RUNNING.append(process)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    finally:
+        _RUNNING.remove(process)
+    if process.returncode == 0:
+        return stdout
+    if "Could not connect to coordinator" in stderr:
         raise InfraError(f"cannot reach the labgrid coordinator at {address}; start "
                          "labgrid-coordinator there or pass --lkft-coordinator ADDRESS")
-    last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    last = (stderr.strip().splitlines() or ["no output"])[-1]
     raise InfraError(f"{shlex.join(command)} failed: {last}")
+
+
+def finish_running_clients(timeout: float = CLIENT_TIMEOUT) -> None:
+    """Let labgrid-client calls in flight finish (a signal came): an acquire completes."""
+    for process in list(_RUNNING):
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 @dataclass
@@ -141,6 +160,7 @@ class PlaceLease:
 
     def acquire(self, timeout: float) -> str:
         """Reserve, wait at most `timeout` seconds, acquire; the place's name."""
+        self._check_tags()
         out = labgrid_client(self.address, "reserve", "--shell", *self.tags)
         self.token = out.strip().rpartition("LG_TOKEN=")[2]
         try:
@@ -152,16 +172,27 @@ class PlaceLease:
                              "or raise --lkft-place-timeout") from None
         if "state: allocated" not in state:
             self.release()
-            raise InfraError(f"no place of the lab at {self.address} has the tags "
-                             f"{' '.join(self.tags)}; tag one (labgrid-client set-tags) or "
-                             "fix the lab file's tags")
+            raise InfraError(f"the reservation for {' '.join(self.tags)} ended unallocated; "
+                             f"see labgrid-client -x {self.address} reservations")
         out = labgrid_client(self.address, "-p", f"+{self.token}", "acquire")
         self.place = out.strip().rpartition("acquired place ")[2]
         return self.place
 
+    def _check_tags(self) -> None:
+        """One-line InfraError when no place of the lab has all the tags (it would wait)."""
+        places = labgrid_client(self.address, "-v", "places")
+        tagged = [set(line.strip().removeprefix("tags: ").split(", "))
+                  for line in places.splitlines() if line.strip().startswith("tags: ")]
+        if not any(set(self.tags) <= tags for tags in tagged):
+            raise InfraError(f"no place of the lab at {self.address} has the tags "
+                             f"{' '.join(self.tags)}; tag one (labgrid-client -p PLACE "
+                             "set-tags) or fix the lab file's tags")
+
     def release(self) -> None:
         """Release the place and cancel the reservation; errors are not raised."""
         place, token, self.place, self.token = self.place, self.token, "", ""
+        if token and not place:  # interrupted while acquiring: the token names the place
+            place = f"+{token}"
         for args in ([("-p", place, "release")] if place else []) + \
                 ([("cancel-reservation", token)] if token else []):
             try:

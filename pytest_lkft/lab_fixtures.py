@@ -1,0 +1,222 @@
+"""The pytest side of labgrid boards: options, lab devices, one place per device per process.
+
+plugin.py and fixtures.py wire these: `add_options(group)` in pytest_addoption,
+`configure(config)` in pytest_configure (reads the lab file, checks the coordinator is
+reachable when a lab device is selected), `lab_device_names(config)` to accept those
+names for `--lkft-device`, and `make_lab_device(...)` in the `device` fixture.
+
+Each pytest process (each xdist worker) leases its own place per lab device the first
+time one of its suites needs it, keeps it for the session, and releases it when the
+session ends: through `config.add_cleanup`, `atexit` and a SIGTERM/SIGHUP handler, so a
+crash, Ctrl-C or a killed worker leaves nothing acquired or reserved.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_lkft.devices.base import Device
+from pytest_lkft.devices.labgrid import (
+    LabDevice,
+    LabgridDevice,
+    PlaceLease,
+    finish_running_clients,
+    load_lab,
+)
+from pytest_lkft.errors import LkftError, UserError
+
+if TYPE_CHECKING:
+    from pytest_lkft.console import TextSink
+    from pytest_lkft.devices.qemu import DeviceArtifacts, Timeouts
+
+LAB_HELP = "Lab file mapping device names to labgrid places, e.g. lab/rpi4.yaml"
+COORDINATOR_HELP = "labgrid coordinator HOST:PORT (default $LG_COORDINATOR, else 127.0.0.1:20408)"
+PLACE_TIMEOUT_HELP = "Seconds to wait for a free place before giving up (default 600)"
+DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid's own default
+DEFAULT_PLACE_TIMEOUT = 600.0
+COORDINATOR_DOWN = ("cannot reach the labgrid coordinator at {address} ({reason}); start "
+                    "labgrid-coordinator there or pass --lkft-coordinator ADDRESS")
+
+
+@dataclass
+class LabSession:
+    """A process's lab: the lab file's devices, its leases, and what failed, by device."""
+
+    lab: Path | None = None
+    devices: dict[str, LabDevice] = field(default_factory=dict)
+    coordinator: str = DEFAULT_COORDINATOR
+    place_timeout: float = DEFAULT_PLACE_TIMEOUT
+    leases: dict[str, PlaceLease] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    artifacts: dict[str, DeviceArtifacts | str] = field(default_factory=dict)
+
+    def lease(self, spec: LabDevice) -> PlaceLease:
+        """The place of `spec` for this process, leased on first use."""
+        if spec.name not in self.leases:
+            lease = PlaceLease(self.coordinator, spec.tag_filter())
+            self.leases[spec.name] = lease  # registered before it reserves: cleanup sees it
+            lease.acquire(self.place_timeout)
+        return self.leases[spec.name]
+
+    def release_all(self) -> None:
+        """Release every place this process holds (safe to call more than once)."""
+        for lease in self.leases.values():
+            lease.release()
+
+
+LAB_KEY = pytest.StashKey[LabSession]()
+_SESSIONS: list[LabSession] = []  # for atexit and signals, which have no config
+
+
+def add_options(group: pytest.OptionGroup) -> None:
+    """Add --lkft-lab, --lkft-coordinator and --lkft-place-timeout to the lkft group."""
+    group.addoption("--lkft-lab", dest="lkft_lab", metavar="FILE", default=None,
+                    help=f"{LAB_HELP} [env LKFT_LAB]")
+    group.addoption("--lkft-coordinator", dest="lkft_coordinator", metavar="ADDRESS",
+                    default=None, help=COORDINATOR_HELP)
+    group.addoption("--lkft-place-timeout", dest="lkft_place_timeout", metavar="SECONDS",
+                    default=None, help=f"{PLACE_TIMEOUT_HELP} [env LKFT_PLACE_TIMEOUT]")
+
+
+def _place_timeout(config: pytest.Config) -> float:
+    value = config.getoption("lkft_place_timeout", default=None)
+    source = "--lkft-place-timeout"
+    if value is None:
+        value, source = os.environ.get("LKFT_PLACE_TIMEOUT"), "LKFT_PLACE_TIMEOUT"
+    if value is None:
+        return DEFAULT_PLACE_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        raise UserError(f"invalid place timeout {value!r} from {source}; give seconds, "
+                        "e.g. 600")
+    return seconds
+
+
+def lab_session(config: pytest.Config) -> LabSession:
+    """The process's LabSession, made once from the options; UserError when one is bad."""
+    if LAB_KEY not in config.stash:
+        lab = config.getoption("lkft_lab", default=None) or os.environ.get("LKFT_LAB")
+        path = Path(config.invocation_params.dir, lab) if lab else None
+        config.stash[LAB_KEY] = LabSession(
+            lab=path, devices=load_lab(path) if path else {},
+            coordinator=config.getoption("lkft_coordinator", default=None)
+            or os.environ.get("LG_COORDINATOR") or DEFAULT_COORDINATOR,
+            place_timeout=_place_timeout(config))
+    return config.stash[LAB_KEY]
+
+
+def lab_device_names(config: pytest.Config) -> list[str]:
+    """The device names the lab file defines (none without --lkft-lab)."""
+    return sorted(lab_session(config).devices)
+
+
+def check_coordinator(address: str, timeout: float = 5.0) -> None:
+    """One-line InfraError unless a TCP connection to the coordinator opens."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout).close()
+    except ValueError:
+        raise UserError(f"invalid coordinator address {address!r}; use HOST:PORT") from None
+    except OSError as error:
+        reason = error.strerror or str(error) or type(error).__name__
+        raise UserError(COORDINATOR_DOWN.format(address=address, reason=reason)) from None
+
+
+def configure(config: pytest.Config, devices: tuple[str, ...] | list[str]) -> None:
+    """Read the lab, check the coordinator if `devices` name a lab device, arm the cleanup."""
+    session = lab_session(config)
+    if any(name in session.devices for name in devices):
+        check_coordinator(session.coordinator)
+    config.add_cleanup(session.release_all)
+    _SESSIONS.append(session)
+    _arm_signals()
+
+
+def _release_everything() -> None:
+    for session in _SESSIONS:
+        session.release_all()
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """Release the places, then die of the signal as we would have."""
+    finish_running_clients()
+    _release_everything()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _arm_signals() -> None:
+    """Release on exit and on SIGTERM/SIGHUP (Ctrl-C unwinds through pytest's cleanup)."""
+    if len(_SESSIONS) > 1:
+        return
+    atexit.register(_release_everything)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) in (signal.SIG_DFL, None):
+            signal.signal(signum, _on_signal)
+
+
+def _artifacts(config: pytest.Config, session: LabSession, spec: LabDevice) -> DeviceArtifacts:
+    """Kernel and rootfs for `spec`, provisioned as for its QEMU twin, once per process."""
+    from pytest_lkft.cache_fixtures import CACHE_KEY
+    from pytest_lkft.fixtures import SETTINGS_KEY
+    from pytest_lkft.lab import load_devices
+    from pytest_lkft.provision import provision
+
+    if spec.name not in session.artifacts:
+        cache = config.stash[CACHE_KEY]
+        try:
+            session.artifacts[spec.name] = provision(
+                config.stash[SETTINGS_KEY], load_devices().get(spec.provision_as),
+                cache.fetch, cache.root)
+        except LkftError as error:
+            session.artifacts[spec.name] = f"{spec.name}: {error}"
+    found = session.artifacts[spec.name]
+    if isinstance(found, str):
+        pytest.fail(found, pytrace=False)
+    return found
+
+
+def _lease(session: LabSession, spec: LabDevice) -> PlaceLease:
+    """The device's place, or a one-line failure (remembered: no second wait)."""
+    if spec.name not in session.failures:
+        try:
+            return session.lease(spec)
+        except LkftError as error:
+            session.failures[spec.name] = f"{spec.name}: {error}"
+    pytest.fail(session.failures[spec.name], pytrace=False)
+
+
+def make_lab_device(config: pytest.Config, name: str, suite: str, run_dir: Path,
+                    timeouts: Timeouts, stream: TextSink | None) -> Device:
+    """The board for one suite run of lab device `name`, on this process's place."""
+    session = lab_session(config)
+    spec = session.devices.get(name)
+    if spec is None:
+        pytest.fail(f"{name} is not a device of the lab file {session.lab}; valid: "
+                    f"{', '.join(sorted(session.devices))}", pytrace=False)
+    artifacts = _artifacts(config, session, spec)
+    lease = _lease(session, spec)
+    device = LabgridDevice(spec, lease, artifacts, run_dir, timeouts, stream)
+    device.metadata["suite"] = suite
+    return device
+
+
+def header_line(config: pytest.Config) -> str | None:
+    """`lkft: lab=... coordinator=... place-timeout=...` when a lab file is given."""
+    session = config.stash.get(LAB_KEY, None)
+    if session is None or session.lab is None:
+        return None
+    return (f"lkft: lab={session.lab} devices={','.join(sorted(session.devices))} "
+            f"coordinator={session.coordinator} place-timeout={session.place_timeout:g}")

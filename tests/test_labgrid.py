@@ -1,0 +1,303 @@
+"""Boards through labgrid, for real: coordinator, exporter, ser2net and QEMU stand-in boards.
+
+The lab (`tests/labgrid_lab.py`) runs labgrid-coordinator and labgrid-exporter on
+127.0.0.1 with two stand-in boards. Their power switch (`tests/power_switch.py`) is a
+stand-in for a physical network power switch and the only mock-like part: it powers a
+small QEMU arm64 board whose serial line labgrid-exporter serves through ser2net.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import REPO, TESTSUITES, need_qemu
+from labgrid_lab import STANDIN_LAB, StandinLab, standin_lab, wait_for
+
+import pytest_lkft.plugin
+from pytest_lkft.artifacts import ArtifactCache
+from pytest_lkft.debian import default_artifacts
+from pytest_lkft.devices.labgrid import LabgridDevice, PlaceLease, load_lab
+from pytest_lkft.devices.qemu import DeviceArtifacts, Timeouts
+from pytest_lkft.errors import DeviceBroken, InfraError, UserError
+from pytest_lkft.lab import load_devices
+from pytest_lkft.lab_fixtures import COORDINATOR_DOWN, check_coordinator
+
+pytestmark = pytest.mark.qemu
+
+BOARDS = ["board-a", "board-b"]
+SMOKE_CASES = 13
+TIMEOUTS = Timeouts(boot=120, test=60)
+# Until plugin.py and fixtures.py call lab_fixtures, pytester runs get this conftest.
+WIRED = hasattr(pytest_lkft.plugin, "lab_fixtures")
+WIRING_SHIM = '''
+import dataclasses, os
+from pathlib import Path
+import pytest
+from pytest_lkft import config as device_config, fixtures, lab_fixtures
+from pytest_lkft.errors import UserError
+
+_check = device_config.Settings.check
+
+def _check_without_lab_devices(self, table):
+    lab = lab_fixtures.load_lab(Path(os.environ["LKFT_LAB"]))
+    _check(dataclasses.replace(self, devices=tuple(d for d in self.devices if d not in lab)),
+           table)
+
+device_config.Settings.check = _check_without_lab_devices
+
+def pytest_addoption(parser):
+    lab_fixtures.add_options(parser.getgroup("lkft"))
+
+def pytest_configure(config):
+    try:
+        lab_fixtures.configure(config, config.stash[fixtures.SETTINGS_KEY].devices)
+    except UserError as error:
+        raise pytest.UsageError(str(error)) from None
+
+@pytest.fixture(scope="module")
+def device(request, lkft_device_name):
+    settings = request.config.stash[fixtures.SETTINGS_KEY]
+    suite = fixtures.suite_name(request.node)
+    board = lab_fixtures.make_lab_device(
+        request.config, lkft_device_name, suite,
+        settings.results_dir / lkft_device_name / suite, settings.timeouts, None)
+    try:
+        yield board
+    finally:
+        board.close()
+'''
+
+
+def need_lab_tools() -> None:
+    """Skip (fail under CI) without labgrid, ser2net or QEMU for arm64."""
+    need_qemu("qemu-system-aarch64")
+    for tool, how in (("labgrid-coordinator", "pip install labgrid"),
+                      ("ser2net", "apt-get install ser2net")):
+        if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists():
+            message = f"{tool} is not installed: {how}"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinLab]:
+    """Two stand-in boards behind a real coordinator and exporter on 127.0.0.1."""
+    need_lab_tools()
+    with standin_lab(tmp_path_factory.mktemp("lab"), BOARDS) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def artifacts(artifact_cache: Path) -> DeviceArtifacts:
+    """The default qemu-arm64 kernel and busybox initramfs."""
+    cache = ArtifactCache(artifact_cache)
+    found = default_artifacts(load_devices().get("qemu-arm64"), cache.root, cache.fetch)
+    return DeviceArtifacts(kernel=found.kernel, rootfs=found.rootfs)
+
+
+@pytest.fixture
+def lease(lab: StandinLab) -> Iterator[PlaceLease]:
+    """A place of the lab, released afterwards; the lab is left with nothing held."""
+    held = PlaceLease(lab.coordinator, ["board=qemu-standin"])
+    held.acquire(timeout=30)
+    yield held
+    held.release()
+    assert lab.acquired() == [] and lab.reservations() == ""
+
+
+def outlet_state(lab: StandinLab, place: str) -> str:
+    """What the power switch says about the board of `place` ("1" on, "0" off)."""
+    port = (lab.root / "exporter.yaml").read_text().split("127.0.0.1:")[1].split("/")[0]
+    return requests.get(f"http://127.0.0.1:{port}/outlet/{BOARDS.index(place) + 1}",
+                        timeout=10).text
+
+
+def test_lab_files_load() -> None:
+    standin = load_lab(STANDIN_LAB)
+    assert sorted(standin) == ["standin-1", "standin-2"]
+    assert standin["standin-1"].tags == {"board": "qemu-standin"}
+    assert standin["standin-1"].boot.method == "firmware"
+    rpi4 = load_lab(REPO / "lab" / "rpi4.yaml")["rpi4"]
+    assert rpi4.boot.method == "uboot" and rpi4.boot.commands[-1].startswith("booti ")
+    assert "TFTPProviderDriver" in rpi4.drivers
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("devices: {b: {tags: {board: x}, boot: {method: pxe}}}",
+     "{path}: b: unknown boot method 'pxe'; use one of firmware, uboot"),
+    ("devices: {b: {arch: arm64}}",
+     "{path}: b has no tags; give the tags of its places, e.g. tags: {{board: rpi4}}"),
+    ("boards: []", "{path} has no `devices:` mapping; see lab/labgrid-standin.yaml"),
+])
+def test_bad_lab_file_says_what_to_do(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "lab.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as error:
+        load_lab(path)
+    assert str(error.value) == message.format(path=path)
+
+
+def test_board_powers_on_boots_and_runs_commands(lab: StandinLab, lease: PlaceLease,
+                                                 artifacts: DeviceArtifacts,
+                                                 tmp_path: Path) -> None:
+    spec = load_lab(STANDIN_LAB)["standin-1"]
+    board = LabgridDevice(spec, lease, artifacts, tmp_path, TIMEOUTS)
+    board.boot()
+    try:
+        assert board.boot_error is None and board.boot_time is not None
+        assert outlet_state(lab, lease.place) == "1"
+        assert board.metadata["kernel_version"].endswith("-cloud-arm64")
+        result = board.run("uname -m; exit_with() { return $1; }; exit_with 3")
+        assert (result.output, result.exit_status) == ("aarch64\n", 3)
+        assert board.run("cat /proc/cmdline").output == "console=ttyAMA0 panic=-1\n"
+        assert board.crashes() == []
+    finally:
+        board.close()
+    assert outlet_state(lab, lease.place) == "0"
+    assert "Linux version" in (tmp_path / "console.log").read_text()
+    assert "power on" in (tmp_path / "reproducer.sh").read_text()
+
+
+def test_each_lease_gets_its_own_place(lab: StandinLab) -> None:
+    first, second = (PlaceLease(lab.coordinator, ["board=qemu-standin"]) for _ in range(2))
+    try:
+        assert {first.acquire(30), second.acquire(30)} == set(BOARDS)
+        assert sorted(lab.acquired()) == BOARDS
+    finally:
+        first.release()
+        second.release()
+    assert lab.acquired() == [] and lab.reservations() == ""
+
+
+def test_no_free_place_waits_then_says_so(lab: StandinLab) -> None:
+    holders = [PlaceLease(lab.coordinator, ["board=qemu-standin"]) for _ in BOARDS]
+    waiting = PlaceLease(lab.coordinator, ["board=qemu-standin"])
+    try:
+        for holder in holders:
+            holder.acquire(30)
+        start = time.monotonic()
+        with pytest.raises(InfraError) as error:
+            waiting.acquire(timeout=3)
+        assert time.monotonic() - start >= 3
+    finally:
+        for holder in holders:
+            holder.release()
+    assert str(error.value) == (
+        "no place tagged board=qemu-standin became free within 3 s; free one "
+        f"(labgrid-client -x {lab.coordinator} who) or raise --lkft-place-timeout")
+    assert lab.acquired() == [] and lab.reservations() == ""
+
+
+def test_tags_no_place_has_say_so(lab: StandinLab) -> None:
+    with pytest.raises(InfraError) as error:
+        PlaceLease(lab.coordinator, ["board=vax"]).acquire(timeout=30)
+    assert str(error.value).startswith(
+        f"no place of the lab at {lab.coordinator} has the tags board=vax; ")
+    assert lab.reservations() == ""
+
+
+def test_lost_serial_breaks_the_board(lab: StandinLab, lease: PlaceLease,
+                                      artifacts: DeviceArtifacts, tmp_path: Path) -> None:
+    board = LabgridDevice(load_lab(STANDIN_LAB)["standin-1"], lease, artifacts, tmp_path,
+                          TIMEOUTS)
+    board.boot()
+    try:
+        assert board.run("true").exit_status == 0
+        for pid in lab.ser2net_pids():  # the exporter's ser2net: the serial line goes away
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(DeviceBroken) as error:
+            board.run("uname -a")
+        assert board.broken is not None
+        assert "uname -a" in str(error.value).splitlines()[0]
+    finally:
+        board.close()  # the lease fixture then checks the place is released
+
+
+def test_coordinator_down_is_one_line() -> None:
+    with pytest.raises(InfraError) as error:
+        PlaceLease("127.0.0.1:1", ["board=qemu-standin"]).acquire(timeout=5)
+    assert str(error.value) == ("cannot reach the labgrid coordinator at 127.0.0.1:1; start "
+                                "labgrid-coordinator there or pass --lkft-coordinator ADDRESS")
+    with pytest.raises(UserError) as down:
+        check_coordinator("127.0.0.1:1")
+    assert str(down.value) == COORDINATOR_DOWN.format(address="127.0.0.1:1",
+                                                      reason="Connection refused")
+
+
+def copy_suites(pytester: pytest.Pytester) -> Path:
+    """The boot and smoke suites in the pytester directory (where its conftest applies)."""
+    suites = pytester.mkdir("testsuites")
+    for name in ("test_boot.py", "test_smoke.py", "smoke.yaml"):
+        shutil.copy(TESTSUITES / name, suites / name)
+    if not WIRED:
+        pytester.makeconftest(WIRING_SHIM)
+    return suites
+
+
+def run_lab_suites(pytester: pytest.Pytester, cache: Path, *args: str) -> pytest.RunResult:
+    """Boot and smoke suites on lab devices, as a user runs them."""
+    suites = copy_suites(pytester)
+    return pytester.runpytest_subprocess(
+        str(suites / "test_boot.py"), str(suites / "test_smoke.py"), f"--lkft-cache-dir={cache}",
+        f"--lkft-lab={STANDIN_LAB}", "-p", "no:cacheprovider",
+        "--lkft-timeouts=boot=120,test=60", *args)
+
+
+def junit_properties(junit: Path) -> dict[str, dict[str, str]]:
+    """Each JUnit testcase's properties, by `name` (without xdist's `@group`)."""
+    return {case.get("name", "").split("@")[0]:
+            {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+            for case in ET.parse(junit).getroot().iter("testcase")}
+
+
+def test_two_workers_get_two_boards(pytester: pytest.Pytester, lab: StandinLab,
+                                   artifact_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LKFT_LAB", str(STANDIN_LAB))
+    junit = pytester.path / "junit.xml"
+    result = run_lab_suites(pytester, artifact_cache, f"--lkft-coordinator={lab.coordinator}",
+                            "--lkft-device=standin-1", "--lkft-device=standin-2", "-n", "2",
+                            f"--junitxml={junit}", "-v")
+    result.assert_outcomes(passed=2 * (1 + 1 + SMOKE_CASES + 1))
+    cases = junit_properties(junit)
+    places = {cases[f"test_boot[{d}]"]["lkft.meta.place"] for d in ("standin-1", "standin-2")}
+    assert places == set(BOARDS)
+    assert cases["test_smoke[standin-2-uname]"]["lkft.device"] == "standin-2"
+    assert lab.acquired() == [] and lab.reservations() == ""
+
+
+def test_coordinator_down_stops_the_run_with_one_line(pytester: pytest.Pytester,
+                                                      artifact_cache: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    need_lab_tools()
+    monkeypatch.setenv("LKFT_LAB", str(STANDIN_LAB))
+    result = run_lab_suites(pytester, artifact_cache, "--lkft-coordinator=127.0.0.1:1",
+                            "--lkft-device=standin-1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    line = COORDINATOR_DOWN.format(address="127.0.0.1:1", reason="Connection refused")
+    result.stderr.fnmatch_lines([f"ERROR: {line}"])
+
+
+def test_interrupted_run_releases_its_place(pytester: pytest.Pytester, lab: StandinLab,
+                                            artifact_cache: Path) -> None:
+    suites = copy_suites(pytester)
+    env = {**os.environ, "LKFT_LAB": str(STANDIN_LAB)}
+    command = [sys.executable, "-m", "pytest", str(suites / "test_smoke.py"),
+               f"--lkft-cache-dir={artifact_cache}", f"--lkft-coordinator={lab.coordinator}",
+               "--lkft-device=standin-1", "-p", "no:cacheprovider"]
+    with subprocess.Popen(command, cwd=pytester.path, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL) as run:
+        wait_for("the run's place", lambda: lab.acquired() != [], timeout=120)
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(60) == -signal.SIGTERM
+    assert lab.acquired() == [] and lab.reservations() == ""
