@@ -54,6 +54,9 @@ WARNING = re.compile(r"\bwarning:")
 ERROR = re.compile(r"\b(?:fatal )?error:|undefined reference to")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # gcc colours diagnostics (-fdiagnostics-color)
 MAKE_ERROR = re.compile(r"^make(?:\[\d+\])?: \*\*\* ")  # in first_errors, not counted
+# Tools every kernel build runs, and the Debian package of each.
+HOST_TOOLS = {"make": "make", "flex": "flex", "bison": "bison", "bc": "bc", "tar": "tar",
+              "xz": "xz-utils"}
 FIRST_ERRORS = 10
 CACHE_FORMAT = 1  # part of every cache key: bump when the build's commands change
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
@@ -212,9 +215,18 @@ class KernelBuild:
         self.base_kind = kconfig_kind(self.kconfig)
         self.fragments = [Fragment.parse(text) for text in self.kconfig_add]
         self.tool.check(self.arch)
-        if shutil.which("make") is None:
-            raise UserError("make not found: `apt-get install make`")
+        self.check_host_tools()
         self.wrapper = "ccache" if self.ccache and shutil.which("ccache") else ""
+
+    def check_host_tools(self) -> None:
+        """One-line UserError naming the package of a missing build tool."""
+        tools = dict(HOST_TOOLS)
+        if "kselftest" in self.targets:
+            tools["rsync"] = "rsync"  # kselftest's install (lib.mk)
+        for tool, package in tools.items():
+            if shutil.which(tool) is None:
+                raise UserError(f"{tool} not found: kernel builds need `apt-get install "
+                                f"{package}`")
 
     def cache_key(self) -> str:
         """sha256 of the source state, config inputs, toolchain, architecture and targets."""

@@ -36,9 +36,20 @@ olddefconfig:
 \t@echo "  olddefconfig"
 bzImage:
 \t@echo "  CC      init/main.o"
+ifeq ($(FAKE_OK),)
 \t@echo "init/main.c:1:1: warning: unused variable 'x'"
 \t@echo "init/main.c:2:1: error: expected ';' before '}' token"
 \t@exit 2
+else
+\t@echo built >> $(FAKE_OK)
+\t@mkdir -p $(O)/arch/x86/boot && echo kernel > $(O)/arch/x86/boot/bzImage
+\t@echo "ffff0000 T _text" > $(O)/System.map
+endif
+modules:
+\t@echo "  CC [M]  fs/fake.o"
+modules_install:
+\t@mkdir -p $(INSTALL_MOD_PATH)/lib/modules/6.1.0-fake/kernel/fs && \
+touch $(INSTALL_MOD_PATH)/lib/modules/6.1.0-fake/kernel/fs/fake.ko
 headers_install:
 \t@mkdir -p $(INSTALL_HDR_PATH)/include/linux && echo '#define X 1' > \
 $(INSTALL_HDR_PATH)/include/linux/x.h
@@ -178,7 +189,10 @@ def test_plugin_options_are_checked_at_start(pytester: pytest.Pytester) -> None:
         from pytest_lkft.errors import UserError
 
         def pytest_addoption(parser):
-            build_fixtures.add_options(parser.getgroup("lkft-build"))
+            try:
+                build_fixtures.add_options(parser.getgroup("lkft"))
+            except ValueError:
+                pass  # plugin.py adds them already
 
         def pytest_configure(config):
             try:
@@ -186,14 +200,43 @@ def test_plugin_options_are_checked_at_start(pytester: pytest.Pytester) -> None:
             except UserError as error:
                 raise pytest.UsageError(str(error)) from None
     """)
-    result = pytester.runpytest("--lkft-kconfig=tinyconfig")
+    result = pytester.runpytest_subprocess("--lkft-kconfig=tinyconfig")
     result.stderr.fnmatch_lines(["ERROR: --lkft-kconfig needs --lkft-tree DIR*"])
     fake = fake_tree(pytester.path / "src")
-    result = pytester.runpytest(f"--lkft-tree={fake}", "--lkft-toolchain=gcc-99")
+    result = pytester.runpytest_subprocess(f"--lkft-tree={fake}", "--lkft-toolchain=gcc-99")
     result.stderr.fnmatch_lines(["ERROR: aarch64-linux-gnu-gcc-99 not found: gcc-99 for arm64 "
                                  "needs `apt-get install gcc-99-aarch64-linux-gnu`"])
-    result = pytester.runpytest(f"--lkft-tree={fake}", "--lkft-target-arch=x86_64")
+    result = pytester.runpytest_subprocess(f"--lkft-tree={fake}", "--lkft-target-arch=x86_64")
     result.stderr.fnmatch_lines(["ERROR: --lkft-target-arch x86_64 cannot boot on an arm64*"])
+
+
+def test_xdist_workers_build_once(pytester: pytest.Pytester) -> None:
+    """kernel_build_for under -n 2: one worker runs make, the other waits and reuses it."""
+    pytester.makeconftest("""
+        from pytest_lkft import build_fixtures
+
+        def pytest_addoption(parser):
+            try:
+                build_fixtures.add_options(parser.getgroup("lkft"))
+            except ValueError:
+                pass  # plugin.py adds them already
+    """)
+    pytester.makepyfile(test_two="""
+        import pytest
+        from pytest_lkft.build_fixtures import kernel_build_for
+
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_kernel(pytestconfig, n):
+            result = kernel_build_for(pytestconfig, "x86_64")
+            assert result.passed and result.kernel.read_text() == "kernel\\n"
+            assert result.modules.name == "modules.tar.xz"
+    """)
+    tree, counter = fake_tree(pytester.path / "src"), pytester.path / "made"
+    result = pytester.runpytest_subprocess(
+        "-n", "2", f"--lkft-tree={tree}", "--lkft-kconfig=tinyconfig",
+        f"--lkft-make-var=FAKE_OK={counter}", f"--lkft-cache-dir={pytester.path / 'cache'}")
+    result.assert_outcomes(passed=2)
+    assert counter.read_text() == "built\n"
 
 
 # -- the cache key ----------------------------------------------------------------------------
