@@ -1,0 +1,94 @@
+"""Lab throughput: two boards with `-n 2` against the same run with `-n 0`.
+
+A real labgrid lab on 127.0.0.1 (coordinator, exporter with ser2net, two stand-in boards
+behind the tests' stand-in power switch, see tests/labgrid_lab.py) runs the boot and
+smoke suites on devices standin-1 and standin-2. With `-n 2` each xdist worker leases
+its own board; with `-n 0` one process runs both devices in turn. Rounds alternate the
+two, so machine noise hits both alike; medians are compared.
+
+    python bench/bench_lab.py [--rounds 3]
+
+Target (issue 6): -n 2 has at least 1.7x the throughput of -n 0 (ratio >= 1.7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from labgrid_lab import STANDIN_LAB, StandinLab, standin_lab  # noqa: E402
+
+SUITES = ("test_boot.py", "test_smoke.py", "smoke.yaml")
+DEVICES = ("standin-1", "standin-2")
+
+
+def copy_suites(workdir: Path) -> Path:
+    """The boot and smoke suites, where no repository conftest or ini applies."""
+    suites = workdir / "testsuites"
+    suites.mkdir(parents=True, exist_ok=True)
+    for name in SUITES:
+        shutil.copy(REPO / "testsuites" / name, suites / name)
+    wiring = REPO / "tests" / "test_labgrid.py"
+    sys.path.insert(0, str(wiring.parent))
+    import test_labgrid  # the plugin's lab wiring, or the tests' stand-in for it
+
+    if not test_labgrid.WIRED:
+        (workdir / "conftest.py").write_text(test_labgrid.WIRING_SHIM)
+    return suites
+
+
+def timed_run(lab: StandinLab, workdir: Path, cache: Path, workers: int) -> float:
+    """Seconds for one pytest run of both devices; raises unless every test passed."""
+    suites = workdir / "testsuites"
+    command = [sys.executable, "-m", "pytest", str(suites / "test_boot.py"),
+               str(suites / "test_smoke.py"), f"--lkft-cache-dir={cache}",
+               f"--lkft-lab={STANDIN_LAB}", f"--lkft-coordinator={lab.coordinator}",
+               *(f"--lkft-device={d}" for d in DEVICES), "-n", str(workers),
+               "-p", "no:cacheprovider", "-q"]
+    start = time.monotonic()
+    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True,
+                          env={**os.environ, "LKFT_LAB": str(STANDIN_LAB)})
+    elapsed = time.monotonic() - start
+    if done.returncode:
+        raise SystemExit(f"-n {workers} run failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "lkft-test"
+                        / "artifacts")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, standin_lab(Path(tmp, "lab"),
+                                                           ["board-a", "board-b"]) as lab:
+        workdir = Path(tmp, "run")
+        copy_suites(workdir)
+        timed_run(lab, workdir, args.cache, 2)  # warm the artifact cache and page cache
+        serial, parallel = [], []
+        for _ in range(args.rounds):
+            serial.append(timed_run(lab, workdir, args.cache, 0))
+            parallel.append(timed_run(lab, workdir, args.cache, 2))
+    s, p = statistics.median(serial), statistics.median(parallel)
+    print(f"devices {', '.join(DEVICES)}: boot + smoke suites, {args.rounds} rounds, "
+          f"median seconds per run (nproc {os.cpu_count()})")
+    print(f"-n 0 (one process, boards in turn): {s:6.2f} s   "
+          f"({' '.join(f'{x:.2f}' for x in serial)})")
+    print(f"-n 2 (a board per worker)         : {p:6.2f} s   "
+          f"({' '.join(f'{x:.2f}' for x in parallel)})")
+    print(f"throughput ratio -n 2 / -n 0      : {s / p:6.3f}   (target >= 1.7)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
