@@ -139,3 +139,40 @@ def test_truncated_ktap_always_ends_cleanly(cut: int) -> None:
     cases = detect.parse(body[: cut % (len(body) + 1)].splitlines(), format="ktap")
     check(cases)
     assert len(cases) <= 6
+
+
+KTAP_LINES = [
+    "KTAP version 1",
+    "    KTAP version 1",
+    "1..2",
+    "    1..2",
+    "    1..0",
+    "# Subtest: s",
+    "    # Subtest: s",
+    "        # Subtest: p",
+    "    # s: diagnostic",
+    "ok 1 s",
+    "not ok 2 s",
+    "    ok 1 a",
+    "    not ok 2 b",
+    "    ok 3 - c",
+    "    ok 4 -",
+    "    ok 5 d # SKIP why",
+    "        ok 1 p1",
+    "        not ok 2 p2",
+    "    ok 2 p",
+    "ok 9",
+    "kernel: some message",
+]
+
+
+@settings(max_examples=80, deadline=1000)
+@given(st.lists(st.sampled_from(KTAP_LINES), max_size=60), st.sampled_from(PREFIXES[:5]))
+def test_ktap_fast_path_equals_line_by_line(body: list[str], prefix: str) -> None:
+    from pytest_lkft.parsers import ktap
+
+    lines = [f"{prefix}{line}\n" for line in ["KTAP version 1", *body]]
+    reader = ktap.ChunkReader(ktap.KtapParser())
+    reader.read_slowly(lines)
+    reader.parser.finish(reader.number)
+    assert ktap.parse(lines) == reader.drain()

@@ -342,3 +342,7 @@ def test_huge_plan_gives_one_missing_range_not_millions() -> None:
         ("a", "pass"),
         ("<missing #2..#100000000>", "error"),
     ]
+
+
+def test_lone_hyphen_is_an_unnamed_result_on_both_paths() -> None:
+    assert results("KTAP version 1\n1..1\nok 1 -\n") == {"<unnamed #1>": "pass"}

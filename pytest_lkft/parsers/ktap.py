@@ -190,7 +190,9 @@ class KtapParser:
             rest = rest[2:]
         name = rest.rstrip()
         expected = top.expected
-        if not name or "#" in name or "[" in name or top.prefix is None or name == top.name:
+        if not name or name == "-" or "#" in name or "[" in name or top.prefix is None:
+            return False
+        if name == top.name:
             return False
         if expected is None:
             if top.name is None and len(self.stack) > 1:
@@ -418,11 +420,25 @@ class ChunkReader:
 
     def read(self, block: list[str]) -> None:
         """Process a list of raw lines."""
+        if not self.parser.stack:
+            block = block[self.read_until_document(block) :]
+            if not block:
+                return
         chunk = join_lines(block)
-        if chunk is None or not self.parser.stack or needs_slow_path(chunk):
+        if chunk is None or needs_slow_path(chunk):
             self.read_slowly(block)
         else:
             self.read_fast(chunk)
+
+    def read_until_document(self, block: list[str]) -> int:
+        """Read lines one by one until a document opens; return how many were read."""
+        feed, stack = self.parser.feed, self.parser.stack
+        for index, raw in enumerate(block):
+            self.number += 1
+            feed(clean(raw), self.number)
+            if stack:
+                return index + 1
+        return len(block)
 
     def read_slowly(self, block: Iterable[str]) -> None:
         feed = self.parser.feed
@@ -447,11 +463,10 @@ class ChunkReader:
             number += 1
             text, status, rest = match.groups()
             pos = match.end() + 1
-            if status is not None and leaf(status, rest, text, gap, number):
-                continue
-            if gap:
-                parser.note(gap)
-            feed(text, number)
+            if status is None or not leaf(status, rest, text, gap, number):
+                if gap:
+                    parser.note(gap)
+                feed(text, number)
             if not parser.stack:  # the document ended: look for the next one slowly
                 self.number = number
                 self.read_slowly(chunk[pos:].split("\n")[:-1])
