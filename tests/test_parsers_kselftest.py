@@ -156,3 +156,9 @@ def test_suite_override_and_indented_lines_are_not_results() -> None:
 
 def results_with_suite(text: str, suite: str) -> dict[str, str]:
     return {c.id: c.result.value for c in kselftest.parse(text.splitlines(), suite=suite)}
+
+
+def test_absurd_nesting_does_not_recurse() -> None:
+    line = "# " * 5000 + "ok 1 deep"
+    cases = kselftest.parse([line, "ok 1 selftests: d: t"])
+    assert cases[-1].name == "d_t"

@@ -346,3 +346,22 @@ def test_huge_plan_gives_one_missing_range_not_millions() -> None:
 
 def test_lone_hyphen_is_an_unnamed_result_on_both_paths() -> None:
     assert results("KTAP version 1\n1..1\nok 1 -\n") == {"<unnamed #1>": "pass"}
+
+
+def test_memory_stays_bounded_on_garbage_nesting() -> None:
+    parser = ktap.KtapParser()
+    for number, line in enumerate(["KTAP version 1"] * 10_000, 1):
+        parser.feed(line, number)
+    assert len(parser.stack) == ktap.MAX_NESTING
+
+
+def test_unnamed_block_that_never_closes_releases_its_cases() -> None:
+    lines = ["KTAP version 1", "1..1", "  KTAP version 1"]
+    lines += [f"  ok {n} c{n}" for n in range(1, ktap.MAX_BUFFERED + 3)]
+    seen = 0
+    for case in ktap.iter_cases(lines):
+        seen += 1
+        assert case.name.startswith("<unnamed #1>.c")
+        if seen == ktap.MAX_BUFFERED + 1:
+            break
+    assert seen == ktap.MAX_BUFFERED + 1

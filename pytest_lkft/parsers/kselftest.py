@@ -48,6 +48,7 @@ from pytest_lkft.parsers.lines import LineStream
 from pytest_lkft.parsers.model import Case, Result
 
 LOG_LINES = 200
+MAX_DEPTH = 32
 # tap.py's result regex: `ok`/`not ok`, optional number, description up to `#`.
 TAP_RESULT = re.compile(r"(not ok|ok)\s*(\d*)\s*([^#]*)#?\s*(.*)")
 GLUED = re.compile(r"(?<![\w#])(?:not ok|ok) \d+ ")
@@ -124,15 +125,16 @@ class KselftestParser:
         self._crash("the log ended before its result")
 
     def _nested(self, text: str, depth: int, raw: str) -> None:
-        level = self._level(depth)
-        level.log.append(raw)
+        """A `#` line: each level keeps it in its log; the innermost reads it."""
         if depth == 1:
             self._note_header(text)
-        if text.startswith("#"):
-            self._nested(text[1:].strip(), depth + 1, raw)
-        elif text[:1] in ("o", "n") and self._result(text, depth):
+        self._level(depth).log.append(raw)
+        while text.startswith("#") and depth < MAX_DEPTH:  # a loop: `# # # ...` of any length
+            text, depth = text[1:].strip(), depth + 1
+            self._level(depth).log.append(raw)
+        if text[:1] in ("o", "n") and self._result(text, depth):
             return
-        elif "ok " in text:
+        if "ok " in text:
             glued = GLUED.search(text)
             if glued is not None and glued.start() > 0:
                 self._result(text[glued.start() :], depth)

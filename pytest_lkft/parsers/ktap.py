@@ -39,6 +39,8 @@ from pytest_lkft.parsers.model import Case, Result
 
 LOG_LINES = 200
 MAX_MISSING = 1000
+MAX_NESTING = 64
+MAX_BUFFERED = 10000
 VERSION = re.compile(r"K?TAP version (\d+)\s*$")
 PLAN = re.compile(r"1\.\.(\d+)")
 RESULT = re.compile(r"(not ok|ok)\b[ \t]*(\d*)[ \t]*(.*)")
@@ -267,6 +269,8 @@ class KtapParser:
         return True
 
     def _push(self, name: str | None, indent: int) -> None:
+        if len(self.stack) >= MAX_NESTING:  # garbage, not KUnit: keep memory bounded
+            return
         parent = self.stack[-1].prefix
         prefix = None if parent is None or name is None else f"{parent}{name}."
         self.stack.append(Block(name, indent, prefix))
@@ -308,9 +312,22 @@ class KtapParser:
                 self.out.append(case)
                 return
             if block.name is None:
+                if len(block.buffer) >= MAX_BUFFERED:  # never named: stop holding its cases
+                    self._name_unnamed(index)
+                    self._deliver(index, relative, case)
+                    return
                 block.buffer.append((relative, case))
                 return
             relative = f"{block.name}.{relative}"
+
+    def _name_unnamed(self, index: int) -> None:
+        """Give the unnamed block at `index` a placeholder name and release its cases."""
+        block, parent = self.stack[index], self.stack[index - 1]
+        block.name = f"<unnamed #{parent.seen + 1}>"
+        block.prefix = None if parent.prefix is None else f"{parent.prefix}{block.name}."
+        buffered, block.buffer = block.buffer, []
+        for relative, case in buffered:
+            self._deliver(index, relative, case)
 
     def _close(self, result: ResultLine, number: int) -> None:
         """The result line of the open block: report its missing or empty children."""
