@@ -7,9 +7,10 @@ once and all its cases share that boot.
 
 from __future__ import annotations
 
+import hashlib
 import sys
-from contextlib import nullcontext
 from collections.abc import Iterator
+from contextlib import nullcontext
 
 import pytest
 
@@ -20,6 +21,15 @@ from pytest_lkft.devices.qemu import DeviceArtifacts, QemuDevice
 from pytest_lkft.errors import LkftError
 from pytest_lkft.lab import load_devices
 from pytest_lkft.provision import provision
+from pytest_lkft.suiterun import (
+    EXTRA_CASES,
+    SuiteRun,
+    encode_extras,
+    extra_cases,
+    known_cases,
+    remember_cases,
+    run_suite,
+)
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 ARTIFACTS_KEY = pytest.StashKey[dict[str, DeviceArtifacts | str]]()
@@ -37,11 +47,11 @@ def suite_name(node: pytest.Item | pytest.Collector) -> str:
 
 
 def case_name(item: pytest.Item) -> str:
-    """The test's name inside its suite: the `case` parameter, else the function name."""
-    callspec = getattr(item, "callspec", None)
-    if callspec is not None and "case" in callspec.params:
-        return str(callspec.id_of("case") if hasattr(callspec, "id_of") else
-                   callspec.params["case"])
+    """The test's name in its suite: the case parameter, else the function name."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for argname in ("lkft_case_name", "case"):
+        if argname in params:
+            return str(params[argname])
     return getattr(item, "originalname", item.name).removeprefix("test_")
 
 
@@ -51,18 +61,22 @@ def _suite_run(item: pytest.Item) -> tuple[str, str]:
     return str(item.path), str(device_name)
 
 
+def _rank(item: pytest.Item) -> int:
+    if item.get_closest_marker("lkft_run_check"):
+        return 0  # the suite run comes first: its cases replay what it saw
+    return 2 if item.get_closest_marker("lkft_crash_check") else 1
+
+
 def crash_checks_last(items: list[pytest.Item]) -> list[pytest.Item]:
-    """Put each suite run's crash check right after that run's last case."""
-    checks = {_suite_run(i): i for i in items if i.get_closest_marker("lkft_crash_check")}
-    cases = [i for i in items if i.get_closest_marker("lkft_crash_check") is None]
-    last = {_suite_run(item): index for index, item in enumerate(cases)}
-    ordered: list[pytest.Item] = []
-    for index, item in enumerate(cases):
-        ordered.append(item)
-        run = _suite_run(item)
-        if last[run] == index and run in checks:
-            ordered.append(checks.pop(run))
-    return ordered + list(checks.values())  # suite runs whose cases were all deselected
+    """Order each suite run: its run item, its cases, then its crash check.
+
+    Runs on the items as pytest's reordering by fixture parameters left them, keeping the
+    position of each suite run's first item.
+    """
+    runs: dict[tuple[str, str], list[pytest.Item]] = {}
+    for item in items:
+        runs.setdefault(_suite_run(item), []).append(item)
+    return [item for group in runs.values() for item in sorted(group, key=_rank)]
 
 
 class TerminalStream:
@@ -123,6 +137,58 @@ def device(request: pytest.FixtureRequest, lkft_device_name: str) -> Iterator[De
         yield booted
     finally:
         booted.close()
+
+
+def case_list_key(settings: Settings, device_name: str, marker: pytest.Mark) -> str:
+    """What the list of a parsed suite's cases depends on: device, artifacts, command."""
+    parts = [device_name, settings.kernel or "default", settings.rootfs or "default",
+             settings.modules or "", settings.boot_args, str(marker.kwargs.get("command"))]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
+
+
+def parsed_cases(metafunc: pytest.Metafunc) -> list[str]:
+    """Every case name the last runs of this parsed suite saw on the given devices."""
+    marker = metafunc.definition.get_closest_marker("lkft_parsed")
+    settings = metafunc.config.stash[SETTINGS_KEY]
+    if marker is None:
+        return []
+    root = metafunc.config.stash[CACHE_KEY].root
+    suite = suite_name(metafunc.definition)
+    names: set[str] = set()
+    for device_name in settings.devices:
+        names.update(known_cases(root, suite, case_list_key(settings, device_name, marker)))
+    return sorted(names)
+
+
+def check_run(request: pytest.FixtureRequest, run: SuiteRun, device: Device) -> None:
+    """`<suite>/run`: the suite ran and said something; remember its cases, send extras."""
+    marker = request.node.get_closest_marker("lkft_parsed")
+    settings = request.config.stash[SETTINGS_KEY]
+    key = case_list_key(settings, device.name, marker) if marker else ""
+    root = request.config.stash[CACHE_KEY].root
+    known = known_cases(root, run.suite, key)
+    extras = extra_cases(run, known)
+    if extras:
+        request.node.user_properties.append((EXTRA_CASES, encode_extras(extras, device.name)))
+    remember_cases(root, run.suite, key, run)
+    if run.silent and marker is not None and marker.kwargs.get("silent_reason"):
+        pytest.skip(f"{run.suite}: {run.problem}: {marker.kwargs['silent_reason']}")
+    if run.problem:
+        pytest.fail(f"{run.suite}: {run.problem}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def lkft_suite_run(request: pytest.FixtureRequest, device: Device) -> SuiteRun:
+    """This suite's run on the device, parsed (see `pytest_lkft.suiterun`)."""
+    marker = request.node.get_closest_marker("lkft_parsed")
+    if marker is None:
+        pytest.fail(f"{request.node.nodeid}: lkft_suite_run needs the lkft_parsed marker",
+                    pytrace=False)
+    device.boot()
+    settings = request.config.stash[SETTINGS_KEY]
+    timeout = marker.kwargs.get("timeout") or settings.timeouts.test
+    return run_suite(device, suite_name(request.node), marker.kwargs.get("command"),
+                     marker.kwargs.get("format", "auto"), timeout)
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_lkft import cache_fixtures, collect
+from pytest_lkft import cache_fixtures, collect, suiterun
 from pytest_lkft import config as device_config
 from pytest_lkft.cache_fixtures import CACHE_KEY, lkft_artifact  # noqa: F401
 from pytest_lkft.errors import UserError
@@ -18,6 +18,8 @@ from pytest_lkft.fixtures import (  # noqa: F401  (fixtures are found by name)
     device,
     lkft_device_name,
     lkft_settings,
+    lkft_suite_run,
+    parsed_cases,
 )
 from pytest_lkft.reporting import options as reporting_options
 
@@ -25,6 +27,10 @@ MARKERS = (
     "lkft_suite(name): the SQUAD suite name of the tests in this module",
     "lkft_device_check: the test reports on the device itself, so it runs on a broken device",
     "lkft_crash_check: the suite's crash check; skipped when nothing booted the device",
+    "lkft_run_check: the run of a parsed suite; runs before the suite's cases",
+    "lkft_parsed(format, command=None, timeout=None, silent_reason=None): a suite whose "
+    "cases come from parsing the output of `command` (None: the boot console); no output at "
+    "all skips it with silent_reason when given",
 )
 
 
@@ -50,6 +56,20 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(error)) from None
     reporting_options.configure(config)
     _collect_results(config)
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(ExtraCases(config), "lkft-extra-cases")
+
+
+class ExtraCases:
+    """Controller only: turn the extra cases a suite run carries into reports of their own."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for extra in suiterun.extra_reports(report):
+            self.config.hook.pytest_runtest_logreport(report=extra)
 
 
 def _collect_results(config: pytest.Config) -> None:
@@ -86,11 +106,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     names = metafunc.config.stash[SETTINGS_KEY].devices
     if names:
         metafunc.parametrize("lkft_device_name", names, ids=names, scope="module")
+    if "lkft_case_name" in metafunc.fixturenames:
+        metafunc.parametrize("lkft_case_name", parsed_cases(metafunc))
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unknown = [i for i in items if _no_known_case(i)]  # parsed suites never run before
+    if unknown:
+        config.hook.pytest_deselected(items=unknown)
+        items[:] = [i for i in items if not _no_known_case(i)]
     items[:] = crash_checks_last(items)
+
+
+def _no_known_case(item: pytest.Item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return "lkft_case_name" in params and not isinstance(params["lkft_case_name"], str)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -9,7 +9,11 @@ import pytest
 from pytest_lkft.config import is_url
 from pytest_lkft.devices.base import Device
 from pytest_lkft.errors import DeviceBroken
+from pytest_lkft.fixtures import SETTINGS_KEY, check_run
 from pytest_lkft.rootfs import module_names
+from pytest_lkft.collect import CaseFailed
+from pytest_lkft.parsers.model import Case, Result
+from pytest_lkft.suiterun import SuiteRun, replay
 
 OUTPUT_TAIL = 20
 
@@ -29,13 +33,33 @@ def run_case(device: Device, command: str, item: pytest.Item) -> None:
 def modules_under_test(config: pytest.Config) -> list[str]:
     """Module names of the --lkft-modules tarball (fetched now if it is a URL), sorted."""
     from pytest_lkft.cache_fixtures import CACHE_KEY
-    from pytest_lkft.fixtures import SETTINGS_KEY
 
     source = config.stash[SETTINGS_KEY].modules
     if not source:
         return []
     path = config.stash[CACHE_KEY].fetch(source) if is_url(source) else Path(source)
     return module_names(path)
+
+
+@pytest.mark.lkft_run_check
+def test_run(request: pytest.FixtureRequest, lkft_suite_run: SuiteRun, device: Device) -> None:
+    """`<suite>/run`: the suite ran on the device and its output parsed."""
+    check_run(request, lkft_suite_run, device)
+
+
+@pytest.fixture
+def lkft_case(lkft_suite_run: SuiteRun, lkft_case_name: str, device: Device) -> Case:
+    """The case as the suite run reported it; a missing or crashed case errors in setup."""
+    crash = device.crashes()[0].describe().splitlines()[0] if device.crashes() else ""
+    case = lkft_suite_run.case(lkft_case_name, crash)
+    if case.result is Result.ERROR:
+        pytest.fail(CaseFailed(case).describe(), pytrace=False)
+    return case
+
+
+def test_case(lkft_case: Case) -> None:
+    """One case of a parsed suite, as its run reported it."""
+    replay(lkft_case)
 
 
 @pytest.mark.lkft_device_check
