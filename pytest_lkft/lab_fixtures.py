@@ -7,8 +7,8 @@ names for `--lkft-device`, and `make_lab_device(...)` in the `device` fixture.
 
 Each pytest process (each xdist worker) leases its own place per lab device the first
 time one of its suites needs it, keeps it for the session, and releases it when the
-session ends: through `config.add_cleanup`, `atexit` and a SIGTERM/SIGHUP handler, so a
-crash, Ctrl-C or a killed worker leaves nothing acquired or reserved.
+session finishes; `config.add_cleanup`, `atexit` and a SIGTERM/SIGHUP handler release it
+too, so a crash, Ctrl-C or a terminated worker leaves nothing acquired or reserved.
 """
 
 from __future__ import annotations
@@ -139,9 +139,25 @@ def configure(config: pytest.Config, devices: tuple[str, ...] | list[str]) -> No
     session = lab_session(config)
     if any(name in session.devices for name in devices):
         check_coordinator(session.coordinator)
+    config.pluginmanager.register(SessionEnd(session), "lkft-lab-release")
     config.add_cleanup(session.release_all)
     _SESSIONS.append(session)
     _arm_signals()
+
+
+class SessionEnd:
+    """Releases the places when the session finishes.
+
+    Before an xdist worker reports that it finished: after that the controller may exit
+    and a new run lease the same place while this worker's late cleanup would release it.
+    """
+
+    def __init__(self, session: LabSession) -> None:
+        self.session = session
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self) -> None:
+        self.session.release_all()
 
 
 def _release_everything() -> None:
