@@ -108,6 +108,32 @@ def test_pan_console_blocks_keep_the_output_as_log() -> None:
     assert bpf.reason == "bpf_common.c:23: TBROK: setrlimit(8,0x7fff74470440) failed: EPERM (1)"
     assert bpf.log[0] == "tst_test.c:2021: TINFO: LTP version: 20250930"
     assert "incrementing stop" in bpf.log
+    assert bpf.metrics == {
+        "duration": Metric(0.0, "s"),
+        "passed": Metric(0.0),
+        "failed": Metric(0.0),
+        "broken": Metric(1.0),
+        "skipped": Metric(0.0),
+        "warnings": Metric(0.0),
+    }
+    assert cases[1].reason == ""  # a pass has no reason, even with TCONF lines
+
+
+def test_pan_console_skip_reason_is_the_tconf_line() -> None:
+    log = [
+        "<<<test_start>>>",
+        "tag=lsm01 stime=1",
+        "<<<test_output>>>",
+        "tst_security.c:40: TCONF: /sys/kernel/security/lsm file is not present",
+        "<<<execution_status>>>",
+        "duration=0 termination_type=exited termination_id=32 corefile=no",
+        "<<<test_end>>>",
+    ]
+    (case,) = ltp.parse(log)
+    assert (case.result, case.reason) == (
+        Result.SKIP,
+        "tst_security.c:40: TCONF: /sys/kernel/security/lsm file is not present",
+    )
 
 
 def test_kirk_console_labels() -> None:
@@ -167,6 +193,12 @@ def test_kirk_report_mapping_keeps_warn_and_names() -> None:
     assert by_name["warn01"].log == ["tst_kernel.c:126: TWARN: modules.dep missing"]
     assert by_name["timeout01"].reason == "no exit status (timeout or panic)"
     assert by_name["abort01"].metrics == {"duration": Metric(0.5, "s")}
+
+
+def test_kirk_report_counts_become_metrics() -> None:
+    test = {"result": "warn", "retval": ["4"], "passed": 3, "warnings": 1, "failed": "x"}
+    (case,) = kirk.parse_text(report({"test_fqn": "w01", "status": "warn", "test": test}))
+    assert case.metrics == {"passed": Metric(3.0), "warnings": Metric(1.0)}
 
 
 def test_kirk_report_malformed_gives_no_cases() -> None:

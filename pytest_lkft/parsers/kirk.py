@@ -13,7 +13,8 @@ pass -> pass, fail -> fail, brok -> fail (kirk also says brok for an exec timeou
 kernel panic: retval -1, reason "no exit status (timeout or panic)"), conf -> skip,
 **warn -> fail** with reason "TWARN" (LKFT's pipeline drops the test: `warn` is not a
 LAVA result word). The name is `test_fqn` unchanged; the suite is `--suite` or `ltp`.
-The case log is the test's output (last `LOG_LINES` lines); `duration` is a metric.
+The case log is the test's output (last `LOG_LINES` lines); `duration` and the result
+counts (`passed`, `failed`, `broken`, `skipped`, `warnings`) are metrics.
 A report that is not valid JSON, or not shaped like this, gives no cases.
 """
 
@@ -25,6 +26,7 @@ from typing import Any
 from pytest_lkft.parsers.model import Case, Metric, Result
 
 LOG_LINES = 200
+COUNTS = ("passed", "failed", "broken", "skipped", "warnings")
 STATUSES = {
     "pass": (Result.PASS, ""),
     "fail": (Result.FAIL, ""),
@@ -63,4 +65,7 @@ def case_of(entry: Any, suite: str) -> Case | None:
     duration = test.get("duration")
     if isinstance(duration, int | float):
         case.metrics["duration"] = Metric(float(duration), "s")
+    for key in COUNTS:
+        if isinstance(test.get(key), int | float):
+            case.metrics[key] = Metric(float(test[key]))
     return case

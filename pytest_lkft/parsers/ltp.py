@@ -8,7 +8,9 @@ Accepted lines:
 - ltp-pan result file without `-p`:
   `tag=abort01 stime=1795762206 dur=0 exit=exited stat=0 core=no cu=0 cs=0`;
 - ltp-pan console without `-q`: `<<<test_start>>>`, `tag=bpf_prog01 stime=...`,
-  `<<<test_output>>>` (the test's output, kept as the case log),
+  `<<<test_output>>>` (the test's output, kept as the case log; its first
+  TFAIL/TBROK/TWARN line, or TCONF line for a skip, is the reason and its `Summary:`
+  counts become metrics `passed`, `failed`, `broken`, `skipped`, `warnings`),
   `<<<execution_status>>>`, `duration=0 termination_type=exited termination_id=2 ...`,
   `<<<test_end>>>`;
 - kirk's console: `Suite: syscalls` then `abort01: pass  (0.019s)` (labels pass, fail,
@@ -50,6 +52,7 @@ KIRK_LINE = re.compile(
 )
 KIRK_SUITE = re.compile(r"Suite: (\S+)\s*$")
 TTYPE = re.compile(r"\b(TFAIL|TBROK|TWARN|TCONF)\b")
+SUMMARY = re.compile(r"(passed|failed|broken|skipped|warnings)\s+(\d+)\s*$")
 KIRK_LABELS = {
     "pass": (Result.PASS, ""),
     "fail": (Result.FAIL, ""),
@@ -91,15 +94,18 @@ class LtpParser:
         self.out: list[Case] = []
         self.tag: str | None = None
         self.log: deque[str] = deque(maxlen=LOG_LINES)
-        self.reason = ""
+        self.firsts: dict[str, str] = {}  # first "fail" (TFAIL/TBROK/TWARN), "conf" line
+        self.counts: dict[str, float] = {}  # the Summary block
 
     def feed(self, text: str, number: int) -> None:
         """Process one cleaned line."""
         if self.tag is not None:
             self._in_block(text, number)
         elif text.startswith("<<<test_start>>>"):
-            self.tag, self.reason = "", ""
+            self.tag = ""
             self.log.clear()
+            self.firsts.clear()
+            self.counts.clear()
         else:
             self._outside(text, number)
 
@@ -168,15 +174,28 @@ class LtpParser:
                 self.log.clear()  # drop cmdline=, contacts=, analysis=
             return
         self.log.append(text)
-        if not self.reason and TTYPE.search(text):
-            self.reason = text.strip()
+        self._note_output(text)
+
+    def _note_output(self, text: str) -> None:
+        """Keep the first TFAIL/TBROK/TWARN and TCONF lines and the Summary counts."""
+        ttype = TTYPE.search(text)
+        if ttype is not None:
+            key = "conf" if ttype.group(1) == "TCONF" else "fail"
+            self.firsts.setdefault(key, text.strip())
+            return
+        summary = SUMMARY.match(text)
+        if summary is not None:
+            self.counts[summary.group(1)] = float(summary.group(2))
 
     def _end_block(self, status: re.Match[str], number: int) -> None:
         duration, how, code = status.groups()
         result, reason = result_of_exit(int(code), signaled=how != "exited")
-        case = self._add(self.tag or "", result, self.reason or reason, number)
+        if result is not Result.PASS:
+            reason = self.firsts.get("conf" if result is Result.SKIP else "fail", reason)
+        case = self._add(self.tag or "", result, reason, number)
         case.log = list(self.log)
         case.metrics["duration"] = Metric(float(duration), "s")
+        case.metrics.update((key, Metric(value)) for key, value in self.counts.items())
         self.tag = None
 
     def _add(self, tag: str, result: Result, reason: str, number: int, text: str = "") -> Case:
