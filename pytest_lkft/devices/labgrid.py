@@ -291,6 +291,26 @@ class SerialConsole(Console):
         self.log.flush()
 
 
+def wait_for_session_view(place: str, timeout: float) -> None:
+    """Let this process's labgrid session see `place` acquired (labgrid-client acquired it).
+
+    labgrid keeps one coordinator session per process and updates its copy of the places
+    only while its event loop runs; a second place acquired later (two lab devices in one
+    process) would otherwise look "not acquired" to it.
+    """
+    import asyncio
+
+    from labgrid.resource.remote import RemotePlaceManager  # type: ignore[import-untyped]
+
+    manager = RemotePlaceManager.get()
+    deadline = time.monotonic() + timeout
+    while manager.session is not None and time.monotonic() < deadline:
+        known = manager.session.places.get(place)
+        if known is not None and known.acquired:
+            return
+        manager.loop.run_until_complete(asyncio.sleep(0.1))
+
+
 def _fill(command: str, values: dict[str, str]) -> str:
     for key, value in values.items():
         command = command.replace(f"{{{key}}}", value)
@@ -344,6 +364,7 @@ class LabgridDevice:
     def _target(self) -> Any:
         from labgrid import Environment  # type: ignore[import-untyped]
 
+        wait_for_session_view(self.lease.place, self.timeouts.boot)
         path = self.run_dir / "labgrid-env.yaml"
         path.write_text(yaml.safe_dump(self.environment_config(), sort_keys=False))
         return Environment(str(path)).get_target("main")
