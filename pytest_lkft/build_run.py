@@ -314,15 +314,35 @@ class BuildRun:
         self.b.progress(BuildProgress(target, now - self.started, line))
 
     def check_fragments(self) -> None:
-        """Log the fragment options the final .config does not have (merge_config.sh's check)."""
+        """Log the fragment options the final .config does not have (merge_config.sh's check).
+
+        The last fragment asking for an option wins, as in the merge.
+        """
+        wanted: dict[str, tuple[str, str]] = {}
+        for source in self.fragment_files():
+            for name, value in requested_options(source).items():
+                wanted[name] = (value, source.name)
         final = self.obj / ".config"
-        for staged in sorted((self.out / "kconfig").glob("[0-9]*.config")):
-            for name, wanted in requested_options(staged).items():
-                got = config_value(final, name.removeprefix("CONFIG_")) or "n"
-                if got != wanted:
-                    self.unmet.append(f"{name}={wanted} ({staged.name}) is {got}")
+        for name, (value, source_name) in wanted.items():
+            got = config_value(final, name.removeprefix("CONFIG_")) or "n"
+            if got != value:
+                self.unmet.append(f"{name}={value} ({source_name}) is {got}")
         for line in self.unmet:
             self.log.write(f"W: kconfig: {line} in the final .config\n")
+
+    def fragment_files(self) -> list[Path]:
+        """The merged fragment files in order, `make:` ones found in the tree's configs."""
+        b, files = self.b, []
+        for kind, value in self.fragment_groups():
+            if kind != "make":
+                files.append(Path(value))
+                continue
+            for directory in (b.tree / "kernel" / "configs",
+                              b.tree / "arch" / b.arch.srcarch / "configs"):
+                if (directory / value).is_file():
+                    files.append(directory / value)
+                    break
+        return files
 
     # -- records --
 

@@ -352,7 +352,10 @@ def test_fragments_merge_in_order(
     assert "# CONFIG_PRINTK is not set" in config  # the later inline line wins
     assert "CONFIG_KUNIT=y" in config
     assert "CONFIG_VIRTIO_BLK=y" in config  # from kernel/configs/kvm_guest.config
-    assert result.metadata["lkft"]["kconfig_unmet"] == []
+    unmet = result.metadata["lkft"]["kconfig_unmet"]  # kvm_guest.config's x86-only options
+    assert "CONFIG_HYPERVISOR_GUEST=y (kvm_guest.config) is n" in unmet
+    assert all("(kvm_guest.config)" in line for line in unmet)
+    assert "W: kconfig: CONFIG_HYPERVISOR_GUEST=y" in result.log.read_text()
 
 
 # -- the real end-to-end: build, kselftest, boot, cache, lkft build, reproducer ----------------
@@ -415,7 +418,7 @@ def test_build_boot_and_rebuild_arm64_kunit(
 
     console = boot_console(result.kernel, busybox_rootfs(artifact_cache))
     assert "KTAP version 1" in console
-    assert "# Subtest: list-kernel-test" in console
+    assert "# Subtest: list-kunit-test" in console
     assert "not ok" not in console
 
     started = time.monotonic()  # the same inputs again: straight from the build cache
