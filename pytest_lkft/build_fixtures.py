@@ -200,3 +200,10 @@ def target_properties(result: BuildResult, target: str) -> list[tuple[str, str]]
     """user_properties of a `build/<target>` result: suite, test, warnings as a metric."""
     return [("lkft.suite", "build"), ("lkft.test", target),
             ("lkft.metric.warnings", str(result.warnings)), *build_properties(result)]
+
+
+def failure_reason(result: BuildResult) -> str:
+    """One line for the device's skipped suites: which targets failed, the first error, the log."""
+    failed = [t for t, status in result.status.items() if status == "FAIL"]
+    first = (result.first_errors.splitlines() or ["no error line in the log"])[0]
+    return f"kernel build failed ({', '.join(failed)}): {first}; see {result.log}"

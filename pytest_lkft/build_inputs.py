@@ -48,6 +48,12 @@ class Arch:
     apt: str
 
     @property
+    def libc_dir(self) -> Path | None:
+        """The cross C library (libc6-<arch>-cross) that kselftest binaries are linked against."""
+        found = Path("/usr") / self.cross_compile.rstrip("-") / "lib"
+        return found if self.cross_compile and found.is_dir() else None
+
+    @property
     def native(self) -> bool:
         """True when this machine builds the architecture without a cross compiler."""
         return platform.machine() == self.machine

@@ -22,6 +22,7 @@ import pexpect
 import pytest
 from conftest import REPO, SHARED_CACHE, need_qemu
 
+from pytest_lkft.build_fixtures import failure_reason
 from pytest_lkft.build_inputs import tree_stamp
 from pytest_lkft.builds import BuildResult, KernelBuild, build
 from pytest_lkft.errors import UserError
@@ -284,6 +285,7 @@ def test_cache_key_follows_content_outside_git(tmp_path: Path, build_cache: Path
 
 def test_failed_kernel_keeps_going_and_is_not_cached(tmp_path: Path, build_cache: Path) -> None:
     tree = fake_tree(tmp_path / "src")
+    before = tree_stamp(tree)
     lines: list[str] = []
     result = build(tree=tree, target_arch="x86_64", kconfig="tinyconfig", cache_dir=build_cache,
                    targets=("kernel", "modules", "headers"),
@@ -295,10 +297,13 @@ def test_failed_kernel_keeps_going_and_is_not_cached(tmp_path: Path, build_cache
     assert result.first_errors.splitlines()[0] == (
         "init/main.c:2:1: error: expected ';' before '}' token")
     assert (result.warnings, result.errors) == (1, 1)
+    assert failure_reason(result) == ("kernel build failed (kernel): init/main.c:2:1: error: "
+                                      f"expected ';' before '}}' token; see {result.log}")
     assert "kernel: starting" in lines
     again = build(tree=tree, target_arch="x86_64", kconfig="tinyconfig", cache_dir=build_cache,
                   targets=("kernel", "modules", "headers"))
     assert not again.cached  # failures are built again, never served from the cache
+    assert tree_stamp(tree) == before  # nothing written into the source tree
 
 
 def test_records_and_reproducer(tmp_path: Path, build_cache: Path) -> None:
