@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -61,7 +62,8 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        time_to_prompt(harness_command(args.device, args.cache), workdir)  # warm the cache
+        subprocess.run(harness_command(args.device, args.cache), cwd=workdir, check=True,
+                       stdout=subprocess.DEVNULL)  # warm the cache, write the reproducer
         bare_cmd = bare_command(workdir, args.device)
         harness, bare = [], []
         for _ in range(args.rounds):  # alternate, so machine noise hits both alike

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from pytest_lkft.parsers.detect import parse
 from pytest_lkft.parsers.model import Case, Result
 
 RESULTS_KEY = pytest.StashKey[frozenset[Path]]()
@@ -89,6 +88,8 @@ class ResultsFile(pytest.File):
     """A test log given with --lkft-results; its cases are the items."""
 
     def collect(self) -> Iterator[CaseItem]:
+        from pytest_lkft.parsers.detect import parse  # only when logs are given
+
         device = str(self.config.getoption("lkft_results_device") or "results")
         seen: dict[str, int] = {}
         for case in sorted(parse(self.path), key=lambda c: c.id):

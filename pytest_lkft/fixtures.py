@@ -20,6 +20,7 @@ from pytest_lkft.devices.base import Device
 from pytest_lkft.devices.qemu import DeviceArtifacts, QemuDevice
 from pytest_lkft.errors import LkftError
 from pytest_lkft.lab import load_devices
+from pytest_lkft.preboot import Preboot, wanted
 from pytest_lkft.provision import provision
 from pytest_lkft.suiterun import (
     EXTRA_CASES,
@@ -33,6 +34,8 @@ from pytest_lkft.suiterun import (
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 ARTIFACTS_KEY = pytest.StashKey[dict[str, DeviceArtifacts | str]]()
+PREBOOT_KEY = pytest.StashKey[Preboot]()
+USED_KEY = pytest.StashKey[set[tuple[str, str]]]()  # suite runs (file, device) a case used
 NO_DEVICE = "no device given: pass --lkft-device NAME (e.g. --lkft-device=qemu-arm64)"
 
 
@@ -107,6 +110,20 @@ def lkft_device_name() -> str:
     pytest.skip(NO_DEVICE)
 
 
+def start_preboot(config: pytest.Config) -> None:
+    """Boot the first device in the background while pytest collects (see `preboot`)."""
+    settings = config.stash[SETTINGS_KEY]
+    xdist = bool(getattr(config.option, "numprocesses", None)) or hasattr(config, "workerinput")
+    if not wanted(settings, bool(config.option.collectonly), xdist):
+        return
+    cache = config.stash[CACHE_KEY]
+    stream = TerminalStream(config) if settings.console else None
+    preboot = Preboot(settings, settings.devices[0], cache.fetch, cache.root, stream,
+                      config.stash.setdefault(ARTIFACTS_KEY, {}))
+    config.stash[PREBOOT_KEY] = preboot
+    config.add_cleanup(preboot.close)
+
+
 def device_artifacts(config: pytest.Config, name: str) -> DeviceArtifacts:
     """Provision `name` once per process; a failure is remembered and re-raised as one line."""
     known = config.stash.setdefault(ARTIFACTS_KEY, {})
@@ -128,11 +145,13 @@ def device(request: pytest.FixtureRequest, lkft_device_name: str) -> Iterator[De
     """The device of this suite run: booted by its first test, stopped at the suite's end."""
     config = request.config
     settings = config.stash[SETTINGS_KEY]
-    artifacts = device_artifacts(config, lkft_device_name)
     run_dir = settings.results_dir / lkft_device_name / suite_name(request.node)
     stream = TerminalStream(config) if settings.console else None
-    booted = QemuDevice(load_devices().get(lkft_device_name), artifacts, run_dir,
-                        settings.timeouts, stream)
+    preboot = config.stash.get(PREBOOT_KEY, None)
+    claimed = preboot.claim(lkft_device_name, run_dir) if preboot else None
+    artifacts = device_artifacts(config, lkft_device_name)
+    booted = claimed or QemuDevice(load_devices().get(lkft_device_name), artifacts, run_dir,
+                                   settings.timeouts, stream)
     try:
         yield booted
     finally:
@@ -196,13 +215,15 @@ def _lkft_case(request: pytest.FixtureRequest) -> None:
     """Label a device test for reporting; refuse to run it on a dead device."""
     if "device" not in request.fixturenames:
         return
-    dev: Device = request.getfixturevalue("device")
     item = request.node
+    used = request.config.stash.setdefault(USED_KEY, set())
+    if item.get_closest_marker("lkft_crash_check") is not None and _suite_run(item) not in used:
+        pytest.skip("no case of this suite ran on the device")  # and do not boot it for this
+    used.add(_suite_run(item))
+    dev: Device = request.getfixturevalue("device")
     suite, case = suite_name(item), case_name(item)
     item.user_properties += [("lkft.suite", suite), ("lkft.test", case),
                              ("lkft.device", dev.name), ("lkft.console_log", str(dev.console_log))]
-    if item.get_closest_marker("lkft_crash_check") is not None and not dev.booted:
-        pytest.skip("no case of this suite ran on the device")
     dev.boot()
     item.user_properties += [(f"lkft.meta.{k}", v) for k, v in sorted(dev.metadata.items()) if v]
     dev.set_context(f"{suite}/{case}")

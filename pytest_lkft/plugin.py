@@ -20,6 +20,7 @@ from pytest_lkft.fixtures import (  # noqa: F401  (fixtures are found by name)
     lkft_settings,
     lkft_suite_run,
     parsed_cases,
+    start_preboot,
 )
 from pytest_lkft.reporting import options as reporting_options
 
@@ -58,6 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _collect_results(config)
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ExtraCases(config), "lkft-extra-cases")
+    start_preboot(config)
 
 
 class ExtraCases:

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from pytest_lkft.collect import CaseFailed
 from pytest_lkft.config import is_url
 from pytest_lkft.devices.base import Device
 from pytest_lkft.errors import DeviceBroken
 from pytest_lkft.fixtures import SETTINGS_KEY, check_run
-from pytest_lkft.rootfs import module_names
-from pytest_lkft.collect import CaseFailed
 from pytest_lkft.parsers.model import Case, Result
+from pytest_lkft.rootfs import module_names
 from pytest_lkft.suiterun import SuiteRun, replay
 
 OUTPUT_TAIL = 20

@@ -165,6 +165,11 @@ class QemuDevice:
         """True once a boot was attempted (whatever its outcome)."""
         return self.console is not None
 
+    def relocate(self, run_dir: Path) -> None:
+        """Say the run directory moved (the pre-booted device joined a suite run)."""
+        self.run_dir = run_dir
+        self.console_log = run_dir / "console.log"
+
     def set_context(self, context: str) -> None:
         """Name what runs now (a test case), so crashes say where they happened."""
         self.detector.context = context
