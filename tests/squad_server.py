@@ -109,7 +109,8 @@ class SquadServer:
     def admin(self, *args: str) -> str:
         """Run `squad-admin ARGS` against this server's database; return stdout."""
         cmd = [str(self.venv / "bin" / "squad-admin"), *args]
-        done = subprocess.run(cmd, env=self.env(), capture_output=True, text=True)
+        done = subprocess.run(cmd, env=self.env(), capture_output=True, text=True,
+                              cwd=self.data)
         if done.returncode != 0:
             raise RuntimeError(f"`{' '.join(cmd)}` failed:\n{done.stderr[-3000:]}")
         return done.stdout
@@ -134,7 +135,9 @@ class SquadServer:
         cmd = [str(venv_python(self.venv)), "-m", "gunicorn.app.wsgiapp", "squad.wsgi",
                "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--timeout", "600"]
         log = open(self.data / "squad.log", "wb")  # noqa: SIM115 - kept open for the server
-        self.process = subprocess.Popen(cmd, env=self.env(), stdout=log, stderr=log)
+        # cwd: SQUAD keeps attachments and test run files in ./storage
+        self.process = subprocess.Popen(cmd, env=self.env(), stdout=log, stderr=log,
+                                        cwd=self.data)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -49,7 +49,8 @@ def test_timeouts_parse_any_subset() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("login=3", "invalid phase 'login' in --lkft-timeouts 'login=3'; use boot=SECONDS,test=SECONDS"),
+    ("login=3", "invalid phase 'login' in --lkft-timeouts 'login=3'; "
+                "use boot=SECONDS,test=SECONDS"),
     ("boot=x", "invalid timeout 'x' for boot in --lkft-timeouts 'boot=x'; give seconds, "
                "e.g. boot=300"),
 ])
