@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_lkft.artifacts import default_cache_dir
 from pytest_lkft.errors import UserError
 from pytest_lkft.reporting import knownissues
 from pytest_lkft.reporting.knownissues import KnownIssue
@@ -45,20 +46,11 @@ OPTIONS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def cache_dir() -> Path:
-    """The lkft cache: $LKFT_CACHE_DIR, else $XDG_CACHE_HOME/lkft, else ~/.cache/lkft."""
-    if os.environ.get("LKFT_CACHE_DIR"):
-        return Path(os.environ["LKFT_CACHE_DIR"])
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "lkft"
-
-
 def default_store_path() -> Path:
     """Where the embedded store lives unless --lkft-store says otherwise."""
     if os.environ.get("LKFT_STORE"):
         return Path(os.environ["LKFT_STORE"])
-    return cache_dir() / STORE_FILE
+    return default_cache_dir() / STORE_FILE
 
 
 def default_project() -> str:
@@ -68,7 +60,7 @@ def default_project() -> str:
 
 def spool_dir() -> Path:
     """Where submissions that could not reach SQUAD wait for `lkft push`."""
-    return cache_dir() / "squad-spool"
+    return default_cache_dir() / "squad-spool"
 
 
 @dataclass(frozen=True)
