@@ -185,6 +185,17 @@ def kernel_build_for(config: pytest.Config, device_arch: str) -> BuildResult | N
     return done[arch]
 
 
+def report_header(config: pytest.Config) -> str | None:
+    """`lkft: build tree=... arch=... toolchain=... kconfig=...`, or None without a tree."""
+    settings = config.stash.get(BUILD_SETTINGS_KEY, None)
+    if settings is None:
+        return None
+    kconfig, targets = "+".join([settings.kconfig, *settings.kconfig_add]), ",".join(
+        settings.targets)
+    return (f"lkft: build tree={settings.tree} arch={settings.target_arch or 'device'} "
+            f"toolchain={settings.toolchain} kconfig={kconfig} targets={targets}")
+
+
 def build_properties(result: BuildResult) -> list[tuple[str, str]]:
     """`lkft.meta.*` user_properties describing the build, for every case of its device."""
     build, git = result.metadata["build"], result.metadata.get("git", {})
