@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import REPO, TESTSUITES, need_qemu
 from labgrid_lab import STANDIN_LAB, StandinLab, standin_lab, wait_for
 
 import pytest_lkft.plugin
+from conftest import REPO, TESTSUITES, need_qemu
 from pytest_lkft.artifacts import ArtifactCache
 from pytest_lkft.debian import default_artifacts
 from pytest_lkft.devices.labgrid import LabgridDevice, PlaceLease, load_lab
@@ -254,11 +254,13 @@ def run_lab_suites(pytester: pytest.Pytester, cache: Path, *args: str) -> pytest
         "--lkft-timeouts=boot=120,test=60", *args)
 
 
-def junit_properties(junit: Path) -> dict[str, dict[str, str]]:
-    """Each JUnit testcase's properties, by `name` (without xdist's `@group`)."""
-    return {case.get("name", "").split("@")[0]:
-            {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
-            for case in ET.parse(junit).getroot().iter("testcase")}
+def junit_properties(junit: Path) -> dict[tuple[str, str, str], dict[str, str]]:
+    """Each JUnit testcase's properties, by (device, suite, test) as the plugin records them."""
+    cases = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+        cases[props["lkft.device"], props["lkft.suite"], props["lkft.test"]] = props
+    return cases
 
 
 def test_two_workers_get_two_boards(pytester: pytest.Pytester, lab: StandinLab,
@@ -270,9 +272,10 @@ def test_two_workers_get_two_boards(pytester: pytest.Pytester, lab: StandinLab,
                             f"--junitxml={junit}", "-v")
     result.assert_outcomes(passed=2 * (1 + 1 + SMOKE_CASES + 1))
     cases = junit_properties(junit)
-    places = {cases[f"test_boot[{d}]"]["lkft.meta.place"] for d in ("standin-1", "standin-2")}
+    assert len(cases) == 2 * (1 + 1 + SMOKE_CASES + 1)
+    places = {cases[d, "boot", "boot"]["lkft.meta.place"] for d in ("standin-1", "standin-2")}
     assert places == set(BOARDS)
-    assert cases["test_smoke[standin-2-uname]"]["lkft.device"] == "standin-2"
+    assert cases["standin-2", "smoke", "uname"]["lkft.meta.place"] in BOARDS
     assert lab.acquired() == [] and lab.reservations() == ""
 
 

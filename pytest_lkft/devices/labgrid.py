@@ -38,6 +38,7 @@ from pytest_lkft.lab import load_crash_patterns
 BOOT_METHODS = ("firmware", "uboot")
 DEFAULT_DRIVERS: dict[str, dict[str, Any]] = {"NetworkPowerDriver": {}, "SerialDriver": {}}
 CLIENT_TIMEOUT = 60.0
+TAGS_CHECK_AFTER = 3.0  # seconds of waiting for a place before checking any has the tags
 UBOOT_ERROR = re.compile(r"(?i)\b(?:error|not found|unknown command|abort|failed)\b")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 _RUNNING: list[subprocess.Popen[str]] = []  # labgrid-client calls in flight
@@ -108,8 +109,8 @@ def load_lab(path: Path) -> dict[str, LabDevice]:
         raise UserError(f"{path}: bad device entry ({error}); see docs/lab.md") from None
 
 
-def labgrid_client(address: str, *args: str, timeout: float = CLIENT_TIMEOUT) -> str:
-    """Run labgrid-client against `address`; its stdout, or one-line InfraError."""
+def start_client(address: str, *args: str) -> subprocess.Popen[str]:
+    """Start labgrid-client against `address` (see `finish_client`)."""
     command = ["labgrid-client", "-x", address, *args]
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -118,30 +119,52 @@ def labgrid_client(address: str, *args: str, timeout: float = CLIENT_TIMEOUT) ->
         raise UserError("labgrid-client not found: install labgrid (pip install labgrid)") \
             from None
     _RUNNING.append(process)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        raise
-    finally:
+    return process
+
+
+def finish_client(process: subprocess.Popen[str], timeout: float = CLIENT_TIMEOUT) -> str:
+    """Its stdout once it exits, or one-line InfraError; TimeoutExpired leaves it running."""
+    stdout, stderr = process.communicate(timeout=timeout)
+    if process in _RUNNING:
         _RUNNING.remove(process)
     if process.returncode == 0:
         return stdout
+    address = str(process.args[2])  # type: ignore[index]
     if "Could not connect to coordinator" in stderr:
         raise InfraError(f"cannot reach the labgrid coordinator at {address}; start "
                          "labgrid-coordinator there or pass --lkft-coordinator ADDRESS")
     last = (stderr.strip().splitlines() or ["no output"])[-1]
-    raise InfraError(f"{shlex.join(command)} failed: {last}")
+    raise InfraError(f"{shlex.join(process.args)} failed: {last}")  # type: ignore[arg-type]
+
+
+def stop_client(process: subprocess.Popen[str]) -> None:
+    """Kill a labgrid-client call and reap it."""
+    process.kill()
+    process.communicate()
+    if process in _RUNNING:
+        _RUNNING.remove(process)
+
+
+def labgrid_client(address: str, *args: str, timeout: float = CLIENT_TIMEOUT) -> str:
+    """Run labgrid-client against `address`; its stdout, or one-line InfraError."""
+    process = start_client(address, *args)
+    try:
+        return finish_client(process, timeout)
+    except subprocess.TimeoutExpired:
+        stop_client(process)
+        raise
 
 
 def finish_running_clients(timeout: float = CLIENT_TIMEOUT) -> None:
-    """Let labgrid-client calls in flight finish (a signal came): an acquire completes."""
+    """A signal came: stop waiting for a place, let other calls (an acquire) complete."""
     for process in list(_RUNNING):
+        if "reserve" in process.args:  # type: ignore[operator]
+            stop_client(process)
+            continue
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
-            process.kill()
+            stop_client(process)
 
 
 @dataclass
@@ -160,23 +183,38 @@ class PlaceLease:
 
     def acquire(self, timeout: float) -> str:
         """Reserve, wait at most `timeout` seconds, acquire; the place's name."""
-        self._check_tags()
-        out = labgrid_client(self.address, "reserve", "--shell", *self.tags)
-        self.token = out.strip().rpartition("LG_TOKEN=")[2]
+        reserve = start_client(self.address, "reserve", "--wait", "--shell", *self.tags)
+        assert reserve.stdout is not None
+        self.token = reserve.stdout.readline().strip().rpartition("LG_TOKEN=")[2]
         try:
-            state = labgrid_client(self.address, "wait", self.token, timeout=timeout)
-        except subprocess.TimeoutExpired:
+            self._wait(reserve, timeout)
+        except BaseException:
+            stop_client(reserve)
             self.release()
+            raise
+        try:
+            out = labgrid_client(self.address, "-p", f"+{self.token}", "acquire")
+        except InfraError:
+            self.release()
+            raise InfraError(f"the reservation for {' '.join(self.tags)} ended unallocated; "
+                             f"see labgrid-client -x {self.address} reservations") from None
+        self.place = out.strip().rpartition("acquired place ")[2]
+        return self.place
+
+    def _wait(self, reserve: subprocess.Popen[str], timeout: float) -> None:
+        """Wait for the allocation; after a few seconds, check that some place has the tags."""
+        start = time.monotonic()
+        try:
+            finish_client(reserve, min(timeout, TAGS_CHECK_AFTER))
+            return
+        except subprocess.TimeoutExpired:
+            self._check_tags()
+        try:
+            finish_client(reserve, max(0.1, timeout - (time.monotonic() - start)))
+        except subprocess.TimeoutExpired:
             raise InfraError(f"no place tagged {' '.join(self.tags)} became free within "
                              f"{timeout:g} s; free one (labgrid-client -x {self.address} who) "
                              "or raise --lkft-place-timeout") from None
-        if "state: allocated" not in state:
-            self.release()
-            raise InfraError(f"the reservation for {' '.join(self.tags)} ended unallocated; "
-                             f"see labgrid-client -x {self.address} reservations")
-        out = labgrid_client(self.address, "-p", f"+{self.token}", "acquire")
-        self.place = out.strip().rpartition("acquired place ")[2]
-        return self.place
 
     def _check_tags(self) -> None:
         """One-line InfraError when no place of the lab has all the tags (it would wait)."""
@@ -193,12 +231,16 @@ class PlaceLease:
         place, token, self.place, self.token = self.place, self.token, "", ""
         if token and not place:  # interrupted while acquiring: the token names the place
             place = f"+{token}"
-        for args in ([("-p", place, "release")] if place else []) + \
-                ([("cancel-reservation", token)] if token else []):
-            try:
-                labgrid_client(self.address, *args)
-            except (LkftError, subprocess.TimeoutExpired):
-                pass  # the coordinator is gone: it forgets everything anyway
+        calls = ([("-p", place, "release")] if place else []) + \
+            ([("cancel-reservation", token)] if token else [])
+        # Both at once, unless the release finds the place through the token.
+        batches = [calls[:1], calls[1:]] if place.startswith("+") else [calls]
+        for batch in batches:
+            for process in [start_client(self.address, *args) for args in batch]:
+                try:
+                    finish_client(process)
+                except (LkftError, subprocess.TimeoutExpired):
+                    stop_client(process)  # the coordinator is gone: it forgets everything
 
 
 class SerialSpawn(_SpawnBase):
