@@ -20,12 +20,13 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from conftest import REPO, SHARED_CACHE, need_qemu
 
+from conftest import REPO, SHARED_CACHE, need_qemu
 from pytest_lkft.build_fixtures import failure_reason
 from pytest_lkft.build_inputs import tree_stamp
 from pytest_lkft.builds import BuildResult, KernelBuild, build
 from pytest_lkft.errors import UserError
+from pytest_lkft.rootfs import tarball_overlay
 
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 KUNIT_FRAGMENT = REPO / "lab" / "kconfig" / "qemu-virt-kunit.config"
@@ -188,6 +189,7 @@ def test_plugin_options_are_checked_at_start(pytester: pytest.Pytester) -> None:
         import pytest
         from pytest_lkft import build_fixtures
         from pytest_lkft.errors import UserError
+from pytest_lkft.rootfs import tarball_overlay
 
         def pytest_addoption(parser):
             try:
@@ -366,16 +368,20 @@ def test_fragments_merge_in_order(
 # -- the real end-to-end: build, kselftest, boot, cache, lkft build, reproducer ----------------
 
 
-def boot_console(kernel: Path, rootfs: Path, timeout: float = 240) -> str:
-    """Boot `kernel` on qemu-arm64 with `rootfs`; the console up to the shell."""
-    command = ["qemu-system-aarch64", "-M", "virt,gic-version=3", "-cpu", "cortex-a57",
-               "-m", "512", "-nographic", "-no-reboot", "-kernel", str(kernel),
-               "-initrd", str(rootfs), "-append", "console=ttyAMA0 panic=-1"]
-    child = pexpect.spawn(command[0], command[1:], encoding="utf-8", codec_errors="replace",
+def boot_and_run(kernel: Path, initrd: Path, command: str, timeout: float = 240) -> str:
+    """Boot `kernel` on qemu-arm64, run `command` at the shell; the whole console."""
+    qemu = ["qemu-system-aarch64", "-M", "virt,gic-version=3", "-cpu", "cortex-a57",
+            "-m", "512", "-nographic", "-no-reboot", "-kernel", str(kernel),
+            "-initrd", str(initrd), "-append", "console=ttyAMA0 panic=-1"]
+    child = pexpect.spawn(qemu[0], qemu[1:], encoding="utf-8", codec_errors="replace",
                           timeout=timeout)
     try:
         child.expect("lkft: init done")
-        return str(child.before)
+        console = str(child.before)
+        child.expect("/ # ")
+        child.sendline(f"{command}; echo lkft-exit=$?")
+        child.expect(r"lkft-exit=(\d+)")
+        return console + str(child.before) + str(child.after)
     finally:
         child.terminate(force=True)
 
@@ -421,10 +427,15 @@ def test_build_boot_and_rebuild_arm64_kunit(
     assert {"./run_kselftest.sh", "./kselftest-list.txt", "./size/get_size"} <= set(names)
     assert any(n.startswith("./breakpoints/") for n in names)
 
-    console = boot_console(result.kernel, busybox_rootfs(artifact_cache))
+    initrd = tmp_path / "initrd.gz"  # the kselftests laid over the busybox initramfs
+    initrd.write_bytes(busybox_rootfs(artifact_cache).read_bytes()
+                       + tarball_overlay(result.kselftest, "opt/kselftest"))
+    console = boot_and_run(result.kernel, initrd, "/opt/kselftest/size/get_size")
     assert "KTAP version 1" in console
     assert "# Subtest: list-kunit-test" in console
     assert "not ok" not in console
+    assert "ok 1 get runtime memory use" in console  # the cross-built kselftest ran
+    assert "lkft-exit=0" in console
 
     started = time.monotonic()  # the same inputs again: straight from the build cache
     again = build(tree=untouched, target_arch="arm64", kconfig="tinyconfig",
