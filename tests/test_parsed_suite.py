@@ -36,7 +36,7 @@ def junit_results(path: Path) -> dict[str, str]:
     found = {}
     for case in ET.parse(path).getroot().iter("testcase"):
         tags = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
-        found[case.get("name", "").split("[")[0]] = tags[0] if tags else "pass"
+        found[f"{case.get('classname')}/{case.get('name')}"] = tags[0] if tags else "pass"
     return found
 
 
@@ -57,7 +57,7 @@ def test_first_run_reports_every_case_then_collects_them(pytester: pytest.Pytest
     junit = pytester.path / "first.xml"
     first = run(pytester, cache, "-n", "2", "-v", f"--junitxml={junit}")
     first.assert_outcomes(passed=3, failed=1, skipped=1)  # run, crash, alpha; beta; gamma
-    assert junit_results(junit) == {"test_run": "pass", "test_crash": "pass",
+    assert junit_results(junit) == {"demo/run": "pass", "demo/crash": "pass",
                                     "demo/alpha": "pass", "demo/beta": "failure",
                                     "demo/gamma": "skipped"}
     lists = list((cache / "caselists").glob("demo-*.json"))
@@ -67,7 +67,9 @@ def test_first_run_reports_every_case_then_collects_them(pytester: pytest.Pytest
     second = run(pytester, cache, "-v", f"--junitxml={junit}")
     second.assert_outcomes(passed=3, failed=1, skipped=1)
     second.stdout.fnmatch_lines(["*test_demo.py::test_case?qemu-arm64-beta? FAILED*"])
-    assert set(junit_results(junit)) == {"test_run", "test_crash", "test_case"}
+    assert junit_results(junit) == {"demo/run": "pass", "demo/crash": "pass",
+                                    "demo/alpha": "pass", "demo/beta": "failure",
+                                    "demo/gamma": "skipped"}
 
 
 def test_a_known_case_the_run_does_not_report_is_an_error(pytester: pytest.Pytester,

@@ -27,10 +27,14 @@ def run_suites(pytester: pytest.Pytester, cache: Path, *args: str) -> pytest.Run
 
 
 def junit_cases(junit: Path) -> dict[str, ET.Element]:
-    """JUnit testcases by `classname::name` (without xdist's `@group` suffix)."""
-    root = ET.parse(junit).getroot()
-    return {f"{c.get('classname')}::{c.get('name', '').split('@')[0]}": c
-            for c in root.iter("testcase")}
+    """JUnit testcases by `device:suite/test` (the LKFT properties each one carries)."""
+    cases = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        props = properties(case)
+        if "lkft.suite" not in props:  # skipped before it reached the device
+            continue
+        cases[f"{props['lkft.device']}:{props['lkft.suite']}/{props['lkft.test']}"] = case
+    return cases
 
 
 def properties(case: ET.Element) -> dict[str, str]:
@@ -53,7 +57,8 @@ def test_main_job_on_qemu_arm64(pytester: pytest.Pytester, artifact_cache: Path)
         "*kunit: no ktap output found; see *console.log: the kernel runs no built-in KUnit*",
     ])
     cases = junit_cases(junit)
-    boot = cases["testsuites.test_boot::test_boot[qemu-arm64]"]
+    boot = cases["qemu-arm64:boot/boot"]
+    assert (boot.get("classname"), boot.get("name")) == ("boot", "boot")
     props = properties(boot)
     assert props["lkft.device"] == "qemu-arm64"
     assert props["lkft.meta.kernel"].startswith("debian:linux-image-")
@@ -61,8 +66,9 @@ def test_main_job_on_qemu_arm64(pytester: pytest.Pytester, artifact_cache: Path)
     assert props["lkft.meta.kernel_version"].endswith("-arm64")
     assert props["lkft.meta.qemu_version"][0].isdigit()
     assert float(props["lkft.metric.boot-time"].split()[0]) > 0
-    uname = properties(cases["testsuites.test_smoke::test_smoke[qemu-arm64-uname]"])
-    assert (uname["lkft.suite"], uname["lkft.test"]) == ("smoke", "uname")
+    uname = cases["qemu-arm64:smoke/uname"]
+    assert (uname.get("classname"), uname.get("name")) == ("smoke", "uname")
+    assert "GNU/Linux" in (uname.findtext("system-out") or "")  # the command's output
     run_dir = pytester.path / "lkft-results" / "qemu-arm64" / "smoke"
     assert "aarch64" in (run_dir / "console.log").read_text()
     reproducer = (run_dir / "reproducer.sh").read_text()
@@ -134,16 +140,16 @@ def test_panic_is_reported_and_the_matrix_carries_on(
     result.assert_outcomes(passed=1 + 1 + 4 + 1, failed=2, errors=1)
     result.stdout.fnmatch_lines(["*FAILED test_1_panic.py::test_command?qemu-arm64-panic?*"])
     cases = junit_cases(junit)
-    panic = cases["test_1_panic::test_command[qemu-arm64-panic]"].find("failure")
+    panic = cases["qemu-arm64:panic/panic"].find("failure")
     assert panic is not None
     assert "Kernel panic - not syncing: sysrq triggered crash" in panic.get("message", "")
-    after = cases["test_1_panic::test_command[qemu-arm64-after]"].find("error")
+    after = cases["qemu-arm64:panic/after"].find("error")
     assert after is not None and "device is broken" in after.get("message", "")
-    crash = cases["test_1_panic::test_crash[qemu-arm64]"].find("failure")
+    crash = cases["qemu-arm64:panic/crash"].find("failure")
     assert crash is not None and "kernel-panic during panic/panic" in crash.get("message", "")
-    assert cases["test_1_panic::test_command[qemu-arm64-before]"].find("failure") is None
-    assert cases["test_2_next::test_alive[qemu-arm64]"].find("failure") is None
-    assert cases["test_1_panic::test_crash[qemu-x86_64]"].find("failure") is None
+    assert cases["qemu-arm64:panic/before"].find("failure") is None
+    assert cases["qemu-arm64:next/alive"].find("failure") is None
+    assert cases["qemu-x86_64:panic/crash"].find("failure") is None
 
 
 def qemu_processes(marker: str) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -23,11 +22,13 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest("-p", "no:labgrid", "-p", "no:cacheprovider", *args)
 
 
-def junit_outcomes(path: Path) -> dict[str, str | None]:
+def junit_outcomes(path: Path) -> list[tuple[str, str | None]]:
+    """(suite/test, failure|error|skipped|None) of every testcase, sorted."""
     cases = ET.parse(path).getroot().iter("testcase")
-    return {c.get("name", ""): next((child.tag for child in c
-                                     if child.tag in ("failure", "error", "skipped")), None)
-            for c in cases}
+    return sorted((f"{c.get('classname')}/{c.get('name', '').removesuffix(' [results]')}",
+                   next((child.tag for child in c
+                         if child.tag in ("failure", "error", "skipped")), None))
+                  for c in cases)
 
 
 @pytest.fixture(autouse=True)
@@ -42,10 +43,7 @@ def test_each_corpus_log_becomes_one_junit_testcase_per_case(pytester: pytest.Py
     cases = parse(log)
     junit = pytester.path / "junit.xml"
     run(pytester, f"--lkft-results={log}", f"--junitxml={junit}")
-    outcomes = junit_outcomes(junit)
-    assert len(outcomes) == len(cases)
-    expected = {c.id: JUNIT_TAG[c.result] for c in cases}
-    assert {re.sub(r"#\d+$", "", name): tag for name, tag in outcomes.items()} == expected
+    assert junit_outcomes(junit) == sorted((c.id, JUNIT_TAG[c.result]) for c in cases)
 
 
 def test_outcomes_messages_and_selection(pytester: pytest.Pytester) -> None:
@@ -57,8 +55,11 @@ def test_outcomes_messages_and_selection(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*::kunit/example.example_simple_test FAILED*",
                                  "*_ kunit: example.example_simple_test _*",
                                  "*Expected 1 + 1 == 3, but*"])
-    failure = next(c for c in ET.parse(junit).getroot().iter("testcase")
-                   if c.get("name") == "kunit/example.example_simple_test").find("failure")
+    case = next(c for c in ET.parse(junit).getroot().iter("testcase")
+                if c.get("name") == "example.example_simple_test")
+    assert case.get("classname") == "kunit"
+    assert "EXPECTATION FAILED" in (case.findtext("system-out") or "")
+    failure = case.find("failure")
     assert failure is not None
     message = failure.get("message", "")
     assert message.startswith("kunit/example.example_simple_test: fail")
