@@ -12,6 +12,7 @@ merge runs in the build directory. Every command and its output go to `build.log
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -259,23 +260,36 @@ class KernelBuild:
     # -- running --
 
     def run(self) -> BuildResult:
-        """The build for these inputs: recorded if it exists, else made now and recorded."""
+        """The build for these inputs: recorded if it exists, else made now and recorded.
+
+        A file lock per key makes concurrent processes (xdist workers) build it once: the
+        others wait, then find the recorded build.
+        """
+        from pytest_lkft.artifacts import locked  # lazily: it brings in requests
+
         self.validate()
         key = self.cache_key()
-        (self.cache_dir / "locks").mkdir(parents=True, exist_ok=True)
-        from pytest_lkft.artifacts import locked  # flock helper shared with the artifact cache
+        lock = self.cache_dir / "locks" / f"{key}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with locked(lock, fcntl.LOCK_EX | fcntl.LOCK_NB) as got:
+            if got:
+                return self._run_locked(key)
+        if self.progress is not None:
+            self.progress(BuildProgress("wait", 0.0, "another process builds this kernel"))
+        with locked(lock, fcntl.LOCK_EX):
+            return self._run_locked(key)
 
-        with locked(self.cache_dir / "locks" / f"{key}.lock", fcntl_lock_ex()):
-            found = self.lookup(key)
-            if found is not None:
-                return found
-            from pytest_lkft.build_run import BuildRun  # it imports this module's names
+    def _run_locked(self, key: str) -> BuildResult:
+        found = self.lookup(key)
+        if found is not None:
+            return found
+        from pytest_lkft.build_run import BuildRun  # it imports this module's names
 
-            result = BuildRun(self, key).execute()
-            if result.passed:
-                write_json(self.cache_dir / "index" / f"{key}.json",
-                           {"output_dir": str(result.output_dir)})
-            return result
+        result = BuildRun(self, key).execute()
+        if result.passed:
+            write_json(self.cache_dir / "index" / f"{key}.json",
+                       {"output_dir": str(result.output_dir)})
+        return result
 
     def lookup(self, key: str) -> BuildResult | None:
         """The recorded build of `key` if all its artifacts are still there."""
@@ -286,13 +300,6 @@ class KernelBuild:
         if found is None or found.metadata.get("lkft", {}).get("cache_key") != key:
             return None
         return found
-
-
-def fcntl_lock_ex() -> int:
-    """LOCK_EX (waits for the holder: a second process reuses the first one's build)."""
-    import fcntl
-
-    return fcntl.LOCK_EX
 
 
 def default_build_cache() -> Path:

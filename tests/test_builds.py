@@ -189,7 +189,6 @@ def test_plugin_options_are_checked_at_start(pytester: pytest.Pytester) -> None:
         import pytest
         from pytest_lkft import build_fixtures
         from pytest_lkft.errors import UserError
-from pytest_lkft.rootfs import tarball_overlay
 
         def pytest_addoption(parser):
             try:
