@@ -253,3 +253,57 @@ def test_device_without_defaults_names_the_options(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines(["*qemu-riscv64: qemu-riscv64 has no default kernel and rootfs "
                                  "(Debian ships none for it); pass --lkft-kernel (a Image) and "
                                  "--lkft-rootfs*"])
+
+
+@pytest.fixture
+def http_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A directory served over HTTP on 127.0.0.1 (python's http.server), stopped by PID."""
+    import socket
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    served = tmp_path / "served"
+    served.mkdir()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                               "--directory", str(served), str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield served, f"http://127.0.0.1:{port}"
+    server.kill()
+    server.wait()
+
+
+def test_kernel_and_rootfs_from_urls_go_through_the_cache(pytester: pytest.Pytester,
+                                                          artifact_cache: Path,
+                                                          http_dir: tuple[Path, str]) -> None:
+    need_qemu("qemu-system-aarch64")
+    from pytest_lkft.artifacts import ArtifactCache
+    from pytest_lkft.debian import default_artifacts
+    from pytest_lkft.lab import load_devices
+
+    shared = ArtifactCache(artifact_cache)
+    found = default_artifacts(load_devices().get("qemu-arm64"), shared.root, shared.fetch)
+    served, url = http_dir
+    (served / "Image").write_bytes(found.kernel.read_bytes())
+    (served / "rootfs.cpio.gz").write_bytes(found.rootfs.read_bytes())
+    cache = pytester.path / "cache"
+    args = ["--lkft-device=qemu-arm64", "-k", "boot", f"--lkft-kernel={url}/Image",
+            f"--lkft-rootfs={url}/rootfs.cpio.gz"]
+    first = run_suites(pytester, cache, *args)
+    first.assert_outcomes(passed=2)
+    first.stdout.fnmatch_lines(["lkft cache: * MB fetched upstream, * MB served"])
+    assert len(list((cache / "entries").iterdir())) == 2
+    second = run_suites(pytester, cache, *args)
+    second.assert_outcomes(passed=2)
+    second.stdout.fnmatch_lines(["lkft cache: 0.0 MB fetched upstream, * MB served"])
+    props = (pytester.path / "lkft-results" / "qemu-arm64" / "boot" / "reproducer.sh").read_text()
+    assert str(cache / "entries") in props
