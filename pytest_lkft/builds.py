@@ -281,8 +281,9 @@ class KernelBuild:
 
     def _run_locked(self, key: str) -> BuildResult:
         found = self.lookup(key)
-        if found is not None:
-            return found
+        wanted = self.build_dir.expanduser().resolve() if self.build_dir else None
+        if found is not None and wanted in (None, found.output_dir):
+            return found  # an explicit build_dir gets its own artifacts
         from pytest_lkft.build_run import BuildRun  # it imports this module's names
 
         result = BuildRun(self, key).execute()

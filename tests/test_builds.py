@@ -336,6 +336,13 @@ def test_records_and_reproducer(tmp_path: Path, build_cache: Path) -> None:
     with tarfile.open(out / "headers.tar.xz") as tar:
         assert "./include/linux/x.h" in tar.getnames()
     assert not result.cached
+    again = build(tree=tree, target_arch="x86_64", kconfig="tinyconfig", cache_dir=build_cache,
+                  targets=("headers",), make_vars={"KCFLAGS": "-O1"})
+    assert again.cached and again.output_dir == out  # no build_dir asked: any recorded one
+    elsewhere = build(tree=tree, target_arch="x86_64", kconfig="tinyconfig",
+                      cache_dir=build_cache, targets=("headers",), build_dir=tmp_path / "other",
+                      make_vars={"KCFLAGS": "-O1"})
+    assert not elsewhere.cached and elsewhere.headers == tmp_path / "other" / "headers.tar.xz"
 
 
 # -- real kconfig on linux-source-6.1 (tens of seconds) ----------------------------------------
