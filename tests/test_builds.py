@@ -22,11 +22,10 @@ import pexpect
 import pytest
 
 from conftest import REPO, SHARED_CACHE, need_qemu
-from pytest_lkft.build_fixtures import failure_reason
+from pytest_lkft.build_fixtures import device_overlays, failure_reason
 from pytest_lkft.build_inputs import tree_stamp
 from pytest_lkft.builds import BuildResult, KernelBuild, build
 from pytest_lkft.errors import UserError
-from pytest_lkft.rootfs import tarball_overlay
 
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 KUNIT_FRAGMENT = REPO / "lab" / "kconfig" / "qemu-virt-kunit.config"
@@ -433,14 +432,17 @@ def test_build_boot_and_rebuild_arm64_kunit(
     assert {"./run_kselftest.sh", "./kselftest-list.txt", "./size/get_size"} <= set(names)
     assert any(n.startswith("./breakpoints/") for n in names)
 
-    initrd = tmp_path / "initrd.gz"  # the kselftests laid over the busybox initramfs
-    initrd.write_bytes(busybox_rootfs(artifact_cache).read_bytes()
-                       + tarball_overlay(result.kselftest, "opt/kselftest"))
-    console = boot_and_run(result.kernel, initrd, "/opt/kselftest/size/get_size")
+    initrd = tmp_path / "initrd.gz"  # kselftests and the cross libc over the busybox initramfs
+    overlays = device_overlays(result, tmp_path / "overlays")
+    initrd.write_bytes(b"".join(p.read_bytes() for p in [busybox_rootfs(artifact_cache),
+                                                          *overlays]))
+    console = boot_and_run(result.kernel, initrd, "/opt/kselftest/breakpoints/"
+                           "step_after_suspend_test -h; /opt/kselftest/size/get_size")
     assert "KTAP version 1" in console
     assert "# Subtest: list-kunit-test" in console
     assert "not ok" not in console
-    assert "ok 1 get runtime memory use" in console  # the cross-built kselftest ran
+    assert "ok 1 get runtime memory use" in console  # the cross-built kselftests ran,
+    assert "Usage: /opt/kselftest/breakpoints/step_after_suspend_test" in console  # dynamic
     assert "lkft-exit=0" in console
 
     started = time.monotonic()  # the same inputs again: straight from the build cache
