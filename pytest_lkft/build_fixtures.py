@@ -118,6 +118,8 @@ def settings_from(config: pytest.Config, device_archs: Sequence[str] = ()) -> Bu
     settings = None
     if values["lkft_tree"] is None:
         _refuse_without_tree(values, lists)
+    elif config.getoption("lkft_kernel", default=None):
+        raise UserError("--lkft-kernel and --lkft-tree both give the kernel to boot; pass one")
     else:
         settings = _settings(values, lists)
         for arch in _archs(settings, device_archs):

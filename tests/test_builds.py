@@ -209,6 +209,9 @@ def test_plugin_options_are_checked_at_start(pytester: pytest.Pytester) -> None:
                                  "needs `apt-get install gcc-99-aarch64-linux-gnu`"])
     result = pytester.runpytest_subprocess(f"--lkft-tree={fake}", "--lkft-target-arch=x86_64")
     result.stderr.fnmatch_lines(["ERROR: --lkft-target-arch x86_64 cannot boot on an arm64*"])
+    (pytester.path / "Image").write_bytes(b"\0" * 64)
+    result = pytester.runpytest_subprocess(f"--lkft-tree={fake}", "--lkft-kernel=Image")
+    result.stderr.fnmatch_lines(["ERROR: --lkft-kernel and --lkft-tree both give the kernel*"])
 
 
 def test_xdist_workers_build_once(pytester: pytest.Pytester) -> None:
