@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pytest_lkft.parsers.model import Case, Result
+from pytest_lkft.parsers.model import Case, Result, unique_names
 
 RESULTS_KEY = pytest.StashKey[frozenset[Path]]()
 EXCERPT_LINES = 50
@@ -91,10 +91,8 @@ class ResultsFile(pytest.File):
         from pytest_lkft.parsers.detect import parse  # only when logs are given
 
         device = str(self.config.getoption("lkft_results_device") or "results")
-        seen: dict[str, int] = {}
-        for case in sorted(parse(self.path), key=lambda c: c.id):
-            seen[case.id] = seen.get(case.id, 0) + 1
-            name = case.id if seen[case.id] == 1 else f"{case.id}#{seen[case.id]}"
+        cases = sorted(parse(self.path), key=lambda c: c.id)
+        for name, case in unique_names(cases, lambda c: c.id):
             yield CaseItem.from_parent(self, name=name, case=case, device=device)
 
 

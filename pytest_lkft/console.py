@@ -95,10 +95,13 @@ class Console:
 
     def start(self) -> None:
         """Start the device's process (QEMU) with its console on our pty."""
-        self.child = pexpect.spawn(
-            self.command[0], self.command[1:], encoding="utf-8", codec_errors="replace",
-            timeout=None, dimensions=(50, 1000), echo=False,
-        )
+        try:
+            self.child = pexpect.spawn(
+                self.command[0], self.command[1:], encoding="utf-8", codec_errors="replace",
+                timeout=None, dimensions=(50, 1000), echo=False,
+            )
+        except pexpect.ExceptionPexpect as error:
+            raise BootError(f"cannot start {self.command[0]}: {error}") from None
         self.child.logfile_read = self.log
         self.child.delaybeforesend = None
 

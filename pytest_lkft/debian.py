@@ -11,7 +11,6 @@ import dataclasses
 import fcntl
 import fnmatch
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_lkft.errors import DownloadError, UserError
+from pytest_lkft.files import write_atomically
 from pytest_lkft.lab import DebianSource, QemuSpec
 from pytest_lkft.rootfs import ROOTFS_VERSION, busybox_initramfs
 
@@ -132,7 +132,7 @@ def extract_member(deb: Path, pattern: str, dest: Path) -> Path:
                 if member.isfile() and fnmatch.fnmatch(name, pattern):
                     source = tar.extractfile(member)
                     assert source is not None
-                    _write_atomically(dest, source.read())
+                    write_atomically(dest, source.read())
                     return dest
     raise DownloadError(f"{deb.name} holds no file matching {pattern}; pass --lkft-kernel")
 
@@ -156,7 +156,7 @@ def default_artifacts(spec: QemuSpec, cache_root: Path, fetch: Fetch) -> Default
     found = _read_record(record, apt.root / "updated")
     if found is None:
         found = _resolve(apt, spec.debian, out, fetch)
-        _write_atomically(record, json.dumps(
+        write_atomically(record, json.dumps(
             {k: str(v) for k, v in dataclasses.asdict(found).items()}).encode())
     return found
 
@@ -169,7 +169,7 @@ def _resolve(apt: Apt, debian: DebianSource, out: Path, fetch: Fetch) -> Default
     busybox = extract_member(fetch(bb_url, bb_sha), "bin/busybox", out / f"busybox-{bb_sha[:16]}")
     rootfs = out / f"rootfs-{bb_sha[:16]}-{ROOTFS_VERSION}.cpio.gz"
     if not rootfs.exists():
-        _write_atomically(rootfs, busybox_initramfs(busybox))
+        write_atomically(rootfs, busybox_initramfs(busybox))
     return DefaultArtifacts(kernel, rootfs, package, "busybox-static")
 
 
@@ -186,7 +186,3 @@ def _read_record(record: Path, lists_stamp: Path) -> DefaultArtifacts | None:
     return found if found.kernel.exists() and found.rootfs.exists() else None
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_suffix(f".{os.getpid()}.part")
-    partial.write_bytes(data)
-    os.replace(partial, path)

@@ -165,18 +165,29 @@ def case_list_key(settings: Settings, device_name: str, marker: pytest.Mark) -> 
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
 
-def parsed_cases(metafunc: pytest.Metafunc) -> list[str]:
-    """Every case name the last runs of this parsed suite saw on the given devices."""
-    marker = metafunc.definition.get_closest_marker("lkft_parsed")
-    settings = metafunc.config.stash[SETTINGS_KEY]
+def cases_for(config: pytest.Config, node: pytest.Item, device_name: str) -> list[str]:
+    """The case names the last run of `node`'s parsed suite saw on `device_name`."""
+    marker = node.get_closest_marker("lkft_parsed")
     if marker is None:
         return []
-    root = metafunc.config.stash[CACHE_KEY].root
-    suite = suite_name(metafunc.definition)
-    names: set[str] = set()
-    for device_name in settings.devices:
-        names.update(known_cases(root, suite, case_list_key(settings, device_name, marker)))
-    return sorted(names)
+    key = case_list_key(config.stash[SETTINGS_KEY], device_name, marker)
+    return known_cases(config.stash[CACHE_KEY].root, suite_name(node), key)
+
+
+def parsed_cases(metafunc: pytest.Metafunc) -> list[str]:
+    """The case names known on any of the devices (each device then keeps only its own)."""
+    devices = metafunc.config.stash[SETTINGS_KEY].devices
+    return sorted({name for device_name in devices
+                   for name in cases_for(metafunc.config, metafunc.definition, device_name)})
+
+
+def foreign_case(item: pytest.Item) -> bool:
+    """A parsed-suite case that only another device's last run saw."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "lkft_case_name" not in params or "lkft_device_name" not in params:
+        return False
+    return params["lkft_case_name"] not in cases_for(item.config, item,
+                                                     params["lkft_device_name"])
 
 
 def check_run(request: pytest.FixtureRequest, run: SuiteRun, device: Device) -> None:
@@ -185,7 +196,7 @@ def check_run(request: pytest.FixtureRequest, run: SuiteRun, device: Device) -> 
     settings = request.config.stash[SETTINGS_KEY]
     key = case_list_key(settings, device.name, marker) if marker else ""
     root = request.config.stash[CACHE_KEY].root
-    known = known_cases(root, run.suite, key)
+    known = cases_for(request.config, request.node, device.name)
     extras = extra_cases(run, known)
     if extras:
         request.node.user_properties.append((EXTRA_CASES, encode_extras(extras, device.name)))
@@ -227,6 +238,8 @@ def _lkft_case(request: pytest.FixtureRequest) -> None:
     dev.boot()
     item.user_properties += [(f"lkft.meta.{k}", v) for k, v in sorted(dev.metadata.items()) if v]
     dev.set_context(f"{suite}/{case}")
-    if dev.broken and item.get_closest_marker("lkft_device_check") is None:
+    parsed = item.get_closest_marker("lkft_parsed")
+    from_console = parsed is not None and parsed.kwargs.get("command") is None
+    if dev.broken and item.get_closest_marker("lkft_device_check") is None and not from_console:
         first = dev.broken.splitlines()[0]
         pytest.fail(f"not run: the device is broken ({first})", pytrace=False)

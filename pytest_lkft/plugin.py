@@ -16,6 +16,7 @@ from pytest_lkft.fixtures import (  # noqa: F401  (fixtures are found by name)
     _lkft_case,
     crash_checks_last,
     device,
+    foreign_case,
     lkft_device_name,
     lkft_settings,
     lkft_suite_run,
@@ -61,7 +62,6 @@ def pytest_configure(config: pytest.Config) -> None:
     _collect_results(config)
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ExtraCases(config), "lkft-extra-cases")
-    start_preboot(config)
 
 
 class ExtraCases:
@@ -74,6 +74,11 @@ class ExtraCases:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for extra in suiterun.extra_reports(report):
             self.config.hook.pytest_runtest_logreport(report=extra)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    start_preboot(session.config)  # not in configure: --help and friends must not boot
 
 
 def _collect_results(config: pytest.Config) -> None:
@@ -116,10 +121,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    unknown = [i for i in items if _no_known_case(i)]  # parsed suites never run before
-    if unknown:
+    unknown = [i for i in items if _no_known_case(i) or foreign_case(i)]
+    if unknown:  # parsed suites never run before, or cases only other devices have
         config.hook.pytest_deselected(items=unknown)
-        items[:] = [i for i in items if not _no_known_case(i)]
+        dropped = set(map(id, unknown))
+        items[:] = [i for i in items if id(i) not in dropped]
     items[:] = crash_checks_last(items)
 
 

@@ -41,14 +41,14 @@ class Preboot:
         try:
             found = provision(self.settings, load_devices().get(self.name), self.fetch,
                               self.cache_root)
-        except LkftError as error:
+        except (LkftError, OSError) as error:  # the suite's fixture reports it, once
             self.artifacts[self.name] = f"{self.name}: {error}"
             return
         self.artifacts[self.name] = found
         shutil.rmtree(self.run_dir, ignore_errors=True)
         self.device = QemuDevice(load_devices().get(self.name), found, self.run_dir,
                                  self.settings.timeouts, self.stream)
-        self.device.boot()
+        self.device.boot()  # keeps its own failures in boot_error
 
     def claim(self, name: str, run_dir: Path) -> QemuDevice | None:
         """The booted device for the first suite run of `name`, moved to `run_dir`."""
@@ -65,11 +65,16 @@ class Preboot:
         return self.device
 
     def close(self) -> None:
-        """Stop a device no suite claimed."""
+        """Stop a device no suite claimed, without waiting for its boot to end."""
+        if self.claimed:
+            return
+        device = self.device
+        if device is not None and device.console is not None:
+            device.console.stop()  # the booting thread then sees EOF and returns
         self.thread.join()
-        if not self.claimed and self.device is not None:
+        if self.device is not None:
             self.device.close()
-            shutil.rmtree(self.run_dir, ignore_errors=True)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
 def wanted(settings: Settings, collect_only: bool, xdist: bool) -> bool:

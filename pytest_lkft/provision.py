@@ -7,15 +7,15 @@ the initramfs (checked member by member, never extracted on the host).
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
+from pytest_lkft.artifacts import hash_file
 from pytest_lkft.config import Settings, is_url
 from pytest_lkft.debian import default_artifacts
 from pytest_lkft.devices.qemu import DeviceArtifacts
 from pytest_lkft.errors import UserError
+from pytest_lkft.files import write_atomically
 from pytest_lkft.kernelimage import arch_matches, describe, image_arch
 from pytest_lkft.lab import QemuSpec
 from pytest_lkft.rootfs import tarball_overlay
@@ -63,15 +63,9 @@ def _check_arch(spec: QemuSpec, kernel: Path, shown: str) -> None:
 
 def _overlay(tarball: Path, cache_root: Path) -> Path:
     """The modules tarball as a gzip'd cpio overlay, cached by the tarball's content."""
-    digest = hashlib.sha256()
-    with tarball.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    path = cache_root / "overlays" / f"{digest.hexdigest()[:32]}.cpio.gz"
+    path = cache_root / "overlays" / f"{hash_file(tarball)[:32]}.cpio.gz"
     if not path.exists():
         data = tarball_overlay(tarball)  # raises on a bad member before anything is written
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.part")
-        partial.write_bytes(data)
-        os.replace(partial, path)
+        write_atomically(path, data)
     return path

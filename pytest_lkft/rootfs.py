@@ -209,7 +209,11 @@ def _decompressed_head(path: Path, size: int = 2048) -> bytes:
         with lzma.open(path) as f:
             return f.read(size)
     if kind == "zstd":
-        done = subprocess.run(["zstd", "-dc", str(path)], capture_output=True, check=False)
+        try:
+            done = subprocess.run(["zstd", "-dc", str(path)], capture_output=True, check=False)
+        except OSError:
+            raise UserError(f"{path} is zstd-compressed but zstd is not installed; "
+                            "apt-get install zstd") from None
         return done.stdout[:size]
     with path.open("rb") as f:
         return f.read(size)
@@ -227,20 +231,24 @@ def rootfs_kind(path: Path) -> str:
 
 
 def decompress_to(path: Path, dest: Path) -> Path:
-    """`path` decompressed into `dest` (ext4 images must be raw for QEMU); `path` if raw."""
+    """`path` decompressed into `dest`, afresh (ext4 images must be raw for QEMU); `path` if raw."""
     import lzma
     import os
     import shutil
     import subprocess
 
+    from pytest_lkft.files import partial_path
+
     kind = compression(path)
     if kind is None:
         return path
-    if dest.exists():
-        return dest
-    partial = dest.with_suffix(f".{os.getpid()}.part")
+    partial = partial_path(dest)
     if kind == "zstd":
-        subprocess.run(["zstd", "-dqf", str(path), "-o", str(partial)], check=True)
+        try:
+            subprocess.run(["zstd", "-dqf", str(path), "-o", str(partial)], check=True)
+        except (OSError, subprocess.CalledProcessError) as error:
+            raise UserError(f"cannot decompress {path} with zstd ({error}); install zstd "
+                            "(apt-get install zstd) or pass an uncompressed image") from None
     else:
         opener = gzip.open if kind == "gzip" else lzma.open
         with opener(path) as src, partial.open("wb") as out:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,8 +22,9 @@ import pytest
 from pytest_lkft.collect import case_properties, replay
 from pytest_lkft.devices.base import Device
 from pytest_lkft.errors import DeviceBroken
+from pytest_lkft.files import write_atomically
 from pytest_lkft.parsers.detect import parse
-from pytest_lkft.parsers.model import Case, Result
+from pytest_lkft.parsers.model import Case, Result, unique_names
 
 EXTRA_CASES = "lkft.extra_cases"
 
@@ -54,18 +54,23 @@ def run_suite(device: Device, suite: str, command: str | None, fmt: str,
     """Run `command` (None: use the boot's console) on `device` and parse its output."""
     run = SuiteRun(suite)
     try:
-        if command is None:
-            text = device.console_log.read_text(errors="replace")
-        else:
-            text = device.run(command, timeout).output
+        text = console_text(device) if command is None else device.run(command, timeout).output
     except DeviceBroken as error:
         run.problem = str(error).splitlines()[0]
-        text = device.console_log.read_text(errors="replace")
-    run.cases = {c.name: c for c in parse(text.splitlines(), fmt, suite)}
+        text = console_text(device)
+    run.cases = dict(unique_names(parse(text.splitlines(), fmt, suite), lambda c: c.name))
     if not run.cases and not run.problem:
         run.silent = True
         run.problem = f"no {fmt} output found; see {device.console_log}"
     return run
+
+
+def console_text(device: Device) -> str:
+    """Everything the device's console showed so far ("" when it never started)."""
+    try:
+        return device.console_log.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
 
 
 def list_key(*paths: Path | None) -> str:
@@ -92,9 +97,7 @@ def remember_cases(cache_root: Path, suite: str, key: str, run: SuiteRun) -> Non
         return
     path = cache_root / "caselists" / f"{suite}-{key}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.part")
-    partial.write_text(json.dumps(sorted(run.cases)))
-    os.replace(partial, path)
+    write_atomically(path, json.dumps(sorted(run.cases)))
 
 
 def extra_cases(run: SuiteRun, known: list[str]) -> list[Case]:

@@ -83,3 +83,27 @@ def test_a_known_case_the_run_does_not_report_is_an_error(pytester: pytest.Pytes
     result.assert_outcomes(passed=3, failed=1, skipped=1, errors=1)
     result.stdout.fnmatch_lines(["*test_case?qemu-arm64-delta? ERROR*",
                                  "*demo/delta: error (missing: the run did not report it)*"])
+
+
+PER_ARCH_SUITE = r'''
+import pytest
+
+KTAP = ("printf 'KTAP version 1\\nok 1 common\\n'; "
+        "[ $(uname -m) = aarch64 ] && printf 'ok 2 arm_only\\n'; true")
+pytestmark = [pytest.mark.lkft_suite("arch"),
+              pytest.mark.lkft_parsed(format="ktap", command=KTAP)]
+
+from pytest_lkft.suites import lkft_case, test_case, test_crash, test_run
+'''
+
+
+def test_each_device_collects_only_the_cases_it_reported(pytester: pytest.Pytester,
+                                                         cache: Path) -> None:
+    need_qemu("qemu-system-aarch64", "qemu-system-x86_64")
+    pytester.makepyfile(test_arch=PER_ARCH_SUITE)
+    both = ("--lkft-device=qemu-x86_64", "-n", "2")
+    run(pytester, cache, *both).assert_outcomes(passed=2 * 2 + 3)  # run+crash each; 3 extras
+    second = run(pytester, cache, *both, "-v")
+    second.assert_outcomes(passed=2 * 2 + 3)  # no "missing" arm_only on x86_64
+    second.stdout.fnmatch_lines(["*PASSED*test_case?qemu-arm64-arm_only?*"])
+    assert "qemu-x86_64-arm_only" not in second.stdout.str()

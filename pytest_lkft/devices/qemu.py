@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import shlex
 import shutil
 import subprocess
@@ -12,7 +11,8 @@ from pathlib import Path
 
 from pytest_lkft.console import CommandResult, Console, ConsoleLog, TextSink
 from pytest_lkft.crash import Crash, CrashDetector
-from pytest_lkft.errors import BootError, DeviceBroken, UserError
+from pytest_lkft.errors import DeviceBroken, LkftError, UserError
+from pytest_lkft.files import write_atomically
 from pytest_lkft.lab import QemuSpec, load_crash_patterns
 from pytest_lkft.rootfs import decompress_to, rootfs_kind
 
@@ -89,6 +89,7 @@ class QemuDevice:
         self.boot_error: str | None = None
         self.broken: str | None = None
         self.console: Console | None = None
+        self.attempted = False
         self.binary = artifacts.qemu_binary or spec.qemu
         self.metadata = {"device": spec.name, "arch": spec.arch, **artifacts.metadata}
 
@@ -133,42 +134,42 @@ class QemuDevice:
         return command + list(spec.extra_args)
 
     def _write_reproducer(self, command: list[str]) -> None:
-        script = self.run_dir / "reproducer.sh"
-        partial = script.with_suffix(f".{os.getpid()}.part")
-        partial.write_text(f"#!/bin/sh\n# {self.name}: boot as pytest-lkft did\n"
-                           f"exec {shlex.join(command)}\n")
-        partial.chmod(0o755)
-        os.replace(partial, script)
+        write_atomically(self.run_dir / "reproducer.sh",
+                         f"#!/bin/sh\n# {self.name}: boot as pytest-lkft did\n"
+                         f"exec {shlex.join(command)}\n", mode=0o755)
 
     def boot(self) -> None:
         """Start QEMU and reach a shell, once; a failure is kept in `boot_error`, not raised."""
-        if self.console is not None:
+        if self.attempted:
             return
+        self.attempted = True
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        command = self.command()
-        self._write_reproducer(command)
         self.detector.context = "boot"
-        log = ConsoleLog(self.console_log, self.detector, self.stream)
-        self.console = Console(command, log)
         try:
+            command = self.command()
+            self._write_reproducer(command)
+            self.console = Console(command, ConsoleLog(self.console_log, self.detector,
+                                                       self.stream))
             self.console.start()
             self.boot_time = self.console.boot(self.timeouts.boot)
-        except BootError as error:
+            self.metadata["kernel_version"] = self.console.kernel_version
+        except (LkftError, OSError) as error:
             self.boot_error = self.broken = str(error)
-        except OSError as error:  # the binary vanished between the check and the start
-            self.boot_error = self.broken = f"cannot start {self.binary}: {error.strerror}"
-        self.metadata["kernel_version"] = self.console.kernel_version
         self.metadata["qemu_version"] = qemu_version(self.binary)
 
     @property
     def booted(self) -> bool:
         """True once a boot was attempted (whatever its outcome)."""
-        return self.console is not None
+        return self.attempted
 
     def relocate(self, run_dir: Path) -> None:
         """Say the run directory moved (the pre-booted device joined a suite run)."""
+        old = str(self.run_dir)
         self.run_dir = run_dir
         self.console_log = run_dir / "console.log"
+        script = run_dir / "reproducer.sh"
+        if script.exists():  # files it names (initrd, ext4 copy) moved with the directory
+            write_atomically(script, script.read_text().replace(old, str(run_dir)), 0o755)
 
     def set_context(self, context: str) -> None:
         """Name what runs now (a test case), so crashes say where they happened."""

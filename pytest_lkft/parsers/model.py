@@ -8,7 +8,7 @@ that suite, its result, the log lines that belong to it and any metrics.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -77,3 +77,12 @@ class Counts:
     @property
     def total(self) -> int:
         return self.passed + self.failed + self.skipped + self.xfailed + self.errors
+
+
+def unique_names(cases: Iterable[Case], name: Callable[[Case], str]) -> Iterator[tuple[str, Case]]:
+    """(name, case) pairs, a repeated name numbered `#2`, `#3`, ... so no result is lost."""
+    seen: dict[str, int] = {}
+    for case in cases:
+        key = name(case)
+        seen[key] = seen.get(key, 0) + 1
+        yield (key if seen[key] == 1 else f"{key}#{seen[key]}"), case
