@@ -22,6 +22,7 @@ from pathlib import Path
 import requests
 
 SQUAD_VERSION = "1.98"
+STARTUP_TIMEOUT = 180
 TEST_CACHE = Path(os.environ.get("LKFT_TEST_CACHE") or Path.home() / ".cache" / "lkft-test")
 
 
@@ -138,16 +139,17 @@ class SquadServer:
         # cwd: SQUAD keeps attachments and test run files in ./storage
         self.process = subprocess.Popen(cmd, env=self.env(), stdout=log, stderr=log,
                                         cwd=self.data)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"squad exited; see {self.data / 'squad.log'}")
-            try:
-                if requests.get(self.url + "/api/", timeout=5).status_code == 200:
+            try:  # the first request loads Django: slow on a busy 2-core machine
+                if requests.get(self.url + "/api/", timeout=60).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.2)
-        raise RuntimeError(f"squad did not answer in 60 s; see {self.data / 'squad.log'}")
+        raise RuntimeError(f"squad did not answer in {STARTUP_TIMEOUT} s; "
+                           f"see {self.data / 'squad.log'}")
 
     def analyze(self) -> None:
         """Give SQLite statistics (submits are 10x slower without them)."""
