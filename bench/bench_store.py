@@ -166,8 +166,8 @@ def bench_squad(cases: list[Case], rounds: int) -> float:
         raise SystemExit("curl is not installed: apt-get install curl")
     with tempfile.TemporaryDirectory() as tmp:
         server = SquadServer(install_squad(), Path(tmp) / "squad")
-        server.start()
         try:
+            server.start()
             os.environ["LKFT_SQUAD_TOKEN"] = token = server.token("lkft/bench")
             warmup = submission_from(record_of(cases, "warmup"))
             curl_submit(server.url, token, warmup, Path(tmp))  # full size, then statistics

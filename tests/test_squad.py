@@ -29,8 +29,8 @@ TOKEN_ENV = "LKFT_SQUAD_TOKEN"
 def squad_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquadServer]:
     """A real SQUAD on 127.0.0.1 (installed once into the persistent test cache)."""
     server = SquadServer(install_squad(), tmp_path_factory.mktemp("squad"))
-    server.start()
     try:
+        server.start()  # inside: a server that starts but never answers is stopped too
         yield server
     finally:
         server.stop()
