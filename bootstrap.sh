@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 MAIN_PACKAGES="python3-venv python3-pip qemu-system-arm qemu-system-x86 dpkg xz-utils zstd"
 # tests boot every device with default artifacts, read cpio archives, start SQUAD in a venv
 # and look at pages in Chromium
-TEST_PACKAGES="$MAIN_PACKAGES qemu-system-ppc qemu-system-mips qemu-system-misc cpio git chromium"
+TEST_PACKAGES="$MAIN_PACKAGES qemu-system-ppc qemu-system-mips qemu-system-misc cpio git curl chromium"
 
 run() { echo "+ $*" >&2; "$@"; }
 as_root() { if [ "$(id -u)" = 0 ]; then run "$@"; else run sudo "$@"; fi; }
