@@ -2,10 +2,11 @@
 
 Both sides build the same tree, config and fragment from an empty object directory,
 through the same warm ccache (so each round compiles nothing new and the comparison is
-about what wraps make): the harness with `KernelBuild.run()` (fresh build cache each
-round), the baseline with the `reproducer.sh` that build wrote (the same commands, in
-order, run by sh). Rounds alternate and medians are compared, as the machine is shared.
-Then an identical second build is asked for: it must come from the build cache.
+about what wraps make). The harness: `KernelBuild(reuse=False).run()` (make always runs;
+the source-hash memo of the build cache is warm, as after a machine's first build). By
+hand: the `reproducer.sh` that build wrote (the same commands, in order, run by sh).
+Rounds alternate and medians are compared, as the machine is shared. Then an identical
+second build is asked for: it must come from the build cache.
 
     python bench/bench_build.py [--tree DIR] [--rounds 3]
 
@@ -30,18 +31,18 @@ SHARED = Path.home() / ".cache" / "lkft-test"
 FRAGMENT = REPO / "lab" / "kconfig" / "qemu-virt-kunit.config"
 
 
-def harness_build(tree: Path, out: Path, cache: Path) -> KernelBuild:
+def harness_build(tree: Path, out: Path | None, cache: Path, reuse: bool = True) -> KernelBuild:
     """The KernelBuild both sides run: arm64 tinyconfig plus the qemu-virt KUnit fragment."""
     return KernelBuild(tree=tree, target_arch="arm64", kconfig="tinyconfig",
                        kconfig_add=(str(FRAGMENT),), targets=("config", "kernel"),
-                       build_dir=out, cache_dir=cache)
+                       build_dir=out, cache_dir=cache, reuse=reuse)
 
 
-def time_harness(tree: Path, work: Path, index: int) -> float:
-    """Seconds for a harness build into a fresh output directory and build cache."""
-    out, cache = work / f"harness-{index}", work / f"cache-{index}"
+def time_harness(tree: Path, work: Path, index: int, cache: Path) -> float:
+    """Seconds for a harness build (reuse=False: make runs) into a fresh output directory."""
+    out = work / f"harness-{index}"
     started = time.monotonic()
-    result = harness_build(tree, out, cache).run()
+    result = harness_build(tree, out, cache, reuse=False).run()
     elapsed = time.monotonic() - started
     assert result.passed and not result.cached, result.first_errors
     shutil.rmtree(out / "build")
@@ -57,12 +58,12 @@ def time_by_hand(reproducer: Path) -> float:
     return time.monotonic() - started
 
 
-def time_cached(tree: Path, out: Path, cache: Path, rounds: int = 5) -> float:
+def time_cached(tree: Path, cache: Path, rounds: int = 5) -> float:
     """Median seconds for the identical build again, served by the build cache."""
     times = []
     for _ in range(rounds):
         started = time.monotonic()
-        result = harness_build(tree, out, cache).run()
+        result = harness_build(tree, None, cache).run()
         times.append(time.monotonic() - started)
         assert result.cached
     return statistics.median(times)
@@ -83,15 +84,17 @@ def main() -> int:
         harness, by_hand = [], []
         for index in range(args.rounds):
             by_hand.append(time_by_hand(reproducer))
-            harness.append(time_harness(args.tree, work, index))
-        cached = time_cached(args.tree, baseline_out, baseline_cache)
+            harness.append(time_harness(args.tree, work, index, baseline_cache))
+        cached = time_cached(args.tree, baseline_cache)
     ratio = statistics.median(harness) / statistics.median(by_hand)
+    pairs = statistics.median(h / b for h, b in zip(harness, by_hand, strict=True))
     print(f"ccache: warm, both sides ({os.environ['CCACHE_DIR']}); rounds: {args.rounds}")
     print(f"by hand (reproducer.sh): median {statistics.median(by_hand):.1f}s "
           f"{[round(t, 1) for t in by_hand]}")
     print(f"harness (KernelBuild):   median {statistics.median(harness):.1f}s "
           f"{[round(t, 1) for t in harness]}")
-    print(f"harness / by hand: {ratio:.3f} (target <= 1.02)")
+    print(f"harness / by hand: {ratio:.3f} of medians, {pairs:.3f} median of rounds "
+          "(target <= 1.02)")
     print(f"identical build from the cache: median {cached * 1000:.0f} ms (target < 1000 ms)")
     return 0 if ratio <= 1.02 and cached < 1 else 1
 

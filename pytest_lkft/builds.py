@@ -189,6 +189,7 @@ class KernelBuild:
     cache_dir: Path = field(default_factory=lambda: default_build_cache())
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     ccache: bool = True
+    reuse: bool = True  # False: run make even when the key is recorded (then record anew)
     progress: ProgressCallback | None = None
     fetch: Fetch | None = None
 
@@ -280,7 +281,7 @@ class KernelBuild:
             return self._run_locked(key)
 
     def _run_locked(self, key: str) -> BuildResult:
-        found = self.lookup(key)
+        found = self.lookup(key) if self.reuse else None
         wanted = self.build_dir.expanduser().resolve() if self.build_dir else None
         if found is not None and wanted in (None, found.output_dir):
             return found  # an explicit build_dir gets its own artifacts

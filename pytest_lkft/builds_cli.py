@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                         "~/.cache/lkft/builds)")
     parser.add_argument("--jobs", "-j", type=int, default=None, help="make -j (default: CPUs)")
     parser.add_argument("--no-ccache", action="store_true", help="Do not build through ccache")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="Run make even when the build cache has this build")
 
 
 def parse_make_vars(values: list[str], option: str = "--make-var") -> dict[str, str]:
@@ -102,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
         tree=args.tree, target_arch=args.target_arch or host_arch(), toolchain=args.toolchain,
         kconfig=args.kconfig, kconfig_add=tuple(args.kconfig_add),
         targets=parse_targets(args.targets), make_vars=parse_make_vars(args.make_var),
-        build_dir=args.build_dir, ccache=not args.no_ccache, progress=progress, **options)
+        build_dir=args.build_dir, ccache=not args.no_ccache, reuse=not args.rebuild,
+        progress=progress, **options)
     try:
         result = kernel.run()
     finally:
