@@ -4,7 +4,8 @@ Every part is a real process started here and stopped by its PID: labgrid-coordi
 labgrid-exporter (which runs ser2net for each board's serial line) and the stand-in
 power switch of `tests/power_switch.py` (the only mock-like part: it stands in for a
 physical network power switch, and powers QEMU boards). Places are created with
-labgrid-client, tagged `board=qemu-standin`, as a lab admin would.
+labgrid-client, tagged `board=qemu-standin` (`board=qemu-standin-uboot` for boards that
+boot Debian's U-Boot for QEMU and load the kernel over tftp), as a lab admin would.
 """
 
 from __future__ import annotations
@@ -27,8 +28,13 @@ REPO = HERE.parent
 STANDIN_LAB = REPO / "lab" / "labgrid-standin.yaml"
 STANDIN_TAGS = {"board": "qemu-standin"}
 # A small stand-in board: the Debian arm64 kernel with a busybox initramfs boots in ~2.5 s.
-STANDIN_QEMU = ["qemu-system-aarch64", "-M", "virt,gic-version=3", "-cpu", "cortex-a57",
-                "-m", "256", "-smp", "1", "-no-reboot"]
+QEMU_MACHINE = ["qemu-system-aarch64", "-M", "virt,gic-version=3", "-cpu", "cortex-a57",
+                "-smp", "1", "-no-reboot"]
+STANDIN_QEMU = [*QEMU_MACHINE, "-m", "256"]
+# A U-Boot board needs room for the tftp'd kernel and initramfs too (Debian's u-boot-qemu).
+UBOOT_QEMU = [*QEMU_MACHINE, "-m", "512"]
+UBOOT_BIOS = "/usr/lib/u-boot/qemu_arm64/u-boot.bin"
+UBOOT_TAGS = {"board": "qemu-standin-uboot"}
 EXPORTER_NAME = "standin"
 
 
@@ -78,6 +84,7 @@ class StandinLab:
 
     root: Path
     boards: list[str]
+    uboot_boards: list[str] = field(default_factory=list)
     coordinator: str = ""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     serial: dict[str, str] = field(default_factory=dict)
@@ -100,9 +107,8 @@ class StandinLab:
 
     def start_power_switch(self) -> int:
         """Start the stand-in power switch; its port."""
-        outlets = {str(i): {"qemu": STANDIN_QEMU, "tftp": str(self.tftp(b))}
-                   for i, b in enumerate(self.boards, 1)}
-        for board in self.boards:
+        outlets = {str(i): self.outlet(b) for i, b in enumerate(self.all_boards(), 1)}
+        for board in self.all_boards():
             self.tftp(board).mkdir(parents=True, exist_ok=True)
         config, state = self.root / "power-switch.json", self.root / "power-switch.state"
         config.write_text(json.dumps({"outlets": outlets}))
@@ -110,8 +116,19 @@ class StandinLab:
                                      str(config), str(state)])
         wait_for("the power switch", state.exists)
         found = json.loads(state.read_text())
-        self.serial = {b: found["serial"][str(i)] for i, b in enumerate(self.boards, 1)}
+        self.serial = {b: found["serial"][str(i)] for i, b in enumerate(self.all_boards(), 1)}
         return int(found["port"])
+
+    def all_boards(self) -> list[str]:
+        """Every board, in outlet order (outlet 1 is the first)."""
+        return self.boards + self.uboot_boards
+
+    def outlet(self, board: str) -> dict[str, object]:
+        """The power switch's configuration of the board's outlet."""
+        if board in self.uboot_boards:
+            return {"qemu": UBOOT_QEMU, "tftp": str(self.tftp(board)), "bios": UBOOT_BIOS,
+                    "tftp_root": str(self.root / "tftp")}
+        return {"qemu": STANDIN_QEMU, "tftp": str(self.tftp(board))}
 
     def tftp(self, board: str) -> Path:
         """The board's tftp directory (what its firmware boots from)."""
@@ -120,7 +137,7 @@ class StandinLab:
     def exporter_config(self, power_port: int) -> str:
         """The exporter's resources: power outlet, serial pty and tftp directory per board."""
         lines = []
-        for index, board in enumerate(self.boards, 1):
+        for index, board in enumerate(self.all_boards(), 1):
             lines += [f"{board}:",
                       "  NetworkPowerPort:", "    model: rest",
                       f"    host: 'http://127.0.0.1:{power_port}/outlet/{{index}}'",
@@ -142,11 +159,11 @@ class StandinLab:
                                  "--hostname", "127.0.0.1", str(exporter)])
         wait_for("labgrid-exporter", lambda: EXPORTER_NAME in self.client("resources",
                                                                           check=False))
-        tags = [f"{k}={v}" for k, v in STANDIN_TAGS.items()]
-        for board in self.boards:
+        for board in self.all_boards():
+            tags = UBOOT_TAGS if board in self.uboot_boards else STANDIN_TAGS
             self.client("-p", board, "create")
             self.client("-p", board, "add-match", f"{EXPORTER_NAME}/{board}/*")
-            self.client("-p", board, "set-tags", *tags)
+            self.client("-p", board, "set-tags", *(f"{k}={v}" for k, v in tags.items()))
 
     @staticmethod
     def _listening(address: str) -> bool:
@@ -178,10 +195,11 @@ class StandinLab:
 
 
 @contextmanager
-def standin_lab(root: Path, boards: list[str]) -> Iterator[StandinLab]:
-    """A running lab with `boards`; everything stopped by PID afterwards."""
+def standin_lab(root: Path, boards: list[str],
+                uboot_boards: list[str] | None = None) -> Iterator[StandinLab]:
+    """A running lab with `boards` (and U-Boot ones); everything stopped by PID afterwards."""
     root.mkdir(parents=True, exist_ok=True)
-    lab = StandinLab(root, boards)
+    lab = StandinLab(root, boards, uboot_boards or [])
     try:
         lab.start()
         yield lab

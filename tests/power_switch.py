@@ -3,16 +3,19 @@
 The only mock-like part of the labgrid tests. Each outlet powers one stand-in board: a
 QEMU whose "firmware" boots `Image` and `initrd` with the kernel command line in
 `cmdline`, all read from the board's tftp directory at power-on, as a Raspberry Pi's
-network boot reads its files. The board's serial line is a pty that lives as long as the
-switch does (as a USB serial adapter outlives power cycles); labgrid-exporter exports
-its slave side through ser2net. labgrid's NetworkPowerDriver (model `rest`) talks to it:
+network boot reads its files; or, for a U-Boot board, Debian's U-Boot for QEMU, which
+loads them over tftp as the lab file's commands say. The board's serial line is a pty
+that lives as long as the switch does (as a USB serial adapter outlives power cycles);
+labgrid-exporter exports its slave side through ser2net. labgrid's NetworkPowerDriver
+(model `rest`) talks to it:
 
     GET /outlet/<index>          -> "1" or "0"
     PUT /outlet/<index>  body 1|0   power the board on or off
 
     python tests/power_switch.py CONFIG.json STATE.json
 
-CONFIG: {"outlets": {"1": {"qemu": [...argv before -kernel...], "tftp": DIR}}}. Once
+CONFIG: {"outlets": {"1": {"qemu": [...machine argv...], "tftp": DIR}}}; an outlet with
+"bios" (U-Boot) and "tftp_root" boots U-Boot with QEMU's tftp server on that root. Once
 listening on 127.0.0.1, STATE gets {"pid", "port", "serial": {"1": "/dev/pts/N"}}.
 """
 
@@ -38,6 +41,8 @@ class Outlet:
 
     qemu: list[str]
     tftp: Path
+    bios: str = ""  # a U-Boot board: firmware that loads over tftp from `tftp_root`
+    tftp_root: str = ""
     master: int = -1
     slave: int = -1
     process: subprocess.Popen[bytes] | None = None
@@ -50,11 +55,14 @@ class Outlet:
         return os.ttyname(self.slave)
 
     def command(self) -> list[str]:
-        """The board's QEMU command with what its tftp directory holds now."""
+        """The board's QEMU command: U-Boot with a tftp server, or what its directory holds."""
+        board = [*self.qemu, "-display", "none", "-monitor", "none", "-serial", "stdio"]
+        if self.bios:
+            return [*board, "-bios", self.bios, "-netdev", f"user,id=n0,tftp={self.tftp_root}",
+                    "-device", "virtio-net-device,netdev=n0"]
         cmdline = (self.tftp / "cmdline").read_text().strip()
-        return [*self.qemu, "-display", "none", "-monitor", "none", "-serial", "stdio",
-                "-kernel", str(self.tftp / "Image"), "-initrd", str(self.tftp / "initrd"),
-                "-append", cmdline]
+        return [*board, "-kernel", str(self.tftp / "Image"), "-initrd",
+                str(self.tftp / "initrd"), "-append", cmdline]
 
     def power(self, on: bool) -> None:
         """Start or stop the board's QEMU; powering an on board on again is a no-op."""
@@ -125,7 +133,8 @@ def write_atomically(path: Path, data: dict[str, Any]) -> None:
 def main(config_path: str, state_path: str) -> None:
     """Serve the outlets of CONFIG until SIGTERM, then power every board off."""
     config = json.loads(Path(config_path).read_text())
-    outlets = {index: Outlet(list(entry["qemu"]), Path(entry["tftp"]))
+    outlets = {index: Outlet(list(entry["qemu"]), Path(entry["tftp"]), entry.get("bios", ""),
+                             entry.get("tftp_root", ""))
                for index, entry in config["outlets"].items()}
     serial = {index: outlet.open_serial() for index, outlet in outlets.items()}
     Handler.outlets = outlets

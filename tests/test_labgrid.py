@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from labgrid_lab import STANDIN_LAB, StandinLab, standin_lab, wait_for
+from labgrid_lab import STANDIN_LAB, UBOOT_TAGS, StandinLab, standin_lab, wait_for
 
 import pytest_lkft.plugin
 from conftest import REPO, TESTSUITES, need_qemu
@@ -35,6 +35,7 @@ from pytest_lkft.lab_fixtures import COORDINATOR_DOWN, check_coordinator
 pytestmark = pytest.mark.qemu
 
 BOARDS = ["board-a", "board-b"]
+UBOOT_BOARD = "uboot-a"
 SMOKE_CASES = 13
 TIMEOUTS = Timeouts(boot=120, test=60)
 # Until plugin.py and fixtures.py call lab_fixtures, pytester runs get this conftest.
@@ -94,7 +95,7 @@ def need_lab_tools() -> None:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandinLab]:
     """Two stand-in boards behind a real coordinator and exporter on 127.0.0.1."""
     need_lab_tools()
-    with standin_lab(tmp_path_factory.mktemp("lab"), BOARDS) as running:
+    with standin_lab(tmp_path_factory.mktemp("lab"), BOARDS, [UBOOT_BOARD]) as running:
         yield running
 
 
@@ -125,7 +126,7 @@ def outlet_state(lab: StandinLab, place: str) -> str:
 
 def test_lab_files_load() -> None:
     standin = load_lab(STANDIN_LAB)
-    assert sorted(standin) == ["standin-1", "standin-2"]
+    assert sorted(standin) == ["standin-1", "standin-2", "standin-uboot"]
     assert standin["standin-1"].tags == {"board": "qemu-standin"}
     assert standin["standin-1"].boot.method == "firmware"
     rpi4 = load_lab(REPO / "lab" / "rpi4.yaml")["rpi4"]
@@ -167,6 +168,25 @@ def test_board_powers_on_boots_and_runs_commands(lab: StandinLab, lease: PlaceLe
     assert outlet_state(lab, lease.place) == "0"
     assert "Linux version" in (tmp_path / "console.log").read_text()
     assert "power on" in (tmp_path / "reproducer.sh").read_text()
+
+
+def test_uboot_board_loads_the_kernel_over_tftp(lab: StandinLab, artifacts: DeviceArtifacts,
+                                                tmp_path: Path) -> None:
+    lease = PlaceLease(lab.coordinator, [f"{k}={v}" for k, v in UBOOT_TAGS.items()])
+    assert lease.acquire(timeout=30) == UBOOT_BOARD
+    board = LabgridDevice(load_lab(STANDIN_LAB)["standin-uboot"], lease, artifacts, tmp_path,
+                          TIMEOUTS)
+    try:
+        board.boot()
+        assert board.boot_error is None
+        assert board.run("cat /proc/cmdline").output == "console=ttyAMA0 panic=-1\n"
+    finally:
+        board.close()
+        lease.release()
+    console = (tmp_path / "console.log").read_text()
+    assert f"tftp ${{kernel_addr_r}} {UBOOT_BOARD}/Image" in console
+    assert console.index("U-Boot") < console.index("Linux version")
+    assert lab.acquired() == [] and lab.reservations() == ""
 
 
 def test_each_lease_gets_its_own_place(lab: StandinLab) -> None:

@@ -38,7 +38,8 @@ from pytest_lkft.lab import load_crash_patterns
 BOOT_METHODS = ("firmware", "uboot")
 DEFAULT_DRIVERS: dict[str, dict[str, Any]] = {"NetworkPowerDriver": {}, "SerialDriver": {}}
 CLIENT_TIMEOUT = 60.0
-TAGS_CHECK_AFTER = 3.0  # seconds of waiting for a place before checking any has the tags
+POLL_INTERVAL = 0.2  # seconds between polls of a waiting reservation
+RESERVATION_WAITING, RESERVATION_ALLOCATED = 0, 1  # labgrid's ReservationState values
 UBOOT_ERROR = re.compile(r"(?i)\b(?:error|not found|unknown command|abort|failed)\b")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 _RUNNING: list[subprocess.Popen[str]] = []  # labgrid-client calls in flight
@@ -167,13 +168,93 @@ def finish_running_clients(timeout: float = CLIENT_TIMEOUT) -> None:
             stop_client(process)
 
 
+class Coordinator:
+    """This process's session with a labgrid coordinator, over labgrid's own gRPC client.
+
+    The first one is also the session labgrid's `RemotePlace` uses, so places acquired
+    here are seen acquired there at once. Calls run the session's event loop; while a
+    signal handler interrupts one, `busy` is true and callers use labgrid-client instead.
+    """
+
+    _connected: dict[str, Coordinator] = {}
+
+    def __init__(self, address: str, session: Any) -> None:
+        self.address = address
+        self.session = session
+
+    @classmethod
+    def connect(cls, address: str) -> Coordinator:
+        """The session with `address`, started on first use; one-line InfraError if down."""
+        if address not in cls._connected:
+            cls._connected[address] = cls(address, _start_session(address))
+        return cls._connected[address]
+
+    @property
+    def busy(self) -> bool:
+        """True while a call is running (a signal handler interrupted it)."""
+        return bool(self.session.loop.is_running())
+
+    def call(self, method: str, **fields: Any) -> Any:
+        """Send one coordinator request, `method` with its fields; its response."""
+        import grpc  # type: ignore[import-untyped]
+        from labgrid.remote.generated import (  # type: ignore[import-untyped]
+            labgrid_coordinator_pb2 as pb2,
+        )
+
+        request = getattr(pb2, f"{method}Request")(**fields)
+        try:
+            return self.session.loop.run_until_complete(getattr(self.session.stub, method)(request))
+        except grpc.aio.AioRpcError as error:
+            raise InfraError(f"labgrid coordinator at {self.address}: {method} failed: "
+                             f"{error.details()}") from None
+
+    def sync(self) -> None:
+        """Wait until the session has every update the coordinator sent so far."""
+        self.session.loop.run_until_complete(self.session.sync_with_coordinator())
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, letting the session take the coordinator's updates meanwhile."""
+        import asyncio
+
+        self.session.loop.run_until_complete(asyncio.sleep(seconds))
+
+    def tagged_places(self, tags: dict[str, str]) -> list[str]:
+        """The places that have all `tags`."""
+        return sorted(name for name, place in self.session.places.items()
+                      if tags.items() <= dict(place.tags).items())
+
+
+def _start_session(address: str) -> Any:
+    """Start labgrid's client session, shared with labgrid's RemotePlace when it has none."""
+    from labgrid.resource.remote import RemotePlaceManager  # type: ignore[import-untyped]
+
+    manager = RemotePlaceManager.get()
+    if manager.session is not None:
+        if manager.url == address:
+            return manager.session
+        from labgrid.remote.client import start_session  # type: ignore[import-untyped]
+
+        return _or_down(address, lambda: start_session(address, extra={}))
+    manager.url, manager.env = address, None
+    _or_down(address, manager._start)
+    return manager.session
+
+
+def _or_down(address: str, start: Any) -> Any:
+    try:
+        return start()
+    except Exception:  # grpc and labgrid errors alike: nothing answers there
+        raise InfraError(f"cannot reach the labgrid coordinator at {address}; start "
+                         "labgrid-coordinator there or pass --lkft-coordinator ADDRESS") from None
+
+
 @dataclass
 class PlaceLease:
     """One place of the lab held by this process: reserved, then acquired, then released.
 
     Lifecycle: `acquire(timeout)` reserves a place matching `tags`, waits until the
     coordinator allocates one and acquires it; `release()` releases it and cancels the
-    reservation, whatever state it got to (safe to call twice).
+    reservation, whatever state it got to (safe to call twice, and from a signal handler).
     """
 
     address: str
@@ -183,64 +264,73 @@ class PlaceLease:
 
     def acquire(self, timeout: float) -> str:
         """Reserve, wait at most `timeout` seconds, acquire; the place's name."""
-        reserve = start_client(self.address, "reserve", "--wait", "--shell", *self.tags)
-        assert reserve.stdout is not None
-        self.token = reserve.stdout.readline().strip().rpartition("LG_TOKEN=")[2]
-        try:
-            self._wait(reserve, timeout)
-        except BaseException:
-            stop_client(reserve)
-            self.release()
-            raise
-        try:
-            out = labgrid_client(self.address, "-p", f"+{self.token}", "acquire")
-        except InfraError:
-            self.release()
-            raise InfraError(f"the reservation for {' '.join(self.tags)} ended unallocated; "
-                             f"see labgrid-client -x {self.address} reservations") from None
-        self.place = out.strip().rpartition("acquired place ")[2]
-        return self.place
-
-    def _wait(self, reserve: subprocess.Popen[str], timeout: float) -> None:
-        """Wait for the allocation; after a few seconds, check that some place has the tags."""
-        start = time.monotonic()
-        try:
-            finish_client(reserve, min(timeout, TAGS_CHECK_AFTER))
-            return
-        except subprocess.TimeoutExpired:
-            self._check_tags()
-        try:
-            finish_client(reserve, max(0.1, timeout - (time.monotonic() - start)))
-        except subprocess.TimeoutExpired:
-            raise InfraError(f"no place tagged {' '.join(self.tags)} became free within "
-                             f"{timeout:g} s; free one (labgrid-client -x {self.address} who) "
-                             "or raise --lkft-place-timeout") from None
-
-    def _check_tags(self) -> None:
-        """One-line InfraError when no place of the lab has all the tags (it would wait)."""
-        places = labgrid_client(self.address, "-v", "places")
-        tagged = [set(line.strip().removeprefix("tags: ").split(", "))
-                  for line in places.splitlines() if line.strip().startswith("tags: ")]
-        if not any(set(self.tags) <= tags for tags in tagged):
+        coordinator = Coordinator.connect(self.address)
+        wanted = dict(tag.split("=", 1) for tag in self.tags)
+        if not coordinator.tagged_places(wanted):
             raise InfraError(f"no place of the lab at {self.address} has the tags "
                              f"{' '.join(self.tags)}; tag one (labgrid-client -p PLACE "
                              "set-tags) or fix the lab file's tags")
+        filters = {"main": _pb2().Reservation.Filter(filter=wanted)}
+        response = coordinator.call("CreateReservation", filters=filters, prio=0.0)
+        self.token = str(response.reservation.token)
+        try:
+            place = self._wait(coordinator, timeout)
+            coordinator.call("AcquirePlace", placename=place)
+            coordinator.sync()
+        except BaseException:
+            self.release()
+            raise
+        self.place = place
+        return place
+
+    def _wait(self, coordinator: Coordinator, timeout: float) -> str:
+        """Poll the reservation until a place is allocated; the place."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reservation = coordinator.call("PollReservation", token=self.token).reservation
+            if reservation.state == RESERVATION_ALLOCATED:
+                return str(reservation.allocations["main"])
+            if reservation.state != RESERVATION_WAITING:
+                raise InfraError(f"the reservation for {' '.join(self.tags)} ended "
+                                 f"unallocated; see labgrid-client -x {self.address} "
+                                 "reservations")
+            if time.monotonic() > deadline:
+                raise InfraError(f"no place tagged {' '.join(self.tags)} became free within "
+                                 f"{timeout:g} s; free one (labgrid-client -x {self.address} "
+                                 "who) or raise --lkft-place-timeout")
+            coordinator.sleep(POLL_INTERVAL)
 
     def release(self) -> None:
         """Release the place and cancel the reservation; errors are not raised."""
         place, token, self.place, self.token = self.place, self.token, "", ""
+        coordinator = Coordinator._connected.get(self.address)
+        if coordinator is None or coordinator.busy:  # in a signal handler: another client
+            self._release_by_client(place, token)
+            return
+        for method, fields in (("ReleasePlace", {"placename": place}),
+                               ("CancelReservation", {"token": token})):
+            if next(iter(fields.values())):
+                try:
+                    coordinator.call(method, **fields)
+                except LkftError:
+                    pass  # not acquired any more, or the coordinator is gone
+
+    def _release_by_client(self, place: str, token: str) -> None:
+        """Release through labgrid-client: a signal interrupted this process's session."""
         if token and not place:  # interrupted while acquiring: the token names the place
             place = f"+{token}"
-        calls = ([("-p", place, "release")] if place else []) + \
-            ([("cancel-reservation", token)] if token else [])
-        # Both at once, unless the release finds the place through the token.
-        batches = [calls[:1], calls[1:]] if place.startswith("+") else [calls]
-        for batch in batches:
-            for process in [start_client(self.address, *args) for args in batch]:
-                try:
-                    finish_client(process)
-                except (LkftError, subprocess.TimeoutExpired):
-                    stop_client(process)  # the coordinator is gone: it forgets everything
+        for args in ([("-p", place, "release")] if place else []) + \
+                ([("cancel-reservation", token)] if token else []):
+            try:
+                labgrid_client(self.address, *args)
+            except (LkftError, subprocess.TimeoutExpired):
+                pass  # the coordinator is gone: it forgets everything anyway
+
+
+def _pb2() -> Any:
+    from labgrid.remote.generated import labgrid_coordinator_pb2
+
+    return labgrid_coordinator_pb2
 
 
 class SerialSpawn(_SpawnBase):
@@ -342,7 +432,7 @@ def wait_for_session_view(place: str, timeout: float) -> None:
     """
     import asyncio
 
-    from labgrid.resource.remote import RemotePlaceManager  # type: ignore[import-untyped]
+    from labgrid.resource.remote import RemotePlaceManager
 
     manager = RemotePlaceManager.get()
     deadline = time.monotonic() + timeout
@@ -524,9 +614,9 @@ class LabgridDevice:
         if self.target is not None:
             try:
                 self.target.get_driver("PowerProtocol").off()
+                self.target.deactivate_all_drivers()
             except Exception:  # noqa: BLE001  (the lab may be gone; the lease still ends)
                 pass
-            self.target.deactivate_all_drivers()
             self.target = None
         if self.console is not None:
             self.console.stop()
