@@ -7,6 +7,7 @@ once and all its cases share that boot.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,13 @@ from contextlib import nullcontext
 
 import pytest
 
+from pytest_lkft.build_fixtures import (
+    BUILD_SETTINGS_KEY,
+    build_properties,
+    device_overlays,
+    failure_reason,
+    kernel_build_for,
+)
 from pytest_lkft.cache_fixtures import CACHE_KEY
 from pytest_lkft.config import Settings
 from pytest_lkft.devices.base import Device
@@ -35,6 +43,7 @@ from pytest_lkft.suiterun import (
 SETTINGS_KEY = pytest.StashKey[Settings]()
 ARTIFACTS_KEY = pytest.StashKey[dict[str, DeviceArtifacts | str]]()
 PREBOOT_KEY = pytest.StashKey[Preboot]()
+BUILD_FAILED = "build failed: "  # marks a remembered provisioning failure that skips
 USED_KEY = pytest.StashKey[set[tuple[str, str]]]()  # suite runs (file, device) a case used
 NO_DEVICE = "no device given: pass --lkft-device NAME (e.g. --lkft-device=qemu-arm64)"
 
@@ -114,7 +123,8 @@ def start_preboot(config: pytest.Config) -> None:
     """Boot the first device in the background while pytest collects (see `preboot`)."""
     settings = config.stash[SETTINGS_KEY]
     xdist = bool(getattr(config.option, "numprocesses", None)) or hasattr(config, "workerinput")
-    if not wanted(settings, bool(config.option.collectonly), xdist):
+    builds = config.stash.get(BUILD_SETTINGS_KEY, None) is not None  # a build outlasts startup
+    if builds or not wanted(settings, bool(config.option.collectonly), xdist):
         return
     cache = config.stash[CACHE_KEY]
     stream = TerminalStream(config) if settings.console else None
@@ -125,19 +135,40 @@ def start_preboot(config: pytest.Config) -> None:
 
 
 def device_artifacts(config: pytest.Config, name: str) -> DeviceArtifacts:
-    """Provision `name` once per process; a failure is remembered and re-raised as one line."""
+    """Provision `name` once per process; a failure is remembered and re-raised as one line.
+
+    With --lkft-tree the device boots what was built (kernel, modules, kselftests); a
+    failed kernel build skips the device's suites with the build's first error.
+    """
     known = config.stash.setdefault(ARTIFACTS_KEY, {})
     if name not in known:
-        cache = config.stash[CACHE_KEY]
         try:
-            known[name] = provision(config.stash[SETTINGS_KEY], load_devices().get(name),
-                                    cache.fetch, cache.root)
+            known[name] = _provision(config, name)
         except LkftError as error:
             known[name] = f"{name}: {error}"
     found = known[name]
     if isinstance(found, str):
+        if found.startswith(BUILD_FAILED):
+            pytest.skip(found.removeprefix(BUILD_FAILED))
         pytest.fail(found, pytrace=False)
     return found
+
+
+def _provision(config: pytest.Config, name: str) -> DeviceArtifacts | str:
+    spec, settings, cache = load_devices().get(name), config.stash[SETTINGS_KEY], \
+        config.stash[CACHE_KEY]
+    built = kernel_build_for(config, spec.arch)
+    if built is None:
+        return provision(settings, spec, cache.fetch, cache.root)
+    if not built.passed or built.kernel is None:
+        return f"{BUILD_FAILED}{name}: {failure_reason(built)}"
+    modules = str(built.modules) if built.modules else settings.modules
+    artifacts = provision(dataclasses.replace(settings, kernel=str(built.kernel), modules=modules),
+                          spec, cache.fetch, cache.root)
+    artifacts.overlays += device_overlays(built, cache.root)
+    artifacts.metadata.update({k.removeprefix("lkft.meta."): v
+                               for k, v in build_properties(built)})
+    return artifacts
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_lkft import cache_fixtures, collect, suiterun
+from pytest_lkft import build_fixtures, cache_fixtures, collect, suiterun
 from pytest_lkft import config as device_config
 from pytest_lkft.cache_fixtures import CACHE_KEY, lkft_artifact  # noqa: F401
 from pytest_lkft.errors import UserError
@@ -23,6 +23,7 @@ from pytest_lkft.fixtures import (  # noqa: F401  (fixtures are found by name)
     parsed_cases,
     start_preboot,
 )
+from pytest_lkft.lab import load_devices
 from pytest_lkft.reporting import junit
 from pytest_lkft.reporting import options as reporting_options
 
@@ -45,6 +46,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lkft-results-device", dest="lkft_results_device", metavar="NAME",
                     help="Device (SQUAD environment) the --lkft-results logs came from")
     cache_fixtures.add_options(group)
+    build_fixtures.add_options(group)
     reporting_options.add_options(group)
 
 
@@ -53,8 +55,10 @@ def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     try:
-        config.stash[SETTINGS_KEY] = device_config.Settings.from_config(config)
+        settings = config.stash[SETTINGS_KEY] = device_config.Settings.from_config(config)
         cache_fixtures.cache_from_config(config)
+        build_fixtures.settings_from(config, [load_devices().get(n).arch
+                                              for n in settings.devices])
     except UserError as error:
         raise pytest.UsageError(str(error)) from None
     reporting_options.configure(config)
@@ -110,7 +114,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "device" not in metafunc.fixturenames:
+    if "lkft_device_name" not in metafunc.fixturenames:  # `device` and tests asking the name
         return
     names = metafunc.config.stash[SETTINGS_KEY].devices
     if names:
@@ -134,15 +138,16 @@ def _no_known_case(item: pytest.Item) -> bool:
     return "lkft_case_name" in params and not isinstance(params["lkft_case_name"], str)
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None or not settings.devices:
         return None
-    cache = config.stash[CACHE_KEY]
-    timeouts = settings.timeouts
-    return (f"lkft: devices={','.join(settings.devices)} kernel={settings.kernel or 'default'} "
+    cache, timeouts = config.stash[CACHE_KEY], settings.timeouts
+    build = build_fixtures.report_header(config)
+    return [*([build] if build else []),
+            f"lkft: devices={','.join(settings.devices)} kernel={settings.kernel or 'default'} "
             f"rootfs={settings.rootfs or 'default'} timeouts=boot={timeouts.boot:g},"
-            f"test={timeouts.test:g} cache={cache.root}")
+            f"test={timeouts.test:g} cache={cache.root}"]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,

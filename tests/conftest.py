@@ -22,6 +22,7 @@ SHARED_CACHE = Path(os.environ.get("LKFT_TEST_CACHE") or Path.home() / ".cache" 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "qemu: boots a real kernel in QEMU")
+    config.addinivalue_line("markers", "kernel_build: builds a real kernel from linux-source-6.1")
 
 
 @pytest.fixture(scope="session")

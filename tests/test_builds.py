@@ -184,30 +184,15 @@ def test_lkft_build_prints_one_line(tmp_path: Path) -> None:
 
 def test_plugin_options_are_checked_at_start(pytester: pytest.Pytester) -> None:
     """settings_from in pytest_configure (as plugin.py wires it): a usage error, no build."""
-    pytester.makeconftest("""
-        import pytest
-        from pytest_lkft import build_fixtures
-        from pytest_lkft.errors import UserError
-
-        def pytest_addoption(parser):
-            try:
-                build_fixtures.add_options(parser.getgroup("lkft"))
-            except ValueError:
-                pass  # plugin.py adds them already
-
-        def pytest_configure(config):
-            try:
-                build_fixtures.settings_from(config, ["arm64"])
-            except UserError as error:
-                raise pytest.UsageError(str(error)) from None
-    """)
     result = pytester.runpytest_subprocess("--lkft-kconfig=tinyconfig")
     result.stderr.fnmatch_lines(["ERROR: --lkft-kconfig needs --lkft-tree DIR*"])
     fake = fake_tree(pytester.path / "src")
-    result = pytester.runpytest_subprocess(f"--lkft-tree={fake}", "--lkft-toolchain=gcc-99")
+    result = pytester.runpytest_subprocess(f"--lkft-tree={fake}", "--lkft-toolchain=gcc-99",
+                                           "--lkft-device=qemu-arm64")
     result.stderr.fnmatch_lines(["ERROR: aarch64-linux-gnu-gcc-99 not found: gcc-99 for arm64 "
                                  "needs `apt-get install gcc-99-aarch64-linux-gnu`"])
-    result = pytester.runpytest_subprocess(f"--lkft-tree={fake}", "--lkft-target-arch=x86_64")
+    result = pytester.runpytest_subprocess(f"--lkft-tree={fake}", "--lkft-target-arch=x86_64",
+                                           "--lkft-device=qemu-arm64")
     result.stderr.fnmatch_lines(["ERROR: --lkft-target-arch x86_64 cannot boot on an arm64*"])
     (pytester.path / "Image").write_bytes(b"\0" * 64)
     result = pytester.runpytest_subprocess(f"--lkft-tree={fake}", "--lkft-kernel=Image")
@@ -216,15 +201,6 @@ def test_plugin_options_are_checked_at_start(pytester: pytest.Pytester) -> None:
 
 def test_xdist_workers_build_once(pytester: pytest.Pytester) -> None:
     """kernel_build_for under -n 2: one worker runs make, the other waits and reuses it."""
-    pytester.makeconftest("""
-        from pytest_lkft import build_fixtures
-
-        def pytest_addoption(parser):
-            try:
-                build_fixtures.add_options(parser.getgroup("lkft"))
-            except ValueError:
-                pass  # plugin.py adds them already
-    """)
     pytester.makepyfile(test_two="""
         import pytest
         from pytest_lkft.build_fixtures import kernel_build_for
@@ -448,13 +424,10 @@ def test_build_boot_and_rebuild_arm64_kunit(
     assert "Usage: /opt/kselftest/breakpoints/step_after_suspend_test" in console  # dynamic
     assert "lkft-exit=0" in console
 
-    started = time.monotonic()  # the same inputs again: straight from the build cache
     again = build(tree=untouched, target_arch="arm64", kconfig="tinyconfig",
                   kconfig_add=(str(KUNIT_FRAGMENT),), targets=("kernel", "kselftest"),
                   make_vars={"TARGETS": "size breakpoints"}, cache_dir=build_cache)
-    elapsed = time.monotonic() - started
-    assert again.cached and again.output_dir == out
-    assert elapsed < 1.0, f"a cached build took {elapsed:.2f}s"
+    assert again.cached and again.output_dir == out  # its speed: bench/bench_build.py
 
     image = (out / "Image").read_bytes()
     rebuilt = subprocess.run([str(out / "reproducer.sh")], capture_output=True, text=True,

@@ -10,10 +10,10 @@ pytestmark = pytest.mark.lkft_suite("boot")
 
 
 @pytest.mark.lkft_device_check
-def test_boot(device: Device, record_property: pytest.RecordProperty) -> None:
+def test_boot(device: Device, request: pytest.FixtureRequest) -> None:
     if device.boot_error is not None:
         pytest.fail(f"boot failed: {device.boot_error}", pytrace=False)
-    record_property("lkft.metric.boot-time", f"{device.boot_time:.2f} s")
+    request.node.user_properties.append(("lkft.metric.boot-time", f"{device.boot_time:.2f} s"))
 
 
 from pytest_lkft.suites import test_crash  # noqa: E402, F401  (every suite ends with it)

@@ -1,0 +1,66 @@
+"""One command builds, boots and tests: KUnit cases of a kernel built from linux-source-6.1.
+
+`pytest --lkft-device=qemu-arm64 --lkft-tree=SRC --lkft-kconfig=tinyconfig
+--lkft-kconfig-add=lab/kconfig/qemu-virt-kunit.config` cross-builds the kernel (ccache
+shared on this machine), boots it in QEMU and turns every KUnit case into its own test.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from test_builds import linux_source  # noqa: F401  (the extracted source tree, a fixture)
+
+from conftest import REPO, TESTSUITES, need_qemu
+from pytest_lkft.parsers.detect import parse
+
+pytestmark = [pytest.mark.qemu, pytest.mark.kernel_build]
+FRAGMENT = REPO / "lab" / "kconfig" / "qemu-virt-kunit.config"
+
+
+def kunit_cases(junit: Path) -> dict[str, str]:
+    """KUnit results in a JUnit file: test name -> pass/failure/skipped/error."""
+    found = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        if case.get("classname") == "kunit" and case.get("name") not in ("run", "crash"):
+            tags = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
+            found[case.get("name", "")] = tags[0] if tags else "pass"
+    return found
+
+
+def test_build_boot_and_every_kunit_case_is_a_test(pytester: pytest.Pytester, tmp_path: Path,
+                                                   linux_source: Path,  # noqa: F811
+                                                   artifact_cache: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    need_qemu("qemu-system-aarch64")
+    monkeypatch.setenv("CCACHE_DIR", str(artifact_cache.parent / "ccache"))
+    cache = tmp_path / "cache"  # private case lists and builds; kernels/busybox shared
+    cache.mkdir()
+    for shared in ("entries", "apt", "defaults"):
+        (cache / shared).symlink_to(artifact_cache / shared)
+    args = [str(TESTSUITES / "test_build.py"), str(TESTSUITES / "test_kunit.py"),
+            f"--lkft-cache-dir={cache}", "--lkft-device=qemu-arm64",
+            f"--lkft-tree={linux_source}", "--lkft-kconfig=tinyconfig",
+            f"--lkft-kconfig-add={FRAGMENT}", "-p", "no:cacheprovider"]
+
+    first = pytester.runpytest_subprocess(*args, f"--junitxml={pytester.path / 'first.xml'}")
+    first.stdout.fnmatch_lines(["lkft: build tree=* kconfig=tinyconfig+*qemu-virt-kunit.config*"])
+    reported = kunit_cases(pytester.path / "first.xml")
+    console = pytester.path / "lkft-results" / "qemu-arm64" / "kunit" / "console.log"
+    printed = parse(console, format="ktap")
+    assert len(printed) >= 50  # the fragment's KUnit suites ran
+    assert sorted(reported) == sorted(c.name for c in printed)  # each its own testcase
+    assert reported.get("list-kunit-test.list_test_list_init") == "pass"
+    assert set(reported.values()) <= {"pass", "skipped"}
+
+    second = pytester.runpytest_subprocess(*args, "-v",
+                                           f"--junitxml={pytester.path / 'second.xml'}")
+    second.stdout.fnmatch_lines([
+        "*test_build.py::test_target?qemu-arm64-kernel? PASSED*",
+        "*test_kunit.py::test_case?qemu-arm64-list-kunit-test.list_test_list_init?*PASSED*",
+    ])
+    assert kunit_cases(pytester.path / "second.xml") == reported  # now collected as items
+    outcomes = second.parseoutcomes()
+    assert outcomes.get("failed", 0) == 0 and outcomes.get("errors", 0) == 0

@@ -1,0 +1,38 @@
+"""build: each target of the --lkft-tree kernel build is a result (tuxmake's view).
+
+`build/<target>` passes or fails with the build's first error lines; the compiler warnings
+are the metric `warnings`. Without --lkft-tree there is nothing to report.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_lkft.build_fixtures import BUILD_SETTINGS_KEY, kernel_build_for, target_properties
+from pytest_lkft.fixtures import SETTINGS_KEY
+from pytest_lkft.lab import load_devices
+
+pytestmark = pytest.mark.lkft_suite("build")
+NO_TREE = "nothing built: pass --lkft-tree DIR (and --lkft-kconfig) to build a kernel"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    settings = metafunc.config.stash.get(BUILD_SETTINGS_KEY, None)
+    devices = metafunc.config.stash[SETTINGS_KEY].devices
+    if settings is None or not devices:
+        metafunc.parametrize("target", [pytest.param("none", marks=pytest.mark.skip(NO_TREE))])
+        return
+    metafunc.parametrize("target", list(settings.targets))
+
+
+def test_target(request: pytest.FixtureRequest, lkft_device_name: str, target: str) -> None:
+    result = kernel_build_for(request.config, load_devices().get(lkft_device_name).arch)
+    assert result is not None
+    request.node.user_properties += [*target_properties(result, target),
+                                     ("lkft.device", lkft_device_name)]
+    status = result.status.get(target, "SKIP")
+    if status == "SKIP":
+        pytest.skip(f"{target} was not built (not needed or an earlier target failed)")
+    if status != "PASS":
+        first = result.first_errors or "no error line in the log"
+        pytest.fail(f"{target} failed:\n{first}\nsee {result.log}", pytrace=False)
