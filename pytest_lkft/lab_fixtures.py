@@ -122,6 +122,11 @@ def lab_device_names(config: pytest.Config) -> list[str]:
     return sorted(lab_session(config).devices)
 
 
+def lab_device(config: pytest.Config, name: str) -> LabDevice | None:
+    """The lab file's device `name` (its `arch`, `provision_as`, tags), or None."""
+    return lab_session(config).devices.get(name)
+
+
 def check_coordinator(address: str, timeout: float = 5.0) -> None:
     """One-line InfraError unless a TCP connection to the coordinator opens."""
     host, _, port = address.rpartition(":")

@@ -44,17 +44,19 @@ WIRING_SHIM = '''
 import dataclasses, os
 from pathlib import Path
 import pytest
-from pytest_lkft import config as device_config, fixtures, lab_fixtures
+from pytest_lkft import fixtures, lab, lab_fixtures
 from pytest_lkft.errors import UserError
 
-_check = device_config.Settings.check
+_get = lab.DeviceTable.get
 
-def _check_without_lab_devices(self, table):
-    lab = lab_fixtures.load_lab(Path(os.environ["LKFT_LAB"]))
-    _check(dataclasses.replace(self, devices=tuple(d for d in self.devices if d not in lab)),
-           table)
+def _get_lab_aware(self, name):
+    # Lab devices stand for their QEMU twin where the plugin checks names and arches.
+    devices = lab_fixtures.load_lab(Path(os.environ["LKFT_LAB"]))
+    if name in devices:
+        return dataclasses.replace(_get(self, devices[name].provision_as), name=name)
+    return _get(self, name)
 
-device_config.Settings.check = _check_without_lab_devices
+lab.DeviceTable.get = _get_lab_aware
 
 def pytest_addoption(parser):
     lab_fixtures.add_options(parser.getgroup("lkft"))
@@ -309,6 +311,23 @@ def test_coordinator_down_stops_the_run_with_one_line(pytester: pytest.Pytester,
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     line = COORDINATOR_DOWN.format(address="127.0.0.1:1", reason="Connection refused")
     result.stderr.fnmatch_lines([f"ERROR: {line}"])
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--lkft-lab=nope.yaml"], "ERROR: --lkft-lab *nope.yaml: No such file or directory; "
+                               "check the path"),
+    ([f"--lkft-lab={STANDIN_LAB}", "--lkft-place-timeout=soon"],
+     "ERROR: invalid place timeout 'soon' from --lkft-place-timeout; give seconds, e.g. 600"),
+])
+def test_bad_lab_options_stop_the_run_with_one_line(pytester: pytest.Pytester,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    args: list[str], line: str) -> None:
+    monkeypatch.setenv("LKFT_LAB", args[0].partition("=")[2])
+    suites = copy_suites(pytester)
+    result = pytester.runpytest_subprocess(str(suites / "test_boot.py"), *args,
+                                           "--lkft-device=standin-1", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([line])
 
 
 def test_interrupted_run_releases_its_place(pytester: pytest.Pytester, lab: StandinLab,
