@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import sys
+import weakref
 from collections.abc import Iterator
 from contextlib import nullcontext
 
@@ -45,14 +47,23 @@ ARTIFACTS_KEY = pytest.StashKey[dict[str, DeviceArtifacts | str]]()
 PREBOOT_KEY = pytest.StashKey[Preboot]()
 BUILD_FAILED = "build failed: "  # marks a remembered provisioning failure that skips
 USED_KEY = pytest.StashKey[set[tuple[str, str]]]()  # suite runs (file, device) a case used
+PLACEHOLDER = re.compile(r"(-?)\{(\w+)\}")
 NO_DEVICE = "no device given: pass --lkft-device NAME (e.g. --lkft-device=qemu-arm64)"
+
+
+def fill(template: str, node: pytest.Item | pytest.Collector) -> str:
+    """`kselftest-{collection}` with the test's parameters; unknown ones dropped with
+    their leading dash (the module-level name of a per-collection suite is `kselftest`)."""
+    params = getattr(getattr(node, "callspec", None), "params", {})
+    return PLACEHOLDER.sub(lambda m: f"{m.group(1)}{params[m.group(2)]}"
+                           if m.group(2) in params else "", template)
 
 
 def suite_name(node: pytest.Item | pytest.Collector) -> str:
     """The SQUAD suite of a test: its `lkft_suite` marker, else the module name."""
     marker = node.get_closest_marker("lkft_suite")
     if marker is not None:
-        return str(marker.args[0])
+        return fill(str(marker.args[0]), node)
     module = getattr(node, "module", None)
     name = module.__name__.rsplit(".", 1)[-1] if module else node.name
     return name.removeprefix("test_")
@@ -206,10 +217,18 @@ def cases_for(config: pytest.Config, node: pytest.Item, device_name: str) -> lis
 
 
 def parsed_cases(metafunc: pytest.Metafunc) -> list[str]:
-    """The case names known on any of the devices (each device then keeps only its own)."""
-    devices = metafunc.config.stash[SETTINGS_KEY].devices
-    return sorted({name for device_name in devices
-                   for name in cases_for(metafunc.config, metafunc.definition, device_name)})
+    """The case names known on any device, for any suite of the module (`{...}` as `*`);
+    each item then keeps only its own device's and suite's cases (`foreign_case`)."""
+    marker = metafunc.definition.get_closest_marker("lkft_parsed")
+    suite = metafunc.definition.get_closest_marker("lkft_suite")
+    if marker is None:
+        return []
+    pattern = PLACEHOLDER.sub(r"\1*", str(suite.args[0])) if suite else \
+        suite_name(metafunc.definition)
+    config = metafunc.config
+    settings, root = config.stash[SETTINGS_KEY], config.stash[CACHE_KEY].root
+    return sorted({name for device_name in settings.devices for name in
+                   known_cases(root, pattern, case_list_key(settings, device_name, marker))})
 
 
 def foreign_case(item: pytest.Item) -> bool:
@@ -238,18 +257,28 @@ def check_run(request: pytest.FixtureRequest, run: SuiteRun, device: Device) -> 
         pytest.fail(f"{run.suite}: {run.problem}", pytrace=False)
 
 
-@pytest.fixture(scope="module")
+_RUNS: weakref.WeakKeyDictionary[Device, dict[str, SuiteRun]] = weakref.WeakKeyDictionary()
+
+
+@pytest.fixture
 def lkft_suite_run(request: pytest.FixtureRequest, device: Device) -> SuiteRun:
-    """This suite's run on the device, parsed (see `pytest_lkft.suiterun`)."""
+    """This suite's run on the device, parsed once (see `pytest_lkft.suiterun`).
+
+    Keyed by suite name, so one module can hold several suites (`kselftest-{collection}`).
+    """
     marker = request.node.get_closest_marker("lkft_parsed")
     if marker is None:
         pytest.fail(f"{request.node.nodeid}: lkft_suite_run needs the lkft_parsed marker",
                     pytrace=False)
-    device.boot()
-    settings = request.config.stash[SETTINGS_KEY]
-    timeout = marker.kwargs.get("timeout") or settings.timeouts.test
-    return run_suite(device, suite_name(request.node), marker.kwargs.get("command"),
-                     marker.kwargs.get("format", "auto"), timeout)
+    suite, runs = suite_name(request.node), _RUNS.setdefault(device, {})
+    if suite not in runs:
+        device.boot()
+        settings = request.config.stash[SETTINGS_KEY]
+        command = marker.kwargs.get("command")
+        runs[suite] = run_suite(device, suite, fill(command, request.node) if command else None,
+                                marker.kwargs.get("format", "auto"),
+                                marker.kwargs.get("timeout") or settings.timeouts.test)
+    return runs[suite]
 
 
 @pytest.fixture(autouse=True)

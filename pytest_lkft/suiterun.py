@@ -84,11 +84,17 @@ def list_key(*paths: Path | None) -> str:
 
 
 def known_cases(cache_root: Path, suite: str, key: str) -> list[str]:
-    """The case names the last run of `suite` on the same artifacts reported, sorted."""
-    try:
-        return sorted(json.loads((cache_root / "caselists" / f"{suite}-{key}.json").read_text()))
-    except (OSError, ValueError):
-        return []
+    """The case names the last run of `suite` on the same artifacts reported, sorted.
+
+    `suite` may be a glob (`kselftest-*`): the union of the matching suites' lists.
+    """
+    names: set[str] = set()
+    for path in (cache_root / "caselists").glob(f"{suite}-{key}.json"):
+        try:
+            names.update(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue  # a list we cannot read is a list we do not know
+    return sorted(names)
 
 
 def remember_cases(cache_root: Path, suite: str, key: str, run: SuiteRun) -> None:

@@ -41,6 +41,16 @@ def modules_under_test(config: pytest.Config) -> list[str]:
     return module_names(path)
 
 
+def kselftest_collections(config: pytest.Config) -> list[str]:
+    """The kselftest collections the kernel build makes (its TARGETS make variable)."""
+    from pytest_lkft.build_fixtures import BUILD_SETTINGS_KEY
+
+    build = config.stash.get(BUILD_SETTINGS_KEY, None)
+    if build is None or "kselftest" not in build.targets:
+        return []
+    return sorted(dict(build.make_vars).get("TARGETS", "").split())
+
+
 @pytest.mark.lkft_run_check
 def test_run(request: pytest.FixtureRequest, lkft_suite_run: SuiteRun, device: Device) -> None:
     """`<suite>/run`: the suite ran on the device and its output parsed."""

@@ -64,3 +64,31 @@ def test_build_boot_and_every_kunit_case_is_a_test(pytester: pytest.Pytester, tm
     assert kunit_cases(pytester.path / "second.xml") == reported  # now collected as items
     outcomes = second.parseoutcomes()
     assert outcomes.get("failed", 0) == 0 and outcomes.get("errors", 0) == 0
+
+
+def test_kselftest_collections_are_suites_of_their_own(pytester: pytest.Pytester,
+                                                       tmp_path: Path,
+                                                       linux_source: Path,  # noqa: F811
+                                                       artifact_cache: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    need_qemu("qemu-system-aarch64")
+    monkeypatch.setenv("CCACHE_DIR", str(artifact_cache.parent / "ccache"))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for shared in ("entries", "apt", "defaults"):
+        (cache / shared).symlink_to(artifact_cache / shared)
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest_subprocess(
+        str(TESTSUITES / "test_kselftest.py"), f"--lkft-cache-dir={cache}",
+        "--lkft-device=qemu-arm64", f"--lkft-tree={linux_source}", "--lkft-kconfig=tinyconfig",
+        f"--lkft-kconfig-add={FRAGMENT}", "--lkft-build-targets=config,kernel,kselftest",
+        "--lkft-make-var=TARGETS=size breakpoints", "-p", "no:cacheprovider", f"--junitxml={junit}")
+    suites: dict[str, dict[str, str]] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        tags = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
+        suites.setdefault(case.get("classname", ""), {})[case.get("name", "")] = \
+            tags[0] if tags else "pass"
+    assert set(suites) == {"kselftest-size", "kselftest-breakpoints"}, result.stdout.str()[-3000:]
+    assert suites["kselftest-size"]["size_get_size"] == "pass"  # test-definitions' name
+    assert suites["kselftest-size"]["run"] == "pass"
+    assert len(suites["kselftest-breakpoints"]) > 2  # run, crash and the collection's tests
