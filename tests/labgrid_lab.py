@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_lkft.devices.labgrid import labgrid_tool
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 STANDIN_LAB = REPO / "lab" / "labgrid-standin.yaml"
@@ -91,7 +93,7 @@ class StandinLab:
 
     def client(self, *args: str, check: bool = True) -> str:
         """Run labgrid-client against this lab's coordinator; its stdout."""
-        command = ["labgrid-client", "-x", self.coordinator, *args]
+        command = [labgrid_tool("labgrid-client"), "-x", self.coordinator, *args]
         done = subprocess.run(command, capture_output=True, text=True, timeout=60,
                               env={**os.environ, "LG_COORDINATOR": self.coordinator})
         if check and done.returncode:
@@ -151,12 +153,13 @@ class StandinLab:
         """Start power switch, coordinator and exporter; create and tag one place per board."""
         power_port = self.start_power_switch()
         self.coordinator = f"127.0.0.1:{free_port()}"
-        self._start("coordinator", ["labgrid-coordinator", "--listen", self.coordinator])
+        self._start("coordinator", [labgrid_tool("labgrid-coordinator"), "--listen",
+                                    self.coordinator])
         wait_for("labgrid-coordinator", lambda: self._listening(self.coordinator))
         exporter = self.root / "exporter.yaml"
         exporter.write_text(self.exporter_config(power_port))
-        self._start("exporter", ["labgrid-exporter", "-c", self.coordinator, "-n", EXPORTER_NAME,
-                                 "--hostname", "127.0.0.1", str(exporter)])
+        self._start("exporter", [labgrid_tool("labgrid-exporter"), "-c", self.coordinator,
+                                 "-n", EXPORTER_NAME, "--hostname", "127.0.0.1", str(exporter)])
         wait_for("labgrid-exporter", lambda: EXPORTER_NAME in self.client("resources",
                                                                           check=False))
         for board in self.all_boards():

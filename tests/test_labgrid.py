@@ -20,13 +20,20 @@ from pathlib import Path
 
 import pytest
 import requests
-from labgrid_lab import STANDIN_LAB, UBOOT_TAGS, StandinLab, standin_lab, wait_for
+from labgrid_lab import (
+    STANDIN_LAB,
+    UBOOT_BIOS,
+    UBOOT_TAGS,
+    StandinLab,
+    standin_lab,
+    wait_for,
+)
 
 import pytest_lkft.plugin
 from conftest import REPO, TESTSUITES, need_qemu
 from pytest_lkft.artifacts import ArtifactCache
 from pytest_lkft.debian import default_artifacts
-from pytest_lkft.devices.labgrid import LabgridDevice, PlaceLease, load_lab
+from pytest_lkft.devices.labgrid import LabgridDevice, PlaceLease, labgrid_tool, load_lab
 from pytest_lkft.devices.qemu import DeviceArtifacts, Timeouts
 from pytest_lkft.errors import DeviceBroken, InfraError, UserError
 from pytest_lkft.lab import load_devices
@@ -82,11 +89,13 @@ def device(request, lkft_device_name):
 
 
 def need_lab_tools() -> None:
-    """Skip (fail under CI) without labgrid, ser2net or QEMU for arm64."""
+    """Skip (fail under CI) without labgrid, ser2net, U-Boot or QEMU for arm64."""
     need_qemu("qemu-system-aarch64")
-    for tool, how in (("labgrid-coordinator", "pip install labgrid"),
-                      ("ser2net", "apt-get install ser2net")):
-        if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists():
+    for tool, how in ((labgrid_tool("labgrid-coordinator"), "pip install labgrid"),
+                      ("ser2net", "apt-get install ser2net"),
+                      (UBOOT_BIOS, "apt-get install u-boot-qemu")):
+        found = shutil.which(tool) or Path(tool).is_absolute() and Path(tool).exists()
+        if not found and not Path("/usr/sbin", tool).exists():
             message = f"{tool} is not installed: {how}"
             if os.environ.get("CI"):
                 pytest.fail(message)

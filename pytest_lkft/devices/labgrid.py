@@ -20,6 +20,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,9 +111,15 @@ def load_lab(path: Path) -> dict[str, LabDevice]:
         raise UserError(f"{path}: bad device entry ({error}); see docs/lab.md") from None
 
 
+def labgrid_tool(name: str) -> str:
+    """A labgrid command: beside this Python (a venv not on PATH), else from PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
+
+
 def start_client(address: str, *args: str) -> subprocess.Popen[str]:
     """Start labgrid-client against `address` (see `finish_client`)."""
-    command = ["labgrid-client", "-x", address, *args]
+    command = [labgrid_tool("labgrid-client"), "-x", address, *args]
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
