@@ -21,7 +21,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from conftest import REPO, SHARED_CACHE, need_qemu
+from conftest import REPO, SHARED_CACHE, TESTSUITES, need_qemu
 from pytest_lkft.build_fixtures import device_overlays, failure_reason
 from pytest_lkft.build_inputs import tree_stamp
 from pytest_lkft.builds import BuildResult, KernelBuild, build
@@ -434,3 +434,18 @@ def test_build_boot_and_rebuild_arm64_kunit(
                              check=False)
     assert rebuilt.returncode == 0, rebuilt.stdout[-2000:] + rebuilt.stderr[-2000:]
     assert (out / "Image").read_bytes() == image  # reproducible: same timestamp, same bytes
+
+
+def test_failed_build_is_a_result_and_skips_the_device(pytester: pytest.Pytester) -> None:
+    """build/<target> items say what failed; the device's suites skip with the first error."""
+    tree = fake_tree(pytester.path / "src")  # its kernel does not compile
+    result = pytester.runpytest_subprocess(
+        str(TESTSUITES / "test_build.py"), str(TESTSUITES / "test_boot.py"), "-v", "-rs",
+        "--lkft-device=qemu-x86_64", f"--lkft-tree={tree}", "--lkft-kconfig=tinyconfig",
+        f"--lkft-cache-dir={pytester.path / 'cache'}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1, skipped=3)  # config; kernel; modules, boot, crash
+    result.stdout.fnmatch_lines([
+        "*test_target?qemu-x86_64-kernel? FAILED*",
+        "*init/main.c:2:1: error: expected ';' before '}' token*",
+        "*qemu-x86_64: kernel build failed (kernel): init/main.c:2:1: error: expected ';'*",
+    ])
