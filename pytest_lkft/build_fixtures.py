@@ -180,6 +180,13 @@ class TerminalProgress:
             sys.stdout.flush()
         self.target = progress.target
 
+    def finish(self) -> None:
+        """End the progress line, so pytest's own output starts on a fresh one."""
+        if self.target:
+            with self.capture.global_and_fixture_disabled() if self.capture else nullcontext():
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+
 
 def kernel_build_for(config: pytest.Config, device_arch: str) -> BuildResult | None:
     """The session's build for a device of `device_arch`; None when no --lkft-tree was given.
@@ -199,8 +206,9 @@ def kernel_build_for(config: pytest.Config, device_arch: str) -> BuildResult | N
         from pytest_lkft.cache_fixtures import cache_from_config
 
         kernel = settings.kernel_build(arch, cache_from_config(config).root / "builds")
-        kernel.progress = TerminalProgress(config)
+        progress = kernel.progress = TerminalProgress(config)
         done[arch] = kernel.run()
+        progress.finish()
     return done[arch]
 
 
