@@ -192,9 +192,13 @@ class StandinLab:
             if name in self.processes:
                 stop_process(self.processes[name])
 
-    def ser2net_pids(self) -> list[int]:
-        """The exporter's ser2net processes (one per acquired serial port)."""
-        return child_pids(self.processes["exporter"].pid)
+    def ser2net_pids(self, board: str = "") -> list[int]:
+        """The exporter's ser2net processes (one per acquired serial port), or `board`'s."""
+        pids = child_pids(self.processes["exporter"].pid)
+        if not board:
+            return pids
+        wanted = self.serial[board].encode()
+        return [pid for pid in pids if wanted in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
 @contextmanager

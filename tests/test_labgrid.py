@@ -250,7 +250,8 @@ def test_lost_serial_breaks_the_board(lab: StandinLab, lease: PlaceLease,
         with pytest.raises(DeviceBroken) as error:
             board.run("uname -a")
         assert board.broken is not None
-        assert "uname -a" in str(error.value).splitlines()[0]
+        assert str(error.value).splitlines()[0] == \
+            "the serial console was lost while running 'uname -a'"
     finally:
         board.close()  # the lease fixture then checks the place is released
 
@@ -307,6 +308,55 @@ def test_two_workers_get_two_boards(pytester: pytest.Pytester, lab: StandinLab,
     places = {cases[d, "boot", "boot"]["lkft.meta.place"] for d in ("standin-1", "standin-2")}
     assert places == set(BOARDS)
     assert cases["standin-2", "smoke", "uname"]["lkft.meta.place"] in BOARDS
+    assert lab.acquired() == [] and lab.reservations() == ""
+
+
+SLOW_SUITE = """
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lkft_suite("slow")
+
+
+def test_first(device):
+    assert device.run("true").exit_status == 0
+
+
+def test_wait(device):
+    if device.name == "standin-1":  # tell the test which board to cut the serial line of
+        Path("sleeping-on").write_text(device.metadata["place"])
+    assert device.run("sleep 10").exit_status == 0
+
+
+def test_after(device):
+    assert device.run("true").exit_status == 0
+"""
+
+
+def test_lost_serial_fails_that_suite_and_the_other_worker_carries_on(
+        pytester: pytest.Pytester, lab: StandinLab, artifact_cache: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LKFT_LAB", str(STANDIN_LAB))
+    suites = copy_suites(pytester)
+    (suites / "test_slow.py").write_text(SLOW_SUITE)
+    command = [sys.executable, "-m", "pytest", str(suites / "test_slow.py"), "-n", "2", "-v",
+               f"--lkft-cache-dir={artifact_cache}", f"--lkft-lab={STANDIN_LAB}",
+               f"--lkft-coordinator={lab.coordinator}", "--lkft-device=standin-1",
+               "--lkft-device=standin-2", "-p", "no:cacheprovider"]
+    sleeping = pytester.path / "sleeping-on"
+    with subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.PIPE, text=True) as run:
+        wait_for("standin-1 running sleep", sleeping.exists, timeout=120)
+        time.sleep(1)
+        for pid in lab.ser2net_pids(sleeping.read_text()):
+            os.kill(pid, signal.SIGKILL)
+        out, _ = run.communicate(timeout=120)
+    assert "FAILED testsuites/test_slow.py::test_wait[standin-1]" in out
+    assert "ERROR testsuites/test_slow.py::test_after[standin-1]" in out
+    assert "not run: the device is broken (the serial console was lost while running " \
+           "'sleep 10')" in out
+    for case in ("first", "wait", "after"):
+        assert f"PASSED testsuites/test_slow.py::test_{case}[standin-2]" in out
     assert lab.acquired() == [] and lab.reservations() == ""
 
 

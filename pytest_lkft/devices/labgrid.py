@@ -39,6 +39,7 @@ from pytest_lkft.lab import load_crash_patterns
 BOOT_METHODS = ("firmware", "uboot")
 DEFAULT_DRIVERS: dict[str, dict[str, Any]] = {"NetworkPowerDriver": {}, "SerialDriver": {}}
 CLIENT_TIMEOUT = 60.0
+EARLY_TIMEOUT = 0.05  # a serial read that "times out" sooner than this: the peer closed
 POLL_INTERVAL = 0.2  # seconds between polls of a waiting reservation
 RESERVATION_WAITING, RESERVATION_ALLOCATED = 0, 1  # labgrid's ReservationState values
 UBOOT_ERROR = re.compile(r"(?i)\b(?:error|not found|unknown command|abort|failed)\b")
@@ -352,9 +353,13 @@ class SerialSpawn(_SpawnBase):
         """Read what the serial has, up to `size` bytes; pexpect's TIMEOUT and EOF."""
         if timeout == -1:
             timeout = self.timeout
+        start = time.monotonic()
         try:
             data = self.driver.read(size=1, timeout=timeout, max_size=size)
         except pexpect.TIMEOUT:
+            if timeout is not None and time.monotonic() - start < timeout - EARLY_TIMEOUT:
+                self.flag_eof = True  # labgrid says TIMEOUT at once when the peer closed
+                raise pexpect.EOF("serial console lost: the connection was closed") from None
             raise
         except Exception as error:  # pyserial and socket errors: the connection is gone
             self.flag_eof = True
@@ -419,11 +424,15 @@ class SerialConsole(Console):
 
     def run(self, command: str, timeout: float) -> CommandResult:
         """As Console.run; a write to a lost serial is DeviceBroken too."""
+        lost = f"the serial console was lost while running {command!r}"
         try:
             return super().run(command, timeout)
         except pexpect.ExceptionPexpect as error:
-            raise DeviceBroken(self._why(f"the serial console was lost while running "
-                                         f"{command!r} ({error})")) from None
+            raise DeviceBroken(self._why(f"{lost} ({error})")) from None
+        except DeviceBroken:
+            if self.child is None or not self.child.flag_eof:
+                raise
+            raise DeviceBroken(self._why(lost)) from None
 
     def stop(self) -> None:
         """Nothing to kill: the board is powered off by its device; keep the log."""
