@@ -389,8 +389,13 @@ def test_bad_lab_options_stop_the_run_with_one_line(pytester: pytest.Pytester,
     result.stderr.fnmatch_lines([line])
 
 
+@pytest.mark.parametrize(("signum", "status"), [
+    (signal.SIGTERM, -signal.SIGTERM),                    # killed: our handler releases
+    (signal.SIGINT, pytest.ExitCode.INTERRUPTED.value),   # Ctrl-C: pytest's session ends
+], ids=["SIGTERM", "SIGINT"])
 def test_interrupted_run_releases_its_place(pytester: pytest.Pytester, lab: StandinLab,
-                                            artifact_cache: Path) -> None:
+                                            artifact_cache: Path, signum: int,
+                                            status: int) -> None:
     suites = copy_suites(pytester)
     env = {**os.environ, "LKFT_LAB": str(STANDIN_LAB)}
     command = [sys.executable, "-m", "pytest", str(suites / "test_smoke.py"),
@@ -399,6 +404,6 @@ def test_interrupted_run_releases_its_place(pytester: pytest.Pytester, lab: Stan
     with subprocess.Popen(command, cwd=pytester.path, env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL) as run:
         wait_for("the run's place", lambda: lab.acquired() != [], timeout=120)
-        run.send_signal(signal.SIGTERM)
-        assert run.wait(60) == -signal.SIGTERM
+        run.send_signal(signum)
+        assert run.wait(60) == status
     assert lab.acquired() == [] and lab.reservations() == ""

@@ -269,6 +269,7 @@ class PlaceLease:
     tags: list[str]
     token: str = ""
     place: str = ""
+    allocated: str = ""  # allocated to the reservation, maybe acquired (interrupted)
 
     def acquire(self, timeout: float) -> str:
         """Reserve, wait at most `timeout` seconds, acquire; the place's name."""
@@ -282,14 +283,14 @@ class PlaceLease:
         response = coordinator.call("CreateReservation", filters=filters, prio=0.0)
         self.token = str(response.reservation.token)
         try:
-            place = self._wait(coordinator, timeout)
-            coordinator.call("AcquirePlace", placename=place)
+            self.allocated = self._wait(coordinator, timeout)  # ours to release from here on
+            coordinator.call("AcquirePlace", placename=self.allocated)
             coordinator.sync()
         except BaseException:
             self.release()
             raise
-        self.place = place
-        return place
+        self.place, self.allocated = self.allocated, ""
+        return self.place
 
     def _wait(self, coordinator: Coordinator, timeout: float) -> str:
         """Poll the reservation until a place is allocated; the place."""
@@ -310,18 +311,26 @@ class PlaceLease:
 
     def release(self) -> None:
         """Release the place and cancel the reservation; errors are not raised."""
-        place, token, self.place, self.token = self.place, self.token, "", ""
+        place, token = self.place or self.allocated, self.token
+        self.place = self.allocated = self.token = ""
         coordinator = Coordinator._connected.get(self.address)
-        if coordinator is None or coordinator.busy:  # in a signal handler: another client
-            self._release_by_client(place, token)
-            return
+        if coordinator is not None and not coordinator.busy:
+            try:
+                self._release_by_session(coordinator, place, token)
+                return
+            except Exception:  # noqa: BLE001  (an interrupted call broke the session)
+                pass
+        self._release_by_client(place, token)
+
+    @staticmethod
+    def _release_by_session(coordinator: Coordinator, place: str, token: str) -> None:
         for method, fields in (("ReleasePlace", {"placename": place}),
                                ("CancelReservation", {"token": token})):
             if next(iter(fields.values())):
                 try:
                     coordinator.call(method, **fields)
                 except LkftError:
-                    pass  # not acquired any more, or the coordinator is gone
+                    pass  # not acquired (any more), or the coordinator is gone
 
     def _release_by_client(self, place: str, token: str) -> None:
         """Release through labgrid-client: a signal interrupted this process's session."""
