@@ -4,7 +4,8 @@ A lab file (`lab/*.yaml`) maps device names to boards: the tags of the labgrid p
 that can run it, the labgrid drivers bound to a place's resources, how it boots
 (`firmware`: power-on boots what the tftp directory holds; `uboot`: stop autoboot, load
 over tftp) and the kernel's console. A `PlaceLease` reserves, waits for and acquires one
-matching place through labgrid-client, and releases it. A `LabgridDevice` powers the
+matching place through labgrid's own coordinator session (`Coordinator`; labgrid-client
+from a signal handler), and releases it. A `LabgridDevice` powers the
 board, reads its serial console through labgrid's drivers and runs commands with the
 same `Console` (markers, crash detection, console log) as QEMU devices.
 
