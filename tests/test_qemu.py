@@ -46,9 +46,10 @@ def test_main_job_on_qemu_arm64(pytester: pytest.Pytester, artifact_cache: Path)
     junit = pytester.path / "junit.xml"
     result = run_suites(pytester, artifact_cache, "--lkft-device=qemu-arm64", "-v", "-rs",
                         f"--junitxml={junit}")
-    # boot: boot + crash; kunit: run skipped (Debian's kernel has no KUnit) + crash;
-    # modules: skipped (no tarball), its crash check skipped; smoke: cases + crash
-    result.assert_outcomes(passed=2 + 1 + SMOKE_CASES + 1, skipped=3)
+    # boot: boot + crash; build: skipped (no --lkft-tree); kselftest: run and crash skipped
+    # (nothing built); kunit: run skipped (Debian's kernel has no KUnit) + crash; modules:
+    # skipped (no tarball), its crash check skipped; smoke: cases + crash
+    result.assert_outcomes(passed=2 + 1 + SMOKE_CASES + 1, skipped=1 + 2 + 1 + 2)
     result.stdout.fnmatch_lines([
         "*test_boot.py::test_boot?qemu-arm64?* PASSED*",
         "*test_smoke.py::test_smoke?qemu-arm64-uname?* PASSED*",
@@ -85,7 +86,8 @@ def test_two_devices_in_parallel_boot_once_per_suite(
     workers: dict[str, set[str]] = {}
     for line in result.outlines:
         if "PASSED" in line and line.startswith("[gw"):
-            device = device_of(line.split()[-1], ["qemu-arm64", "qemu-x86_64"])
+            nodeid = next(word for word in line.split() if "::" in word)
+            device = device_of(nodeid, ["qemu-arm64", "qemu-x86_64"])
             workers.setdefault(str(device), set()).add(line.split("]")[0])
     # each device stays on one worker, and the two devices run on different workers
     assert sorted(workers) == ["qemu-arm64", "qemu-x86_64"]
