@@ -11,9 +11,11 @@ cd "$(dirname "$0")"
 
 MAIN_PACKAGES="python3-venv python3-pip qemu-system-arm qemu-system-x86 dpkg xz-utils zstd"
 # tests boot every device with default artifacts, read cpio archives, start SQUAD in a venv,
-# look at pages in Chromium and cross-build an arm64 kernel from Debian's kernel source
+# look at pages in Chromium, cross-build an arm64 kernel from Debian's kernel source and run
+# stand-in labgrid boards (serial over ser2net, U-Boot)
 TEST_PACKAGES="$MAIN_PACKAGES qemu-system-ppc qemu-system-mips qemu-system-misc cpio git curl chromium \
-    linux-source-6.1 gcc-aarch64-linux-gnu ccache rsync flex bison bc make kmod"
+    linux-source-6.1 gcc-aarch64-linux-gnu ccache rsync flex bison bc make kmod \
+    ser2net u-boot-qemu"
 
 run() { echo "+ $*" >&2; "$@"; }
 as_root() { if [ "$(id -u)" = 0 ]; then run "$@"; else run sudo "$@"; fi; }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,8 +60,11 @@ class Settings:
     console: bool = False
 
     @classmethod
-    def from_config(cls, config: pytest.Config) -> Settings:
-        """Resolve and check every device option; UserError on the first bad one."""
+    def from_config(cls, config: pytest.Config, lab_devices: Sequence[str] = ()) -> Settings:
+        """Resolve and check every device option; UserError on the first bad one.
+
+        `lab_devices` are the names a lab file defines (labgrid boards, checked there).
+        """
         values = {dest: _value(config, dest, env) for _, dest, env, _, _ in ARTIFACT_OPTIONS}
         timeouts_text = values["lkft_timeouts"]
         settings = cls(
@@ -77,16 +81,16 @@ class Settings:
             console=bool(config.getoption("lkft_console"))
             or config.getoption("capture") == "no",
         )
-        settings.check(load_devices())
+        settings.check(load_devices(), lab_devices)
         return settings
 
-    def check(self, table: DeviceTable) -> None:
+    def check(self, table: DeviceTable, lab_devices: Sequence[str] = ()) -> None:
         """Refuse unknown devices, missing files, missing QEMU and wrong-arch kernels."""
         for option, value in (("--lkft-kernel", self.kernel), ("--lkft-rootfs", self.rootfs),
                               ("--lkft-modules", self.modules), ("--lkft-dtb", self.dtb)):
             if value and not is_url(value) and not Path(value).is_file():
                 raise UserError(f"{option} {value}: no such file; check the path or give a URL")
-        for name in self.devices:
+        for name in (n for n in self.devices if n not in lab_devices):
             spec = table.get(name)
             binary = self.qemu_binary or spec.qemu
             if shutil.which(binary) is None:

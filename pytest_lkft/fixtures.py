@@ -30,6 +30,7 @@ from pytest_lkft.devices.base import Device
 from pytest_lkft.devices.qemu import DeviceArtifacts, QemuDevice
 from pytest_lkft.errors import LkftError
 from pytest_lkft.lab import load_devices
+from pytest_lkft.lab_fixtures import lab_device, make_lab_device
 from pytest_lkft.preboot import Preboot, wanted
 from pytest_lkft.provision import provision
 from pytest_lkft.suiterun import (
@@ -135,7 +136,8 @@ def start_preboot(config: pytest.Config) -> None:
     settings = config.stash[SETTINGS_KEY]
     xdist = bool(getattr(config.option, "numprocesses", None)) or hasattr(config, "workerinput")
     builds = config.stash.get(BUILD_SETTINGS_KEY, None) is not None  # a build outlasts startup
-    if builds or not wanted(settings, bool(config.option.collectonly), xdist):
+    board = bool(settings.devices) and lab_device(config, settings.devices[0]) is not None
+    if builds or board or not wanted(settings, bool(config.option.collectonly), xdist):
         return
     cache = config.stash[CACHE_KEY]
     stream = TerminalStream(config) if settings.console else None
@@ -165,6 +167,12 @@ def device_artifacts(config: pytest.Config, name: str) -> DeviceArtifacts:
     return found
 
 
+def device_arch(config: pytest.Config, name: str) -> str:
+    """The kernel architecture a device (QEMU, or a board of the lab file) boots."""
+    board = lab_device(config, name)
+    return board.arch if board is not None else load_devices().get(name).arch
+
+
 def _provision(config: pytest.Config, name: str) -> DeviceArtifacts | str:
     spec, settings, cache = load_devices().get(name), config.stash[SETTINGS_KEY], \
         config.stash[CACHE_KEY]
@@ -189,11 +197,16 @@ def device(request: pytest.FixtureRequest, lkft_device_name: str) -> Iterator[De
     settings = config.stash[SETTINGS_KEY]
     run_dir = settings.results_dir / lkft_device_name / suite_name(request.node)
     stream = TerminalStream(config) if settings.console else None
-    preboot = config.stash.get(PREBOOT_KEY, None)
-    claimed = preboot.claim(lkft_device_name, run_dir) if preboot else None
-    artifacts = device_artifacts(config, lkft_device_name)
-    booted = claimed or QemuDevice(load_devices().get(lkft_device_name), artifacts, run_dir,
-                                   settings.timeouts, stream)
+    booted: Device
+    if lab_device(config, lkft_device_name) is not None:  # a labgrid board of the lab file
+        booted = make_lab_device(config, lkft_device_name, suite_name(request.node), run_dir,
+                                 settings.timeouts, stream)
+    else:
+        preboot = config.stash.get(PREBOOT_KEY, None)
+        claimed = preboot.claim(lkft_device_name, run_dir) if preboot else None
+        artifacts = device_artifacts(config, lkft_device_name)
+        booted = claimed or QemuDevice(load_devices().get(lkft_device_name), artifacts,
+                                       run_dir, settings.timeouts, stream)
     try:
         yield booted
     finally:

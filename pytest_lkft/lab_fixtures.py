@@ -57,7 +57,6 @@ class LabSession:
     place_timeout: float = DEFAULT_PLACE_TIMEOUT
     leases: dict[str, PlaceLease] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
-    artifacts: dict[str, DeviceArtifacts | str] = field(default_factory=dict)
 
     def lease(self, spec: LabDevice) -> PlaceLease:
         """The place of `spec` for this process, leased on first use."""
@@ -189,24 +188,10 @@ def _arm_signals() -> None:
 
 
 def _artifacts(config: pytest.Config, session: LabSession, spec: LabDevice) -> DeviceArtifacts:
-    """Kernel and rootfs for `spec`, provisioned as for its QEMU twin, once per process."""
-    from pytest_lkft.cache_fixtures import CACHE_KEY
-    from pytest_lkft.fixtures import SETTINGS_KEY
-    from pytest_lkft.lab import load_devices
-    from pytest_lkft.provision import provision
+    """Kernel and rootfs for `spec`: what its QEMU twin boots (a build too), once per process."""
+    from pytest_lkft.fixtures import device_artifacts
 
-    if spec.name not in session.artifacts:
-        cache = config.stash[CACHE_KEY]
-        try:
-            session.artifacts[spec.name] = provision(
-                config.stash[SETTINGS_KEY], load_devices().get(spec.provision_as),
-                cache.fetch, cache.root)
-        except LkftError as error:
-            session.artifacts[spec.name] = f"{spec.name}: {error}"
-    found = session.artifacts[spec.name]
-    if isinstance(found, str):
-        pytest.fail(found, pytrace=False)
-    return found
+    return device_artifacts(config, spec.provision_as)
 
 
 def _lease(session: LabSession, spec: LabDevice) -> PlaceLease:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_lkft import build_fixtures, cache_fixtures, collect, suiterun
+from pytest_lkft import build_fixtures, cache_fixtures, collect, lab_fixtures, suiterun
 from pytest_lkft import config as device_config
 from pytest_lkft.cache_fixtures import CACHE_KEY, lkft_artifact  # noqa: F401
 from pytest_lkft.errors import UserError
@@ -16,6 +16,7 @@ from pytest_lkft.fixtures import (  # noqa: F401  (fixtures are found by name)
     _lkft_case,
     crash_checks_last,
     device,
+    device_arch,
     foreign_case,
     lkft_device_name,
     lkft_settings,
@@ -23,7 +24,6 @@ from pytest_lkft.fixtures import (  # noqa: F401  (fixtures are found by name)
     parsed_cases,
     start_preboot,
 )
-from pytest_lkft.lab import load_devices
 from pytest_lkft.reporting import junit
 from pytest_lkft.reporting import options as reporting_options
 
@@ -47,6 +47,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Device (SQUAD environment) the --lkft-results logs came from")
     cache_fixtures.add_options(group)
     build_fixtures.add_options(group)
+    lab_fixtures.add_options(group)
     reporting_options.add_options(group)
 
 
@@ -55,10 +56,12 @@ def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
     try:
-        settings = config.stash[SETTINGS_KEY] = device_config.Settings.from_config(config)
+        boards = lab_fixtures.lab_device_names(config)
+        settings = device_config.Settings.from_config(config, boards)
+        config.stash[SETTINGS_KEY] = settings
         cache_fixtures.cache_from_config(config)
-        build_fixtures.settings_from(config, [load_devices().get(n).arch
-                                              for n in settings.devices])
+        lab_fixtures.configure(config, settings.devices)
+        build_fixtures.settings_from(config, [device_arch(config, n) for n in settings.devices])
     except UserError as error:
         raise pytest.UsageError(str(error)) from None
     reporting_options.configure(config)
@@ -143,8 +146,9 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if settings is None or not settings.devices:
         return None
     cache, timeouts = config.stash[CACHE_KEY], settings.timeouts
-    build = build_fixtures.report_header(config)
-    return [*([build] if build else []),
+    extra = [line for line in (build_fixtures.report_header(config),
+                               lab_fixtures.header_line(config)) if line]
+    return [*extra,
             f"lkft: devices={','.join(settings.devices)} kernel={settings.kernel or 'default'} "
             f"rootfs={settings.rootfs or 'default'} timeouts=boot={timeouts.boot:g},"
             f"test={timeouts.test:g} cache={cache.root}"]
