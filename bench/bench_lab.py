@@ -38,12 +38,6 @@ def copy_suites(workdir: Path) -> Path:
     suites.mkdir(parents=True, exist_ok=True)
     for name in SUITES:
         shutil.copy(REPO / "testsuites" / name, suites / name)
-    wiring = REPO / "tests" / "test_labgrid.py"
-    sys.path.insert(0, str(wiring.parent))
-    import test_labgrid  # the plugin's lab wiring, or the tests' stand-in for it
-
-    if not test_labgrid.WIRED:
-        (workdir / "conftest.py").write_text(test_labgrid.WIRING_SHIM)
     return suites
 
 

@@ -29,7 +29,6 @@ from labgrid_lab import (
     wait_for,
 )
 
-import pytest_lkft.plugin
 from conftest import REPO, TESTSUITES, need_qemu
 from pytest_lkft.artifacts import ArtifactCache
 from pytest_lkft.debian import default_artifacts
@@ -45,49 +44,6 @@ BOARDS = ["board-a", "board-b"]
 UBOOT_BOARD = "uboot-a"
 SMOKE_CASES = 13
 TIMEOUTS = Timeouts(boot=120, test=60)
-# Until plugin.py and fixtures.py call lab_fixtures, pytester runs get this conftest.
-WIRED = hasattr(pytest_lkft.plugin, "lab_fixtures")
-WIRING_SHIM = '''
-import dataclasses, os
-from pathlib import Path
-import pytest
-from pytest_lkft import fixtures, lab, lab_fixtures
-from pytest_lkft.errors import UserError
-
-_get = lab.DeviceTable.get
-
-def _get_lab_aware(self, name):
-    # Lab devices stand for their QEMU twin where the plugin checks names and arches.
-    devices = lab_fixtures.load_lab(Path(os.environ["LKFT_LAB"]))
-    if name in devices:
-        return dataclasses.replace(_get(self, devices[name].provision_as), name=name)
-    return _get(self, name)
-
-lab.DeviceTable.get = _get_lab_aware
-
-def pytest_addoption(parser):
-    lab_fixtures.add_options(parser.getgroup("lkft"))
-
-def pytest_configure(config):
-    try:
-        lab_fixtures.configure(config, config.stash[fixtures.SETTINGS_KEY].devices)
-    except UserError as error:
-        raise pytest.UsageError(str(error)) from None
-
-@pytest.fixture(scope="module")
-def device(request, lkft_device_name):
-    settings = request.config.stash[fixtures.SETTINGS_KEY]
-    suite = fixtures.suite_name(request.node)
-    board = lab_fixtures.make_lab_device(
-        request.config, lkft_device_name, suite,
-        settings.results_dir / lkft_device_name / suite, settings.timeouts, None)
-    try:
-        yield board
-    finally:
-        board.close()
-'''
-
-
 def need_lab_tools() -> None:
     """Skip (fail under CI) without labgrid, ser2net, U-Boot or QEMU for arm64."""
     need_qemu("qemu-system-aarch64")
@@ -268,12 +224,10 @@ def test_coordinator_down_is_one_line() -> None:
 
 
 def copy_suites(pytester: pytest.Pytester) -> Path:
-    """The boot and smoke suites in the pytester directory (where its conftest applies)."""
+    """The boot and smoke suites in the pytester directory (no repository ini applies)."""
     suites = pytester.mkdir("testsuites")
     for name in ("test_boot.py", "test_smoke.py", "smoke.yaml"):
         shutil.copy(TESTSUITES / name, suites / name)
-    if not WIRED:
-        pytester.makeconftest(WIRING_SHIM)
     return suites
 
 
@@ -308,6 +262,20 @@ def test_two_workers_get_two_boards(pytester: pytest.Pytester, lab: StandinLab,
     places = {cases[d, "boot", "boot"]["lkft.meta.place"] for d in ("standin-1", "standin-2")}
     assert places == set(BOARDS)
     assert cases["standin-2", "smoke", "uname"]["lkft.meta.place"] in BOARDS
+    assert lab.acquired() == [] and lab.reservations() == ""
+
+
+def test_boards_and_qemu_mixed(pytester: pytest.Pytester, lab: StandinLab,
+                               artifact_cache: Path) -> None:
+    junit = pytester.path / "junit.xml"
+    result = run_lab_suites(pytester, artifact_cache, f"--lkft-coordinator={lab.coordinator}",
+                            "--lkft-device=standin-1", "--lkft-device=qemu-arm64", "-n", "2",
+                            f"--junitxml={junit}")
+    result.assert_outcomes(passed=2 * (1 + 1 + SMOKE_CASES + 1))
+    cases = junit_properties(junit)
+    assert cases["standin-1", "boot", "boot"]["lkft.meta.place"] in BOARDS
+    assert "lkft.meta.place" not in cases["qemu-arm64", "boot", "boot"]
+    assert cases["qemu-arm64", "boot", "boot"]["lkft.meta.qemu_version"]
     assert lab.acquired() == [] and lab.reservations() == ""
 
 
