@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from pytest_lkft.errors import LkftError
 from pytest_lkft.parsers.model import Case, Result, unique_names
 
 RESULTS_KEY = pytest.StashKey[frozenset[Path]]()
@@ -91,7 +92,10 @@ class ResultsFile(pytest.File):
         from pytest_lkft.parsers.detect import parse  # only when logs are given
 
         device = str(self.config.getoption("lkft_results_device") or "results")
-        cases = sorted(parse(self.path), key=lambda c: c.id)
+        try:
+            cases = sorted(parse(self.path), key=lambda c: c.id)
+        except LkftError as error:  # an unreadable log: one line, no traceback
+            raise self.CollectError(f"--lkft-results {self.path}: {error}") from None
         for name, case in unique_names(cases, lambda c: c.id):
             yield CaseItem.from_parent(self, name=name, case=case, device=device)
 

@@ -91,7 +91,8 @@ class Apt:
                     return
                 except DownloadError as error:
                     failure = error
-                    time.sleep(attempt * 2.0)
+                    if attempt + 1 < UPDATE_ATTEMPTS:
+                        time.sleep(2.0)
             if not any((self.root / "lists").glob("*_Packages*")):
                 raise failure
             stamp.touch()  # usable: retry tomorrow, not on every run

@@ -168,7 +168,8 @@ def tarball_overlay(tarball: Path, prefix: str = "") -> bytes:
         with tarfile.open(tarball) as tar:
             entries = [_tar_entry(tar, tarball, m, prefix) for m in tar.getmembers()]
     except (tarfile.TarError, OSError, EOFError) as error:
-        raise UserError(f"{tarball} is not a readable tarball ({error}); pass a .tar, "
+        why = str(error).splitlines()[0].rstrip(":")
+        raise UserError(f"{tarball} is not a readable tarball ({why}); pass a .tar, "
                         ".tar.gz or .tar.xz file") from None
     return gzip.compress(write_cpio(entries), mtime=0)
 
@@ -183,7 +184,9 @@ def module_names(tarball: Path) -> list[str]:
                 if member.isfile() and ".ko" in base:
                     names.add(base.split(".ko")[0])
     except (tarfile.TarError, OSError, EOFError) as error:
-        raise UserError(f"{tarball} is not a readable tarball ({error})") from None
+        why = str(error).splitlines()[0].rstrip(":")
+        raise UserError(f"{tarball} is not a readable tarball ({why}); pass a .tar, "
+                        ".tar.gz or .tar.xz file") from None
     return sorted(names)
 
 

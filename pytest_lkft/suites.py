@@ -9,7 +9,7 @@ import pytest
 from pytest_lkft.collect import CaseFailed
 from pytest_lkft.config import is_url
 from pytest_lkft.devices.base import Device
-from pytest_lkft.errors import DeviceBroken
+from pytest_lkft.errors import DeviceBroken, LkftError
 from pytest_lkft.fixtures import SETTINGS_KEY, check_run
 from pytest_lkft.parsers.model import Case, Result
 from pytest_lkft.rootfs import module_names
@@ -37,8 +37,11 @@ def modules_under_test(config: pytest.Config) -> list[str]:
     source = config.stash[SETTINGS_KEY].modules
     if not source:
         return []
-    path = config.stash[CACHE_KEY].fetch(source) if is_url(source) else Path(source)
-    return module_names(path)
+    try:
+        path = config.stash[CACHE_KEY].fetch(source) if is_url(source) else Path(source)
+        return module_names(path)
+    except LkftError as error:  # one line, not a collection traceback
+        pytest.fail(f"--lkft-modules {source}: {error}", pytrace=False)
 
 
 def kselftest_collections(config: pytest.Config) -> list[str]:

@@ -81,3 +81,18 @@ def test_escaping_modules_tarball_is_refused(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines([f"*qemu-arm64: {tarball}: member 'lib/modules/6.1.0/escape' "
                                  "links out of the rootfs*"])
     assert not list((artifact_cache / "overlays").glob("*.part"))
+
+
+def test_unreadable_modules_tarball_is_one_line(pytester: pytest.Pytester,
+                                                artifact_cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    junk = pytester.path / "modules.tar.xz"
+    junk.write_text("not a tarball")
+    result = pytester.runpytest_subprocess(
+        str(TESTSUITES / "test_modules.py"), f"--lkft-cache-dir={artifact_cache}",
+        "--lkft-device=qemu-arm64", f"--lkft-modules={junk}")
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error
+    result.stdout.fnmatch_lines([f"--lkft-modules {junk}: {junk} is not a readable tarball "
+                                 "(file could not be opened successfully); pass a .tar, "
+                                 ".tar.gz or .tar.xz file"])
+    assert "Traceback" not in result.stdout.str()
