@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from pytest_lkft.console import CommandResult
-from pytest_lkft.crash import Crash
+from pytest_lkft.console import CommandResult, Console
+from pytest_lkft.crash import Crash, CrashDetector
+from pytest_lkft.errors import DeviceBroken
+
+if TYPE_CHECKING:
+    from pytest_lkft.devices.qemu import Timeouts
 
 
 class Device(Protocol):
@@ -35,3 +39,34 @@ class Device(Protocol):
     def crashes(self) -> list[Crash]: ...
     def set_context(self, context: str) -> None: ...
     def close(self) -> None: ...
+
+
+class ConsoleDevice:
+    """What QEMU guests and labgrid boards share once booted: a console to run commands on,
+    the crash detector reading it, and the broken state.
+
+    Subclasses set `console`, `detector`, `timeouts` and `broken`, and implement boot().
+    """
+
+    console: Console | None
+    detector: CrashDetector
+    timeouts: Timeouts
+    broken: str | None
+
+    def set_context(self, context: str) -> None:
+        """Name what runs now (a test case), so crashes say where they happened."""
+        self.detector.context = context
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        """Run a shell command on the device; DeviceBroken once it or its console is gone."""
+        if self.broken is not None or self.console is None:
+            raise DeviceBroken(self.broken or "the device was never booted")
+        try:
+            return self.console.run(command, timeout or self.timeouts.test)
+        except DeviceBroken as error:
+            self.broken = str(error)
+            raise
+
+    def crashes(self) -> list[Crash]:
+        """Every crash or warning seen on the console so far."""
+        return list(self.detector.crashes)

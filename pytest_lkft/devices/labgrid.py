@@ -32,7 +32,8 @@ import yaml
 from pexpect.spawnbase import SpawnBase
 
 from pytest_lkft.console import CommandResult, Console, ConsoleLog, TextSink
-from pytest_lkft.crash import Crash, CrashDetector
+from pytest_lkft.crash import CrashDetector
+from pytest_lkft.devices.base import ConsoleDevice
 from pytest_lkft.devices.qemu import DeviceArtifacts, Timeouts
 from pytest_lkft.errors import BootError, DeviceBroken, InfraError, LkftError, UserError
 from pytest_lkft.lab import load_crash_patterns
@@ -484,7 +485,7 @@ def _write_atomically(path: Path, data: bytes | Path) -> None:
     os.replace(partial, path)
 
 
-class LabgridDevice:
+class LabgridDevice(ConsoleDevice):
     """One board on a leased place for one suite run; see `pytest_lkft.devices.base.Device`.
 
     Lifecycle: `boot()` stages kernel, initramfs (rootfs plus overlays), dtb and command
@@ -616,24 +617,6 @@ class LabgridDevice:
     def booted(self) -> bool:
         """True once a boot was attempted (whatever its outcome)."""
         return self.console is not None
-
-    def set_context(self, context: str) -> None:
-        """Name what runs now (a test case), so crashes say where they happened."""
-        self.detector.context = context
-
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
-        """Run a shell command on the board; DeviceBroken once it or its console is gone."""
-        if self.broken is not None or self.console is None:
-            raise DeviceBroken(self.broken or "the device was never booted")
-        try:
-            return self.console.run(command, timeout or self.timeouts.test)
-        except DeviceBroken as error:
-            self.broken = str(error)
-            raise
-
-    def crashes(self) -> list[Crash]:
-        """Every crash or warning seen on the console so far."""
-        return list(self.detector.crashes)
 
     def close(self) -> None:
         """Power the board off and close its console; the place stays with the process."""

@@ -9,9 +9,10 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pytest_lkft.console import CommandResult, Console, ConsoleLog, TextSink
-from pytest_lkft.crash import Crash, CrashDetector
-from pytest_lkft.errors import DeviceBroken, LkftError, UserError
+from pytest_lkft.console import Console, ConsoleLog, TextSink
+from pytest_lkft.crash import CrashDetector
+from pytest_lkft.devices.base import ConsoleDevice
+from pytest_lkft.errors import LkftError, UserError
 from pytest_lkft.files import write_atomically
 from pytest_lkft.lab import QemuSpec, load_crash_patterns
 from pytest_lkft.rootfs import decompress_to, rootfs_kind
@@ -71,7 +72,7 @@ def qemu_version(binary: str) -> str:
     return first.removeprefix("QEMU emulator version ").strip()
 
 
-class QemuDevice:
+class QemuDevice(ConsoleDevice):
     """One QEMU guest for one suite run; see `pytest_lkft.devices.base.Device`."""
 
     def __init__(self, spec: QemuSpec, artifacts: DeviceArtifacts, run_dir: Path,
@@ -170,24 +171,6 @@ class QemuDevice:
         script = run_dir / "reproducer.sh"
         if script.exists():  # files it names (initrd, ext4 copy) moved with the directory
             write_atomically(script, script.read_text().replace(old, str(run_dir)), 0o755)
-
-    def set_context(self, context: str) -> None:
-        """Name what runs now (a test case), so crashes say where they happened."""
-        self.detector.context = context
-
-    def run(self, command: str, timeout: float | None = None) -> CommandResult:
-        """Run a shell command on the device; DeviceBroken once the device is gone."""
-        if self.broken is not None or self.console is None:
-            raise DeviceBroken(self.broken or "the device was never booted")
-        try:
-            return self.console.run(command, timeout or self.timeouts.test)
-        except DeviceBroken as error:
-            self.broken = str(error)
-            raise
-
-    def crashes(self) -> list[Crash]:
-        """Every crash or warning seen on the console so far."""
-        return list(self.detector.crashes)
 
     def close(self) -> None:
         """Stop QEMU; the console log stays."""
