@@ -238,3 +238,17 @@ def test_unprocessed_run_is_not_taken_as_submitted() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_every_suite_run_console_log_is_attached(tmp_path: Path) -> None:
+    from pytest_lkft.reporting.squad import attachments
+
+    logs = []
+    for suite in ("boot", "smoke"):
+        (tmp_path / suite).mkdir()
+        log = tmp_path / suite / "console.log"
+        log.write_text(f"{suite} console\n")
+        logs.append(str(log))
+    assert attachments(logs) == {"boot-console.log": logs[0], "smoke-console.log": logs[1]}
+    assert attachments(logs[0]) == {"console.log": logs[0]}
+    assert attachments([str(tmp_path / "missing.log")]) == {}

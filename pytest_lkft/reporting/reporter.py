@@ -40,7 +40,7 @@ class DeviceRun:
     cases: dict[str, Case] = field(default_factory=dict)  # nodeid -> case
     metrics: dict[str, Metric] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
-    console_log: str = ""
+    console_logs: list[str] = field(default_factory=list)  # one per suite run, in order
     duration: float = 0.0
 
 
@@ -165,8 +165,8 @@ class LkftReporter:
                     run.metrics[f"{suite}/{key[len(METRIC):]}"] = metric
             elif key.startswith(META):
                 run.metadata[key[len(META):]] = value
-        if CONSOLE_LOG in props:
-            run.console_log = props[CONSOLE_LOG]
+        if CONSOLE_LOG in props and props[CONSOLE_LOG] not in run.console_logs:
+            run.console_logs.append(props[CONSOLE_LOG])
 
     def finish_item(self, report: pytest.TestReport, props: dict[str, str]) -> None:
         """Carry the build and a known-issue xfail into JUnit; a failing teardown is an error."""
@@ -208,7 +208,7 @@ class LkftReporter:
                 metadata={**run.metadata, "device": device},
                 job_id=f"lkft-{uuid.uuid4().hex}",
                 job_url=self.settings.job_url,
-                log=read_log(run.console_log),
+                log="\n".join(read_log(path) for path in run.console_logs),
                 duration=run.duration,
             )
             for device, run in sorted(self.devices.items())
@@ -247,7 +247,7 @@ class LkftReporter:
         from pytest_lkft.reporting.squad import SquadClient
 
         client = SquadClient(self.settings.squad_url)
-        logs = [run.console_log for _, run in sorted(self.devices.items())]
+        logs = [run.console_logs for _, run in sorted(self.devices.items())]
         for record, console_log in zip(records, logs, strict=True):
             self.messages.append(client.submit_or_spool(record, console_log))
 

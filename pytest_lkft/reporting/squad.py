@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -78,7 +78,7 @@ def tests_json(record: RunRecord) -> str:
     return json.dumps(data)
 
 
-def submission_from(record: RunRecord, console_log: str = "") -> Submission:
+def submission_from(record: RunRecord, console_log: str | Sequence[str] = "") -> Submission:
     """Turn a stored test run into a SQUAD submission with clean names."""
     metrics = {k: {"value": m.value, "unit": m.unit} for k, m in record.metrics.items()}
     metadata = {**record.metadata, "job_id": record.job_id or ""}
@@ -94,8 +94,17 @@ def submission_from(record: RunRecord, console_log: str = "") -> Submission:
         metrics=json.dumps(metrics),
         metadata=json.dumps(metadata, sort_keys=True),
         job_id=record.job_id or "",
-        attachments={Path(console_log).name: console_log} if log_exists(console_log) else {},
+        attachments=attachments(console_log),
     )
+
+
+def attachments(logs: str | Sequence[str]) -> dict[str, str]:
+    """Attachment name -> path for each existing console log (one per suite run:
+    `<suite>-console.log` when several runs of a device each kept their own)."""
+    paths = [p for p in ([logs] if isinstance(logs, str) else logs) if log_exists(p)]
+    if len(paths) == 1:
+        return {Path(paths[0]).name: paths[0]}
+    return {f"{Path(p).parent.name}-{Path(p).name}": p for p in paths}
 
 
 def log_exists(path: str) -> bool:
@@ -177,7 +186,7 @@ class SquadClient:
             return ""  # cannot tell: trust SQUAD's answer
         return next((str(r.get("url")) for r in runs if r.get("data_processed") is False), "")
 
-    def submit_or_spool(self, record: RunRecord, console_log: str = "") -> str:
+    def submit_or_spool(self, record: RunRecord, console_log: str | Sequence[str] = "") -> str:
         """Submit a run; on final failure spool it and say where and what to run."""
         sub = submission_from(record, console_log)
         where = f"{sub.group}/{sub.project}/{sub.build}/{sub.environment}"
