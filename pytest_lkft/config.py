@@ -65,7 +65,10 @@ class Settings:
 
         `lab_devices` are the names a lab file defines (labgrid boards, checked there).
         """
-        values = {dest: _value(config, dest, env) for _, dest, env, _, _ in ARTIFACT_OPTIONS}
+        found = {dest: _value(config, option, dest, env)
+                 for option, dest, env, _, _ in ARTIFACT_OPTIONS}
+        values = {dest: value for dest, (value, _) in found.items()}
+        sources = {dest: source for dest, (_, source) in found.items()}
         timeouts_text = values["lkft_timeouts"]
         settings = cls(
             devices=_devices(config),
@@ -75,21 +78,28 @@ class Settings:
             dtb=values["lkft_dtb"],
             boot_args=values["lkft_boot_args"] or "",
             qemu_binary=values["lkft_qemu_binary"],
-            timeouts=Timeouts.parse(timeouts_text) if timeouts_text else Timeouts(),
+            timeouts=Timeouts.parse(timeouts_text, sources["lkft_timeouts"]) if timeouts_text
+            else Timeouts(),
             results_dir=Path(config.invocation_params.dir,
                              values["lkft_results_dir"] or "lkft-results"),
             console=bool(config.getoption("lkft_console"))
             or config.getoption("capture") == "no",
         )
-        settings.check(load_devices(), lab_devices)
+        settings.check(load_devices(), lab_devices, sources)
         return settings
 
-    def check(self, table: DeviceTable, lab_devices: Sequence[str] = ()) -> None:
-        """Refuse unknown devices, missing files, missing QEMU and wrong-arch kernels."""
-        for option, value in (("--lkft-kernel", self.kernel), ("--lkft-rootfs", self.rootfs),
-                              ("--lkft-modules", self.modules), ("--lkft-dtb", self.dtb)):
+    def check(self, table: DeviceTable, lab_devices: Sequence[str] = (),
+              sources: dict[str, str] | None = None) -> None:
+        """Refuse unknown devices, missing files, missing QEMU and wrong-arch kernels.
+
+        `sources` names where each value came from (an option or an LKFT_* variable).
+        """
+        where = sources or {}
+        for dest, value in (("lkft_kernel", self.kernel), ("lkft_rootfs", self.rootfs),
+                            ("lkft_modules", self.modules), ("lkft_dtb", self.dtb)):
             if value and not is_url(value) and not Path(value).is_file():
-                raise UserError(f"{option} {value}: no such file; check the path or give a URL")
+                source = where.get(dest, "--" + dest.replace("_", "-"))
+                raise UserError(f"{source} {value}: no such file; check the path or give a URL")
         for name in (n for n in self.devices if n not in lab_devices):
             spec = table.get(name)
             binary = self.qemu_binary or spec.qemu
@@ -108,11 +118,12 @@ def is_url(value: str) -> bool:
     return value.startswith(("http://", "https://", "file://"))
 
 
-def _value(config: pytest.Config, dest: str, env: str) -> str | None:
+def _value(config: pytest.Config, option: str, dest: str, env: str) -> tuple[str | None, str]:
+    """(value, where it came from): the command line, else the environment variable."""
     value = config.getoption(dest, default=None)
     if value:
-        return str(value)
-    return os.environ.get(env) or None
+        return str(value), option
+    return os.environ.get(env) or None, env
 
 
 def _devices(config: pytest.Config) -> tuple[str, ...]:

@@ -53,6 +53,8 @@ def test_timeouts_parse_any_subset() -> None:
                 "use boot=SECONDS,test=SECONDS"),
     ("boot=x", "invalid timeout 'x' for boot in --lkft-timeouts 'boot=x'; give seconds, "
                "e.g. boot=300"),
+    ("test=0", "invalid timeout '0' for test in --lkft-timeouts 'test=0'; give seconds, "
+               "e.g. test=300"),
 ])
 def test_bad_timeouts_say_what_to_do(text: str, message: str) -> None:
     with pytest.raises(UserError) as error:
@@ -72,3 +74,18 @@ def test_scheduler_groups_by_the_device_in_the_parameter_id(nodeid: str,
     from pytest_lkft.scheduling import device_of
 
     assert device_of(nodeid, ["qemu-arm64", "qemu-arm64be", "qemu-x86_64"]) == expected
+
+
+def test_a_bad_value_from_the_environment_names_the_variable(pytester: pytest.Pytester,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             ) -> None:
+    monkeypatch.setenv("LKFT_TIMEOUTS", "boot=soon")
+    result = pytester.runpytest("-p", "no:labgrid")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: invalid timeout 'soon' for boot in LKFT_TIMEOUTS "
+                                 "'boot=soon'; give seconds, e.g. boot=300"])
+    monkeypatch.setenv("LKFT_TIMEOUTS", "boot=60")
+    monkeypatch.setenv("LKFT_ROOTFS", "/nowhere/rootfs.cpio")
+    result = pytester.runpytest("-p", "no:labgrid")
+    result.stderr.fnmatch_lines(["ERROR: LKFT_ROOTFS /nowhere/rootfs.cpio: no such file; "
+                                 "check the path or give a URL"])

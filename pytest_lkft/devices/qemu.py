@@ -37,8 +37,10 @@ class Timeouts:
             try:
                 values[phase] = float(seconds)
             except ValueError:
+                values[phase] = -1.0
+            if not values[phase] > 0:  # also refuses nan
                 raise UserError(f"invalid timeout {seconds!r} for {phase} in {source} "
-                                f"{text!r}; give seconds, e.g. {phase}=300") from None
+                                f"{text!r}; give seconds, e.g. {phase}=300")
         return cls(**values)
 
 
