@@ -44,7 +44,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from pytest_lkft.parsers.lines import LineStream
+from pytest_lkft.parsers.lines import drive
 from pytest_lkft.parsers.model import Case, Result
 
 LOG_LINES = 200
@@ -213,16 +213,10 @@ class KselftestParser:
 
 def iter_cases(lines: Iterable[str], suite: str | None = None) -> Iterator[Case]:
     """Yield kselftest cases (children before their parent) as their results come."""
-    stream = LineStream(lines)
     parser = KselftestParser(suite)
-    out = parser.out
-    for text in stream:
-        parser.feed(text, stream.line_number)
-        if out:
-            yield from out
-            out.clear()
+    yield from drive(parser, lines)
     parser.finish()
-    yield from out
+    yield from parser.out
 
 
 def parse(lines: Iterable[str], suite: str | None = None) -> list[Case]:

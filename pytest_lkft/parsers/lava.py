@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from pytest_lkft.parsers.lines import LineStream
+from pytest_lkft.parsers.lines import drive
 from pytest_lkft.parsers.model import Case, Metric, Result
 
 LOG_LINES = 200
@@ -114,14 +114,7 @@ class ConsoleParser:
 
 def iter_console(lines: Iterable[str], suite: str | None = None) -> Iterator[Case]:
     """Yield the cases of the LAVA test-case signals in a console log."""
-    stream = LineStream(lines)
-    parser = ConsoleParser(suite)
-    out = parser.out
-    for text in stream:
-        parser.feed(text, stream.line_number)
-        if out:
-            yield from out
-            out.clear()
+    yield from drive(ConsoleParser(suite), lines)
 
 
 def load_entry(raw: str) -> dict[str, Any] | None:

@@ -24,7 +24,11 @@ Each raw line is cleaned before a parser sees it:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from pytest_lkft.parsers.model import Case
 
 # `<N>` syslog level, `[ seconds]` printk time, `[ T1]`/`[ C0]` caller id, one blank.
 PREFIX = re.compile(r"(?:<\d{1,3}>)?(?:\[ *\d+\.\d+\])?(?:\[ *[TC]\d+\])? ?")
@@ -117,3 +121,26 @@ def decode_lines(chunks: Iterable[bytes]) -> Iterator[str]:
     """Decode byte lines as UTF-8, replacing what is not (console logs mix encodings)."""
     for chunk in chunks:
         yield chunk.decode("utf-8", errors="replace")
+
+
+class LineParser(Protocol):
+    """A parser fed one clean line at a time; finished cases wait in `out`."""
+
+    out: list[Case]
+
+    def feed(self, text: str, number: int) -> None: ...
+
+
+def drive(parser: LineParser, lines: Iterable[str]) -> Generator[Case, None, int]:
+    """Feed `lines` (cleaned by LineStream) to `parser`, yielding cases as they complete.
+
+    Returns the number of the last line read, for the parser's own `finish`.
+    """
+    stream = LineStream(lines)
+    out = parser.out
+    for text in stream:
+        parser.feed(text, stream.line_number)
+        if out:
+            yield from out
+            out.clear()
+    return stream.line_number

@@ -38,7 +38,7 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 
-from pytest_lkft.parsers.lines import LineStream
+from pytest_lkft.parsers.lines import drive
 from pytest_lkft.parsers.model import Case, Metric, Result
 
 LOG_LINES = 200
@@ -206,16 +206,10 @@ class LtpParser:
 
 def iter_cases(lines: Iterable[str], suite: str | None = None) -> Iterator[Case]:
     """Yield LTP cases from a result file or console log as they are read."""
-    stream = LineStream(lines)
     parser = LtpParser(suite)
-    out = parser.out
-    for text in stream:
-        parser.feed(text, stream.line_number)
-        if out:
-            yield from out
-            out.clear()
-    parser.finish(stream.line_number)
-    yield from out
+    last = yield from drive(parser, lines)
+    parser.finish(last)
+    yield from parser.out
 
 
 def parse(lines: Iterable[str], suite: str | None = None) -> list[Case]:
