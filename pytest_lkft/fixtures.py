@@ -290,7 +290,7 @@ def lkft_suite_run(request: pytest.FixtureRequest, device: Device) -> SuiteRun:
         command = marker.kwargs.get("command")
         runs[suite] = run_suite(device, suite, fill(command, request.node) if command else None,
                                 marker.kwargs.get("format", "auto"),
-                                marker.kwargs.get("timeout") or settings.timeouts.test)
+                                settings.timeouts.for_suite(marker.kwargs.get("timeout")))
     return runs[suite]
 
 

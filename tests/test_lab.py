@@ -89,3 +89,9 @@ def test_a_bad_value_from_the_environment_names_the_variable(pytester: pytest.Py
     result = pytester.runpytest("-p", "no:labgrid")
     result.stderr.fnmatch_lines(["ERROR: LKFT_ROOTFS /nowhere/rootfs.cpio: no such file; "
                                  "check the path or give a URL"])
+
+
+def test_the_users_test_timeout_beats_a_suites_own() -> None:
+    assert Timeouts().for_suite(1200) == 1200  # a slow suite may ask for more
+    assert Timeouts.parse("test=30").for_suite(1200) == 30  # --lkft-timeouts test= wins
+    assert Timeouts.parse("boot=30").for_suite(None) == 600

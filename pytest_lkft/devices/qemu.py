@@ -24,6 +24,11 @@ class Timeouts:
 
     boot: float = 300.0
     test: float = 600.0
+    given: tuple[str, ...] = field(default=(), compare=False)  # phases the user set
+
+    def for_suite(self, suite_default: float | None) -> float:
+        """A suite's command timeout: the user's test= first, then the suite's own."""
+        return self.test if "test" in self.given or not suite_default else suite_default
 
     @classmethod
     def parse(cls, text: str, source: str = "--lkft-timeouts") -> Timeouts:
@@ -41,7 +46,7 @@ class Timeouts:
             if not values[phase] > 0:  # also refuses nan
                 raise UserError(f"invalid timeout {seconds!r} for {phase} in {source} "
                                 f"{text!r}; give seconds, e.g. {phase}=300")
-        return cls(**values)
+        return cls(**values, given=tuple(sorted(values)))
 
 
 @dataclass
