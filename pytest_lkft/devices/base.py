@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from pytest_lkft.console import CommandResult, Console
+from pytest_lkft.console import CommandResult, Console, TextSink
 from pytest_lkft.crash import Crash, CrashDetector
 from pytest_lkft.errors import DeviceBroken
+from pytest_lkft.lab import load_crash_patterns
 
 if TYPE_CHECKING:
-    from pytest_lkft.devices.qemu import Timeouts
+    from pytest_lkft.devices.qemu import DeviceArtifacts, Timeouts
 
 
 class Device(Protocol):
@@ -45,13 +46,20 @@ class ConsoleDevice:
     """What QEMU guests and labgrid boards share once booted: a console to run commands on,
     the crash detector reading it, and the broken state.
 
-    Subclasses set `console`, `detector`, `timeouts` and `broken`, and implement boot().
+    Subclasses set `console` when they boot, and implement boot().
     """
 
     console: Console | None
-    detector: CrashDetector
-    timeouts: Timeouts
-    broken: str | None
+
+    def __init__(self, name: str, arch: str, artifacts: DeviceArtifacts, run_dir: Path,
+                 timeouts: Timeouts, stream: TextSink | None) -> None:
+        self.name, self.arch, self.artifacts = name, arch, artifacts
+        self.run_dir, self.timeouts, self.stream = run_dir, timeouts, stream
+        self.console_log = run_dir / "console.log"
+        self.detector = CrashDetector(load_crash_patterns())
+        self.boot_time: float | None = None
+        self.boot_error: str | None = None
+        self.broken: str | None = None
 
     def set_context(self, context: str) -> None:
         """Name what runs now (a test case), so crashes say where they happened."""

@@ -32,11 +32,9 @@ import yaml
 from pexpect.spawnbase import SpawnBase
 
 from pytest_lkft.console import CommandResult, Console, ConsoleLog, TextSink
-from pytest_lkft.crash import CrashDetector
 from pytest_lkft.devices.base import ConsoleDevice
 from pytest_lkft.devices.qemu import DeviceArtifacts, Timeouts
 from pytest_lkft.errors import BootError, DeviceBroken, InfraError, LkftError, UserError
-from pytest_lkft.lab import load_crash_patterns
 
 BOOT_METHODS = ("firmware", "uboot")
 DEFAULT_DRIVERS: dict[str, dict[str, Any]] = {"NetworkPowerDriver": {}, "SerialDriver": {}}
@@ -496,19 +494,9 @@ class LabgridDevice(ConsoleDevice):
 
     def __init__(self, spec: LabDevice, lease: PlaceLease, artifacts: DeviceArtifacts,
                  run_dir: Path, timeouts: Timeouts, stream: TextSink | None = None) -> None:
+        super().__init__(spec.name, spec.arch, artifacts, run_dir, timeouts, stream)
         self.spec = spec
-        self.name = spec.name
-        self.arch = spec.arch
         self.lease = lease
-        self.artifacts = artifacts
-        self.run_dir = run_dir
-        self.timeouts = timeouts
-        self.stream = stream
-        self.console_log = run_dir / "console.log"
-        self.detector = CrashDetector(load_crash_patterns())
-        self.boot_time: float | None = None
-        self.boot_error: str | None = None
-        self.broken: str | None = None
         self.console: SerialConsole | None = None
         self.target: Any = None
         self.metadata = {"device": spec.name, "arch": spec.arch, "place": lease.place,

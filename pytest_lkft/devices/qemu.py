@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_lkft.console import Console, ConsoleLog, TextSink
-from pytest_lkft.crash import CrashDetector
 from pytest_lkft.devices.base import ConsoleDevice
 from pytest_lkft.errors import LkftError, UserError
 from pytest_lkft.files import write_atomically
-from pytest_lkft.lab import QemuSpec, load_crash_patterns
+from pytest_lkft.lab import QemuSpec
 from pytest_lkft.rootfs import decompress_to, rootfs_kind
 
 
@@ -84,18 +83,8 @@ class QemuDevice(ConsoleDevice):
 
     def __init__(self, spec: QemuSpec, artifacts: DeviceArtifacts, run_dir: Path,
                  timeouts: Timeouts, stream: TextSink | None = None) -> None:
+        super().__init__(spec.name, spec.arch, artifacts, run_dir, timeouts, stream)
         self.spec = spec
-        self.name = spec.name
-        self.arch = spec.arch
-        self.artifacts = artifacts
-        self.run_dir = run_dir
-        self.timeouts = timeouts
-        self.stream = stream
-        self.console_log = run_dir / "console.log"
-        self.detector = CrashDetector(load_crash_patterns())
-        self.boot_time: float | None = None
-        self.boot_error: str | None = None
-        self.broken: str | None = None
         self.console: Console | None = None
         self.attempted = False
         self.binary = artifacts.qemu_binary or spec.qemu
