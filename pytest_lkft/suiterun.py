@@ -23,7 +23,6 @@ from pytest_lkft.collect import case_properties, replay
 from pytest_lkft.devices.base import Device
 from pytest_lkft.errors import DeviceBroken
 from pytest_lkft.files import write_atomically
-from pytest_lkft.parsers.detect import parse
 from pytest_lkft.parsers.model import Case, Result, unique_names
 
 EXTRA_CASES = "lkft.extra_cases"
@@ -58,6 +57,8 @@ def run_suite(device: Device, suite: str, command: str | None, fmt: str,
     except DeviceBroken as error:
         run.problem = str(error).splitlines()[0]
         text = console_text(device)
+    from pytest_lkft.parsers.detect import parse  # lazily: not needed to start the first boot
+
     run.cases = dict(unique_names(parse(text.splitlines(), fmt, suite), lambda c: c.name))
     if not run.cases and not run.problem:
         run.silent = True
