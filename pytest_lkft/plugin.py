@@ -84,8 +84,12 @@ class ExtraCases:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection(session: pytest.Session) -> None:
-    start_preboot(session.config)  # not in configure: --help and friends must not boot
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Start the first boot as early as a session exists (--help, --markers have none)."""
+    option = session.config.option
+    if not (getattr(option, "showfixtures", False) or getattr(option, "show_fixtures_per_test",
+                                                              False)):
+        start_preboot(session.config)
 
 
 def _collect_results(config: pytest.Config) -> None:

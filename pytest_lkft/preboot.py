@@ -2,7 +2,7 @@
 
 Without xdist, the first suite that needs the first `--lkft-device` would otherwise start
 QEMU only after collection and fixture set-up; booting it in a thread from
-pytest_configure hides that time behind the boot (issue 2: the harness may add at most
+pytest_sessionstart hides that time behind the boot (issue 2: the harness may add at most
 10% to the bare QEMU boot). The first suite run of that device claims the booted device
 and its run directory is moved to the suite's; if no suite claims it, it is stopped at
 the end of the session. Set `LKFT_PREBOOT=0` to turn it off.
