@@ -79,9 +79,13 @@ class DeviceTable:
             raise UserError(f"unknown device {name!r}; valid devices: {valid}") from None
 
 
+# libyaml's loader when PyYAML has it: the device table is read before the first boot starts.
+YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=YAML_LOADER)
     except OSError as error:
         raise UserError(f"cannot read {path}: {error.strerror}") from None
     except yaml.YAMLError as error:
