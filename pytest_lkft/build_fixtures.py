@@ -14,9 +14,7 @@ import gzip
 import hashlib
 import os
 import stat
-import sys
 from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from pytest_lkft.builds_cli import parse_make_vars, parse_targets
 from pytest_lkft.errors import UserError
 from pytest_lkft.kernelimage import arch_matches
 from pytest_lkft.rootfs import Entry, tarball_overlay, write_cpio
+from pytest_lkft.terminal import terminal
 
 # (option, dest, environment variable, metavar, help); the append ones have no variable
 BUILD_OPTIONS: tuple[tuple[str, str, str, str, str], ...] = (
@@ -166,26 +165,21 @@ class TerminalProgress:
     """Build progress on the terminal past pytest's capture: one rewritten line on a tty."""
 
     def __init__(self, config: pytest.Config) -> None:
-        self.capture = config.pluginmanager.get_plugin("capturemanager")
-        self.tty = sys.stdout.isatty()
+        self.terminal = terminal(config)
         self.target = ""
 
     def __call__(self, progress: BuildProgress) -> None:
         minutes, seconds = divmod(int(progress.elapsed), 60)
         text = f"lkft build [{minutes}:{seconds:02d}] {progress.target}: {progress.line.strip()}"
-        if not self.tty and progress.target == self.target:
+        if not self.terminal.tty and progress.target == self.target:
             return
-        with self.capture.global_and_fixture_disabled() if self.capture else nullcontext():
-            sys.stdout.write(f"\r{text[:100]:<100}" if self.tty else f"\n{text}")
-            sys.stdout.flush()
+        self.terminal.rewrite(text)
         self.target = progress.target
 
     def finish(self) -> None:
         """End the progress line, so pytest's own output starts on a fresh one."""
-        if self.target:
-            with self.capture.global_and_fixture_disabled() if self.capture else nullcontext():
-                sys.stdout.write("\n")
-                sys.stdout.flush()
+        if self.target and self.terminal.open_line:
+            self.terminal.write("\n")
 
 
 def kernel_build_for(config: pytest.Config, device_arch: str) -> BuildResult | None:

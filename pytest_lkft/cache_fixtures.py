@@ -8,7 +8,6 @@ pytest_terminal_summary.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from pytest_lkft.artifacts import (
     parse_size,
 )
 from pytest_lkft.errors import UserError
+from pytest_lkft.terminal import terminal
 
 CACHE_KEY = pytest.StashKey[ArtifactCache]()
 CACHE_DIR_HELP = "Artifact cache directory (default $LKFT_CACHE_DIR, else ~/.cache/lkft)"
@@ -75,18 +75,17 @@ def cache_from_config(config: pytest.Config) -> ArtifactCache:
 
 
 def terminal_progress(config: pytest.Config) -> ProgressCallback | None:
-    """Show download progress on the terminal (controller only, past capture)."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or hasattr(config, "workerinput"):
+    """Show download progress on the terminal (controller only; any thread, see `terminal`)."""
+    if hasattr(config, "workerinput"):
         return None
 
     def show(progress: Progress) -> None:
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            if progress.finished or not reporter.isatty():
-                reporter.write_line(progress.format())
-            else:
-                reporter.rewrite(progress.format())
+        if config.pluginmanager.get_plugin("terminalreporter") is None:  # -p no:terminal
+            return
+        if progress.finished:
+            terminal(config).line(progress.format())
+        else:
+            terminal(config).rewrite(progress.format())
 
     return show
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-import sys
 import weakref
 from collections.abc import Iterator
-from contextlib import nullcontext
 
 import pytest
 
@@ -42,6 +40,7 @@ from pytest_lkft.suiterun import (
     remember_cases,
     run_suite,
 )
+from pytest_lkft.terminal import terminal
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 ARTIFACTS_KEY = pytest.StashKey[dict[str, DeviceArtifacts | str]]()
@@ -103,22 +102,6 @@ def crash_checks_last(items: list[pytest.Item]) -> list[pytest.Item]:
     return [item for group in runs.values() for item in sorted(group, key=_rank)]
 
 
-class TerminalStream:
-    """Console text to the terminal, past pytest's output capture (`--lkft-console`, `-s`)."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.capture = config.pluginmanager.get_plugin("capturemanager")
-
-    def write(self, text: str) -> int:
-        with self.capture.global_and_fixture_disabled() if self.capture else nullcontext():
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        return len(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-
 @pytest.fixture(scope="session")
 def lkft_settings(pytestconfig: pytest.Config) -> Settings:
     """The resolved device options."""
@@ -140,7 +123,7 @@ def start_preboot(config: pytest.Config) -> None:
     if builds or board or not wanted(settings, bool(config.option.collectonly), xdist):
         return
     cache = config.stash[CACHE_KEY]
-    stream = TerminalStream(config) if settings.console else None
+    stream = terminal(config) if settings.console else None
     preboot = Preboot(settings, settings.devices[0], cache.fetch, cache.root, stream,
                       config.stash.setdefault(ARTIFACTS_KEY, {}))
     config.stash[PREBOOT_KEY] = preboot
@@ -196,7 +179,7 @@ def device(request: pytest.FixtureRequest, lkft_device_name: str) -> Iterator[De
     config = request.config
     settings = config.stash[SETTINGS_KEY]
     run_dir = settings.results_dir / lkft_device_name / suite_name(request.node)
-    stream = TerminalStream(config) if settings.console else None
+    stream = terminal(config) if settings.console else None
     booted: Device
     if lab_device(config, lkft_device_name) is not None:  # a labgrid board of the lab file
         booted = make_lab_device(config, lkft_device_name, suite_name(request.node), run_dir,

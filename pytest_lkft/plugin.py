@@ -26,6 +26,7 @@ from pytest_lkft.fixtures import (  # noqa: F401  (fixtures are found by name)
 )
 from pytest_lkft.reporting import junit
 from pytest_lkft.reporting import options as reporting_options
+from pytest_lkft.terminal import open_terminal
 
 MARKERS = (
     "lkft_suite(name): the SQUAD suite name of the tests in this module",
@@ -55,6 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
+    open_terminal(config)  # before any thread writes to it, while capture is suspended
     try:
         boards = lab_fixtures.lab_device_names(config)
         settings = device_config.Settings.from_config(config, boards)

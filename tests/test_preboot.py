@@ -91,3 +91,32 @@ def test_lkft_preboot_0_turns_it_off(pytester: pytest.Pytester, artifact_cache: 
     result = run(pytester, artifact_cache, qemu, "-k", "no_test_has_this_name")
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
     assert pids(starts) == []  # where the test above boots once
+
+
+def test_download_progress_and_console_stream_from_the_boot_thread(
+        pytester: pytest.Pytester, artifact_cache: Path) -> None:
+    """The pre-boot thread fetches a slowly served kernel and streams the console: both reach
+    the terminal, and pytest's own output capture is left alone (see pytest_lkft.terminal)."""
+    need_qemu("qemu-system-aarch64")
+    from origin_server import Origin
+    from pytest_lkft.artifacts import ArtifactCache
+    from pytest_lkft.debian import default_artifacts
+    from pytest_lkft.lab import load_devices
+
+    shared = ArtifactCache(artifact_cache)
+    found = default_artifacts(load_devices().get("qemu-arm64"), shared.root, shared.fetch)
+    origin = Origin(pytester.path / "origin")
+    try:
+        (pytester.path / "origin").mkdir(exist_ok=True)
+        origin.add("Image", found.kernel.read_bytes())
+        result = pytester.runpytest_subprocess(
+            str(TESTSUITES), f"--lkft-cache-dir={pytester.path / 'cache'}", "-p",
+            "no:cacheprovider", "--lkft-device=qemu-arm64", "-k", "boot", "--lkft-console",
+            f"--lkft-kernel={origin.url('Image', 'slow256')}",
+            f"--lkft-rootfs={found.rootfs}")
+    finally:
+        origin.stop()
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["fetching http://127.0.0.1:*/slow256/Image: * MB of * MB at *",
+                                 "fetched http://127.0.0.1:*/slow256/Image: * MB of * MB at *",
+                                 "*Linux version 6.*", "*lkft: init done*"])
