@@ -32,9 +32,10 @@ MARKERS = (
     "lkft_device_check: the test reports on the device itself, so it runs on a broken device",
     "lkft_crash_check: the suite's crash check; skipped when nothing booted the device",
     "lkft_run_check: the run of a parsed suite; runs before the suite's cases",
-    "lkft_parsed(format, command=None, timeout=None, silent_reason=None): a suite whose "
-    "cases come from parsing the output of `command` (None: the boot console); no output at "
-    "all skips it with silent_reason when given",
+    "lkft_parsed(format, command=None, timeout=None, silent_reason=None, cases=None): a "
+    "suite whose cases come from parsing the output of `command` (None: the boot console); "
+    "no output at all skips it with silent_reason when given; cases(config) -> {suite: "
+    "[case, ...]} names the cases a plan promises before the run",
 )
 
 
