@@ -55,11 +55,13 @@ def run_suite(device: Device, suite: str, command: str | None, fmt: str,
               timeout: float | None = None) -> SuiteRun:
     """Run `command` (None: use the boot's console) on `device` and parse its output."""
     run = SuiteRun(suite)
+    started = not device.broken  # a broken device refuses the command: it prints nothing
     try:
         text = console_text(device) if command is None else device.run(command, timeout).output
     except DeviceBroken as error:  # what the console showed since the command began
         run.problem = str(error).splitlines()[0]
-        text = console_text(device) if command is None else since_last_command(device)
+        text = console_text(device) if command is None else \
+            since_last_command(device) if started else ""
     run.cases = dict(unique_names(parse(text.splitlines(), fmt, suite), lambda c: c.name))
     if not run.cases and not run.problem:
         run.silent = True

@@ -86,7 +86,7 @@ def messages(path: Path) -> dict[str, str]:
     for case in ET.parse(path).getroot().iter("testcase"):
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
-                found[str(case.get("name"))] = str(child.get("message"))
+                found[f"{case.get('classname')}/{case.get('name')}"] = str(child.get("message"))
     return found
 
 
@@ -121,10 +121,10 @@ def test_each_tag_is_an_item_with_ltp_results(pytester: pytest.Pytester, cache: 
                                  "ltp-smoketest/warn01: fail (stand_in.c:13: TWARN: *"])
     assert junit_results(junit) == SMOKE_RESULTS
     reasons = messages(junit)
-    assert "TWARN: cleanup left a file" in reasons["warn01"]
-    assert "TBROK: could not set up the test" in reasons["brok01"]
-    assert "TCONF: CONFIG_FOO not set" in reasons["conf01"]
-    assert "skipme01 is in the skipfile skipfile" in reasons["skipme01"]
+    assert "TWARN: cleanup left a file" in reasons["ltp-smoketest/warn01"]
+    assert "TBROK: could not set up the test" in reasons["ltp-smoketest/brok01"]
+    assert "TCONF: CONFIG_FOO not set" in reasons["ltp-smoketest/conf01"]
+    assert "skipme01 is in the skipfile skipfile" in reasons["ltp-smoketest/skipme01"]
 
 
 @pytest.mark.qemu
@@ -143,18 +143,23 @@ def test_a_shard_runs_every_nth_tag(pytester: pytest.Pytester, cache: Path) -> N
 @pytest.mark.qemu
 def test_a_tag_that_never_reports_is_an_error(pytester: pytest.Pytester, cache: Path) -> None:
     need_qemu("qemu-system-aarch64")
-    tarball = ltp_tarball(pytester.path / "ltp.tar.gz", {"hang": HANG})
+    tarball = ltp_tarball(pytester.path / "ltp.tar.gz",
+                          {"hang": HANG, "later": "later01 stand_in 0\n"})
     junit = pytester.path / "ltp.xml"
-    result = run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-timeouts=test=15",
-                 f"--junitxml={junit}")
-    result.assert_outcomes(passed=2, failed=1, errors=2)  # before01, crash; run; hang, after
-    assert junit_results(junit) == {"ltp-hang/run": "failure", "ltp-hang/crash": "pass",
-                                    "ltp-hang/before01": "pass", "ltp-hang/hang01": "error",
-                                    "ltp-hang/after01": "error"}
+    result = run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=hang,later",
+                 "--lkft-timeouts=test=15", f"--junitxml={junit}")
+    result.assert_outcomes(passed=3, failed=1, errors=4)
+    assert junit_results(junit) == {  # ltp-later is not credited with ltp-hang's output
+        "ltp-hang/run": "failure", "ltp-hang/crash": "pass", "ltp-hang/before01": "pass",
+        "ltp-hang/hang01": "error", "ltp-hang/after01": "error",
+        "ltp-later/run": "error", "ltp-later/crash": "pass", "ltp-later/later01": "error"}
     reasons = messages(junit)
-    assert "the log ended before the test did" in reasons["hang01"]
-    assert "missing: the run did not report it" in reasons["after01"]
-    assert "timed out after 15 s" in reasons["after01"]
+    assert "the log ended before the test did" in reasons["ltp-hang/hang01"]
+    assert "missing: the run did not report it" in reasons["ltp-hang/after01"]
+    assert "timed out after 15 s" in reasons["ltp-hang/after01"]
+    assert "timed out after 15 s" in reasons["ltp-hang/run"]
+    assert "not run: the device is broken" in reasons["ltp-later/run"]
+    assert "missing: the run did not report it" in reasons["ltp-later/later01"]
 
 
 def test_without_a_tarball_the_suite_says_which_option_to_pass(
