@@ -152,7 +152,15 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return [*extra,
             f"lkft: devices={','.join(settings.devices)} kernel={settings.kernel or 'default'} "
             f"rootfs={settings.rootfs or 'default'} timeouts=boot={timeouts.boot:g},"
-            f"test={timeouts.test:g} cache={cache.root}"]
+            f"test={timeouts.test:g} cache={cache.root}", *ltp_header(settings)]
+
+
+def ltp_header(settings: device_config.Settings) -> list[str]:
+    """`lkft: ltp=... runtest=... skipfile=... shard=...` when an LTP tarball is given."""
+    if not settings.ltp:
+        return []
+    return [f"lkft: ltp={settings.ltp} runtest={','.join(settings.ltp_runtest) or 'default'} "
+            f"skipfile={settings.ltp_skipfile or 'none'} shard={settings.ltp_shard or 'all'}"]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,

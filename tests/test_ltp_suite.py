@@ -117,7 +117,9 @@ def test_each_tag_is_an_item_with_ltp_results(pytester: pytest.Pytester, cache: 
     result = run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=smoketest",
                  f"--lkft-ltp-skipfile={skipfile}", f"--junitxml={junit}")
     result.assert_outcomes(passed=4, failed=3, skipped=2)  # run, crash, pass01, shell01
-    result.stdout.fnmatch_lines(["*test_case?qemu-arm64-fail01-smoketest?*FAILED*",
+    result.stdout.fnmatch_lines([f"lkft: ltp={tarball} runtest=smoketest skipfile={skipfile} "
+                                 "shard=all",
+                                 "*test_case?qemu-arm64-fail01-smoketest?*FAILED*",
                                  "ltp-smoketest/warn01: fail (stand_in.c:13: TWARN: *"])
     assert junit_results(junit) == SMOKE_RESULTS
     reasons = messages(junit)
@@ -204,3 +206,13 @@ def test_tarballs_with_and_without_the_opt_ltp_prefix(tmp_path: Path) -> None:
     assert (ltp.overlay_prefix(relative), ltp.overlay_prefix(rooted)) == ("opt/ltp", "")
     assert ltp.choose_runtests(["mm", "syscalls", "zzz"], (), "x") == ["mm", "syscalls"]
     assert ltp.choose_runtests(["zzz"], (), "x") == ["zzz"]
+
+
+def test_bad_ltp_options_are_usage_errors(pytester: pytest.Pytester, cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    tarball = ltp_tarball(pytester.path / "ltp.tar.gz", {"smoketest": SMOKETEST})
+    result = run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-ltp-shard=5/4")
+    result.stderr.fnmatch_lines(["*invalid shard '5/4' from --lkft-ltp-shard; pass INDEX/TOTAL*"])
+    result = run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-ltp-skipfile=nope")
+    result.stderr.fnmatch_lines(["*--lkft-ltp-skipfile nope: no such file*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
