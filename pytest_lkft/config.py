@@ -18,6 +18,7 @@ from pytest_lkft.devices.qemu import Timeouts, qemu_package_hint
 from pytest_lkft.errors import UserError
 from pytest_lkft.kernelimage import arch_matches, describe, image_arch
 from pytest_lkft.lab import DeviceTable, load_devices
+from pytest_lkft.ltp import Shard, parse_shard
 
 if TYPE_CHECKING:
     import pytest
@@ -33,6 +34,14 @@ ARTIFACT_OPTIONS: tuple[tuple[str, str, str, str, str], ...] = (
     ("--lkft-modules", "lkft_modules", "LKFT_MODULES", "PATH|URL",
      "Kernel modules tarball, put into the rootfs"),
     ("--lkft-dtb", "lkft_dtb", "LKFT_DTB", "PATH|URL", "Device tree blob"),
+    ("--lkft-ltp", "lkft_ltp", "LKFT_LTP", "PATH|URL",
+     "LTP install tarball (the /opt/ltp tree), put into the rootfs for the ltp-* suites"),
+    ("--lkft-ltp-runtest", "lkft_ltp_runtest", "LKFT_LTP_RUNTEST", "NAME[,NAME]",
+     "LTP runtest files to run (default: LKFT's set, those the tarball has)"),
+    ("--lkft-ltp-skipfile", "lkft_ltp_skipfile", "LKFT_LTP_SKIPFILE", "PATH",
+     "LTP tags to skip, one a line, # comments (runltp -S)"),
+    ("--lkft-ltp-shard", "lkft_ltp_shard", "LKFT_LTP_SHARD", "INDEX/TOTAL",
+     "Run the INDEX-th LTP test of each runtest file and every TOTAL-th after it"),
     ("--lkft-boot-args", "lkft_boot_args", "LKFT_BOOT_ARGS", "ARGS",
      "Extra kernel command line arguments"),
     ("--lkft-qemu-binary", "lkft_qemu_binary", "LKFT_QEMU_BINARY", "PATH",
@@ -53,6 +62,10 @@ class Settings:
     rootfs: str | None = None
     modules: str | None = None
     dtb: str | None = None
+    ltp: str | None = None
+    ltp_runtest: tuple[str, ...] = ()
+    ltp_skipfile: str | None = None
+    ltp_shard: Shard | None = None
     boot_args: str = ""
     qemu_binary: str | None = None
     timeouts: Timeouts = Timeouts()
@@ -76,6 +89,12 @@ class Settings:
             rootfs=values["lkft_rootfs"],
             modules=values["lkft_modules"],
             dtb=values["lkft_dtb"],
+            ltp=values["lkft_ltp"],
+            ltp_runtest=tuple(n.strip() for n in (values["lkft_ltp_runtest"] or "").split(",")
+                              if n.strip()),
+            ltp_skipfile=values["lkft_ltp_skipfile"],
+            ltp_shard=parse_shard(values["lkft_ltp_shard"], sources["lkft_ltp_shard"])
+            if values["lkft_ltp_shard"] else None,
             boot_args=values["lkft_boot_args"] or "",
             qemu_binary=values["lkft_qemu_binary"],
             timeouts=Timeouts.parse(timeouts_text, sources["lkft_timeouts"]) if timeouts_text
@@ -96,7 +115,8 @@ class Settings:
         """
         where = sources or {}
         for dest, value in (("lkft_kernel", self.kernel), ("lkft_rootfs", self.rootfs),
-                            ("lkft_modules", self.modules), ("lkft_dtb", self.dtb)):
+                            ("lkft_modules", self.modules), ("lkft_dtb", self.dtb),
+                            ("lkft_ltp", self.ltp), ("lkft_ltp_skipfile", self.ltp_skipfile)):
             if value and not is_url(value) and not Path(value).is_file():
                 source = where.get(dest, "--" + dest.replace("_", "-"))
                 raise UserError(f"{source} {value}: no such file; check the path or give a URL")

@@ -199,7 +199,8 @@ def device(request: pytest.FixtureRequest, lkft_device_name: str) -> Iterator[De
 def case_list_key(settings: Settings, device_name: str, marker: pytest.Mark) -> str:
     """What the list of a parsed suite's cases depends on: device, artifacts, command."""
     parts = [device_name, settings.kernel or "default", settings.rootfs or "default",
-             settings.modules or "", settings.boot_args, str(marker.kwargs.get("command"))]
+             settings.modules or "", settings.boot_args, str(marker.kwargs.get("command")),
+             settings.ltp or "", str(settings.ltp_shard or "")]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
 
@@ -209,7 +210,16 @@ def cases_for(config: pytest.Config, node: pytest.Item, device_name: str) -> lis
     if marker is None:
         return []
     key = case_list_key(config.stash[SETTINGS_KEY], device_name, marker)
-    return known_cases(config.stash[CACHE_KEY].root, suite_name(node), key)
+    suite = suite_name(node)
+    known = known_cases(config.stash[CACHE_KEY].root, suite, key)
+    return sorted({*known, *promised_cases(config, marker).get(suite, [])})
+
+
+def promised_cases(config: pytest.Config, marker: pytest.Mark) -> dict[str, list[str]]:
+    """suite -> the cases its plan promises before the run (the marker's `cases`, e.g. an
+    LTP runtest file); each is an item, and an error ("missing") if the run omits it."""
+    cases = marker.kwargs.get("cases")
+    return cases(config) if callable(cases) else {}
 
 
 def parsed_cases(metafunc: pytest.Metafunc) -> list[str]:
@@ -223,8 +233,10 @@ def parsed_cases(metafunc: pytest.Metafunc) -> list[str]:
         suite_name(metafunc.definition)
     config = metafunc.config
     settings, root = config.stash[SETTINGS_KEY], config.stash[CACHE_KEY].root
-    return sorted({name for device_name in settings.devices for name in
-                   known_cases(root, pattern, case_list_key(settings, device_name, marker))})
+    promised = [name for names in promised_cases(config, marker).values() for name in names]
+    return sorted({*promised, *(name for device_name in settings.devices for name in
+                                known_cases(root, pattern,
+                                            case_list_key(settings, device_name, marker)))})
 
 
 def foreign_case(item: pytest.Item) -> bool:
@@ -295,7 +307,10 @@ def _lkft_case(request: pytest.FixtureRequest) -> None:
     item.user_properties += [(f"lkft.meta.{k}", v) for k, v in sorted(dev.metadata.items()) if v]
     dev.set_context(f"{suite}/{case}")
     parsed = item.get_closest_marker("lkft_parsed")
-    from_console = parsed is not None and parsed.kwargs.get("command") is None
-    if dev.broken and item.get_closest_marker("lkft_device_check") is None and not from_console:
+    # A parsed suite's case replays what its run saw (the console, or the command's
+    # output up to where the device broke): it runs nothing, so a broken device is fine.
+    replays = parsed is not None and (parsed.kwargs.get("command") is None
+                                      or "lkft_case_name" in item.fixturenames)
+    if dev.broken and item.get_closest_marker("lkft_device_check") is None and not replays:
         first = dev.broken.splitlines()[0]
         pytest.fail(f"not run: the device is broken ({first})", pytrace=False)

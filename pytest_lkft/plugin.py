@@ -33,9 +33,10 @@ MARKERS = (
     "lkft_device_check: the test reports on the device itself, so it runs on a broken device",
     "lkft_crash_check: the suite's crash check; skipped when nothing booted the device",
     "lkft_run_check: the run of a parsed suite; runs before the suite's cases",
-    "lkft_parsed(format, command=None, timeout=None, silent_reason=None): a suite whose "
-    "cases come from parsing the output of `command` (None: the boot console); no output at "
-    "all skips it with silent_reason when given",
+    "lkft_parsed(format, command=None, timeout=None, silent_reason=None, cases=None): a "
+    "suite whose cases come from parsing the output of `command` (None: the boot console); "
+    "no output at all skips it with silent_reason when given; cases(config) -> {suite: "
+    "[case, ...]} names the cases a plan promises before the run",
 )
 
 
@@ -157,7 +158,15 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return [*extra,
             f"lkft: devices={','.join(settings.devices)} kernel={settings.kernel or 'default'} "
             f"rootfs={settings.rootfs or 'default'} timeouts=boot={timeouts.boot:g},"
-            f"test={timeouts.test:g} cache={cache.root}"]
+            f"test={timeouts.test:g} cache={cache.root}", *ltp_header(settings)]
+
+
+def ltp_header(settings: device_config.Settings) -> list[str]:
+    """`lkft: ltp=... runtest=... skipfile=... shard=...` when an LTP tarball is given."""
+    if not settings.ltp:
+        return []
+    return [f"lkft: ltp={settings.ltp} runtest={','.join(settings.ltp_runtest) or 'default'} "
+            f"skipfile={settings.ltp_skipfile or 'none'} shard={settings.ltp_shard or 'all'}"]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,

@@ -7,9 +7,11 @@ the initramfs (checked member by member, never extracted on the host).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
+from pytest_lkft import ltp
 from pytest_lkft.artifacts import hash_file
 from pytest_lkft.config import Settings, is_url
 from pytest_lkft.debian import default_artifacts
@@ -41,6 +43,10 @@ def provision(
     overlays = [_overlay(modules, cache_root)] if modules else []
     if modules:
         metadata["modules"] = settings.modules or ""
+    ltp_tree = get(settings.ltp)
+    if ltp_tree is not None:
+        overlays += ltp_overlays(ltp_tree, settings, get(settings.ltp_skipfile), cache_root)
+        metadata["ltp"] = settings.ltp or ""
     return DeviceArtifacts(kernel=kernel, rootfs=rootfs, overlays=overlays, dtb=get(settings.dtb),
                            boot_args=settings.boot_args, qemu_binary=settings.qemu_binary,
                            metadata=metadata)
@@ -61,11 +67,32 @@ def _check_arch(spec: QemuSpec, kernel: Path, shown: str) -> None:
                         f"{spec.arch} kernel; pass --lkft-kernel built for {spec.arch}")
 
 
-def _overlay(tarball: Path, cache_root: Path) -> Path:
-    """The modules tarball as a gzip'd cpio overlay, cached by the tarball's content."""
-    path = cache_root / "overlays" / f"{hash_file(tarball)[:32]}.cpio.gz"
+def ltp_overlays(tarball: Path, settings: Settings, skipfile: Path | None,
+                 cache_root: Path) -> list[Path]:
+    """The LTP tree under /opt/ltp, then the runner and the plan of each runtest file."""
+    texts = ltp.runtest_files(tarball)
+    names = ltp.choose_runtests(list(texts), settings.ltp_runtest,
+                                 settings.ltp or str(tarball))
+    skips = ltp.read_skipfile(skipfile) if skipfile else []
+    shown = settings.ltp_skipfile or ""
+    plans = {name: ltp.plan(texts[name], settings.ltp_shard, skips, Path(shown).name)
+             for name in names}
+    data = ltp.plan_overlay(plans)
+    path = cache_root / "overlays" / f"{hashlib.sha256(data).hexdigest()[:32]}.cpio.gz"
     if not path.exists():
-        data = tarball_overlay(tarball)  # raises on a bad member before anything is written
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, data)
+    return [_overlay(tarball, cache_root, ltp.overlay_prefix(tarball)), path]
+
+
+def _overlay(tarball: Path, cache_root: Path, prefix: str = "") -> Path:
+    """A tarball as a gzip'd cpio overlay under `prefix`, cached by the tarball's content."""
+    key = hash_file(tarball)
+    if prefix:
+        key = hashlib.sha256(f"{key}:{prefix}".encode()).hexdigest()
+    path = cache_root / "overlays" / f"{key[:32]}.cpio.gz"
+    if not path.exists():
+        data = tarball_overlay(tarball, prefix)  # raises on a bad member before any write
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, data)
     return path

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,7 @@ from pytest_lkft.files import write_atomically
 from pytest_lkft.parsers.model import Case, Result, unique_names
 
 EXTRA_CASES = "lkft.extra_cases"
+LAST_START = re.compile(r"(?s:.*)^LKFT-START\r*$", re.MULTILINE)  # see console.run
 
 
 @dataclass
@@ -52,11 +54,13 @@ def run_suite(device: Device, suite: str, command: str | None, fmt: str,
               timeout: float | None = None) -> SuiteRun:
     """Run `command` (None: use the boot's console) on `device` and parse its output."""
     run = SuiteRun(suite)
+    started = not device.broken  # a broken device refuses the command: it prints nothing
     try:
         text = console_text(device) if command is None else device.run(command, timeout).output
-    except DeviceBroken as error:
+    except DeviceBroken as error:  # what the console showed since the command began
         run.problem = str(error).splitlines()[0]
-        text = console_text(device)
+        text = console_text(device) if command is None else \
+            since_last_command(device) if started else ""
     from pytest_lkft.parsers.detect import parse  # lazily: not needed to start the first boot
 
     run.cases = dict(unique_names(parse(text.splitlines(), fmt, suite), lambda c: c.name))
@@ -72,6 +76,17 @@ def console_text(device: Device) -> str:
         return device.console_log.read_text(errors="replace")
     except FileNotFoundError:
         return ""
+
+
+def since_last_command(device: Device) -> str:
+    """The console from the last command's start marker on ("" if no command started).
+
+    A suite run cut short by a broken device gets what its own command printed, never
+    the cases an earlier suite printed on the same console.
+    """
+    text = console_text(device)
+    found = LAST_START.search(text)
+    return text[found.end():] if found else ""
 
 
 def list_key(*paths: Path | None) -> str:

@@ -16,6 +16,7 @@ from pytest_lkft.rootfs import module_names
 from pytest_lkft.suiterun import SuiteRun, replay
 
 OUTPUT_TAIL = 20
+LTP_KEY = pytest.StashKey[dict[str, list[str]]]()
 
 
 def run_case(device: Device, command: str, item: pytest.Item) -> None:
@@ -54,6 +55,35 @@ def kselftest_collections(config: pytest.Config) -> list[str]:
     return sorted(dict(build.make_vars).get("TARGETS", "").split())
 
 
+def ltp_cases(config: pytest.Config) -> dict[str, list[str]]:
+    """`ltp-<runtest>` -> the tags its run is to report (the shard's), from --lkft-ltp.
+
+    Read once per process (the tarball is fetched now if it is a URL); a runtest file
+    asked for but missing is one line naming it and the files the tarball has.
+    """
+    if LTP_KEY not in config.stash:
+        config.stash[LTP_KEY] = _ltp_plans(config)
+    return config.stash[LTP_KEY]
+
+
+def _ltp_plans(config: pytest.Config) -> dict[str, list[str]]:
+    from pytest_lkft import ltp
+    from pytest_lkft.cache_fixtures import CACHE_KEY
+
+    settings = config.stash[SETTINGS_KEY]
+    if not settings.ltp:
+        return {}
+    try:
+        path = config.stash[CACHE_KEY].fetch(settings.ltp) if is_url(settings.ltp) \
+            else Path(settings.ltp)
+        texts = ltp.runtest_files(path)
+        names = ltp.choose_runtests(list(texts), settings.ltp_runtest, settings.ltp)
+    except LkftError as error:  # one line, not a collection traceback
+        pytest.fail(str(error), pytrace=False)
+    return {f"ltp-{name}": [tag for tag, _ in ltp.plan(texts[name], settings.ltp_shard)]
+            for name in names}
+
+
 @pytest.mark.lkft_run_check
 def test_run(request: pytest.FixtureRequest, lkft_suite_run: SuiteRun, device: Device) -> None:
     """`<suite>/run`: the suite ran on the device and its output parsed."""
@@ -72,7 +102,12 @@ def lkft_case(lkft_suite_run: SuiteRun, lkft_case_name: str, device: Device) -> 
 
 def test_case(lkft_case: Case) -> None:
     """One case of a parsed suite, as its run reported it."""
-    replay(lkft_case)
+    try:
+        replay(lkft_case)
+        return
+    except CaseFailed as failed:
+        message = failed.describe()
+    pytest.fail(message, pytrace=False)  # the case's log, not a Python traceback
 
 
 @pytest.mark.lkft_device_check

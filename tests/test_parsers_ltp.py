@@ -207,3 +207,28 @@ def test_kirk_report_malformed_gives_no_cases() -> None:
     assert kirk.parse_text('{"results": [1, {"status": "pass"}, {"test_fqn": 3}]}') == []
     (odd,) = kirk.parse_text('{"results": [{"test_fqn": "x", "status": "odd"}]}')
     assert odd.result is Result.ERROR
+
+
+def test_pan_block_reason_comes_from_the_output_not_the_cmdline() -> None:
+    log = [
+        "<<<test_start>>>",
+        "tag=skipped01 stime=1",
+        "cmdline=\"echo 'lkft: TCONF: skipped01 is in the skipfile'; exit 32\"",
+        "<<<test_output>>>",
+        "lkft: TCONF: skipped01 is in the skipfile",
+        "<<<execution_status>>>",
+        "duration=0 termination_type=exited termination_id=32 corefile=no",
+        "<<<test_end>>>",
+        "<<<test_start>>>",
+        "tag=conf_in_cmdline01 stime=1",
+        "cmdline=\"run_it TCONF\"",
+        "<<<test_output>>>",
+        "t.c:1: TFAIL: wrong",
+        "<<<execution_status>>>",
+        "duration=0 termination_type=exited termination_id=1 corefile=no",
+        "<<<test_end>>>",
+    ]
+    skipped, failed = ltp.parse(log)
+    assert (skipped.result, skipped.reason) == (Result.SKIP,
+                                                "lkft: TCONF: skipped01 is in the skipfile")
+    assert (failed.result, failed.reason) == (Result.FAIL, "t.c:1: TFAIL: wrong")

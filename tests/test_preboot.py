@@ -99,6 +99,7 @@ def test_download_progress_and_console_stream_from_the_boot_thread(
     the terminal, and pytest's own output capture is left alone (see pytest_lkft.terminal)."""
     need_qemu("qemu-system-aarch64")
     from origin_server import Origin
+
     from pytest_lkft.artifacts import ArtifactCache
     from pytest_lkft.debian import default_artifacts
     from pytest_lkft.lab import load_devices

@@ -48,8 +48,9 @@ def test_main_job_on_qemu_arm64(pytester: pytest.Pytester, artifact_cache: Path)
                         f"--junitxml={junit}")
     # boot: boot + crash; build: skipped (no --lkft-tree); kselftest: run and crash skipped
     # (nothing built); kunit: run skipped (Debian's kernel has no KUnit) + crash; modules:
-    # skipped (no tarball), its crash check skipped; smoke: cases + crash
-    result.assert_outcomes(passed=2 + 1 + SMOKE_CASES + 1, skipped=1 + 2 + 1 + 2)
+    # skipped (no tarball), its crash check skipped; smoke: cases + crash; ltp: run and
+    # crash skipped (no --lkft-ltp)
+    result.assert_outcomes(passed=2 + 1 + SMOKE_CASES + 1, skipped=1 + 2 + 1 + 2 + 2)
     result.stdout.fnmatch_lines([
         "*test_boot.py::test_boot?qemu-arm64?* PASSED*",
         "*test_smoke.py::test_smoke?qemu-arm64-uname?* PASSED*",

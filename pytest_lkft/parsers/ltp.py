@@ -172,6 +172,7 @@ class LtpParser:
         if text.startswith(("<<<", "initiation_status=")):
             if text.startswith("<<<test_output>>>"):
                 self.log.clear()  # drop cmdline=, contacts=, analysis=
+                self.firsts.clear()  # a TCONF in the cmdline is not the test's reason
             return
         self.log.append(text)
         self._note_output(text)

@@ -1,0 +1,166 @@
+"""An LTP install tarball and the plan of an LTP run: runtest files, skipfile, shard.
+
+The tarball holds the `/opt/ltp` tree (`runtest/<name>`, `testcases/bin/`, optionally
+`kirk` or `runltp`), either with `opt/ltp/` in its member names (`make install
+DESTDIR=...`) or relative to it. It is laid over the rootfs at /opt/ltp. The plan of
+each runtest file is worked out here, on the host, so that every runner (kirk, runltp,
+our own `data/ltp-runner.sh`) runs the same tests and the case list is known before the
+run:
+
+- a runtest line is `TAG COMMAND [ARGS...]`; blank lines and `#` comments are no test;
+- a shard `INDEX/TOTAL` (tuxrun's `shardindex`/`shardnumber`, 1-based) keeps the
+  INDEX-th test and every TOTAL-th after it;
+- a skipfile tag (one a line, first word, `#` comments: runltp's `-S` file) keeps its
+  place but its command becomes `exit 32` with a TCONF line, as runltp -S does, so
+  it is a skip saying why rather than a test that vanishes.
+
+The plans go into a second overlay: `lkft/ltp/runtest/<name>` and the runner script.
+"""
+
+from __future__ import annotations
+
+import gzip
+import stat
+import tarfile
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path, PurePosixPath
+
+from pytest_lkft.errors import UserError
+from pytest_lkft.rootfs import Entry, write_cpio
+
+LTP_PREFIX = "opt/ltp"
+PLAN_DIR = "lkft/ltp/runtest"
+RUNNER = "lkft/ltp-runner.sh"
+# LKFT's LTP suites (tuxrun `ltp-*` tests), run by default when the tarball has them.
+LKFT_RUNTESTS = ("cap_bounds", "commands", "containers", "controllers", "crypto", "cve",
+                 "fcntl-locktests", "fs", "fs_bind", "fs_perms_simple", "hugetlb", "io",
+                 "ipc", "math", "mm", "nptl", "pty", "sched", "securebits", "smoketest",
+                 "syscalls", "tracing")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Run the `index`-th test (1-based) of a runtest file and every `total`-th after it."""
+
+    index: int
+    total: int
+
+    def keeps(self, position: int) -> bool:
+        """True for the 0-based `position` of a test in its runtest file."""
+        return position % self.total == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.total}"
+
+
+def parse_shard(text: str, source: str = "--lkft-ltp-shard") -> Shard:
+    """`INDEX/TOTAL` as a Shard; UserError naming `source` for anything else."""
+    index, _, total = text.partition("/")
+    try:
+        shard = Shard(int(index), int(total))
+    except ValueError:
+        shard = Shard(0, 0)
+    if not 1 <= shard.index <= shard.total:
+        raise UserError(f"invalid shard {text!r} from {source}; pass INDEX/TOTAL with "
+                        "1 <= INDEX <= TOTAL, e.g. 2/4")
+    return shard
+
+
+def _member_root(names: list[str]) -> str:
+    """`opt/ltp/` when the tarball's tree is under it (as `make install` makes it), else ''."""
+    clean = [str(PurePosixPath(n)) for n in names]
+    rooted = [n for n in clean if n == LTP_PREFIX or n.startswith(LTP_PREFIX + "/")]
+    parents = [n for n in clean if n in (".", "opt")]
+    return LTP_PREFIX + "/" if rooted and len(rooted) + len(parents) == len(clean) else ""
+
+
+def _open(tarball: Path) -> tarfile.TarFile:
+    try:
+        return tarfile.open(tarball)
+    except (tarfile.TarError, OSError, EOFError) as error:
+        why = str(error).splitlines()[0].rstrip(":")
+        raise UserError(f"{tarball} is not a readable tarball ({why}); pass the LTP install "
+                        "tree (runtest/, testcases/bin/) as .tar, .tar.gz or .tar.xz") from None
+
+
+def overlay_prefix(tarball: Path) -> str:
+    """Where the tarball's members go in the rootfs: `opt/ltp` unless they already say so."""
+    with _open(tarball) as tar:
+        return "" if _member_root(tar.getnames()) else LTP_PREFIX
+
+
+def runtest_files(tarball: Path) -> dict[str, str]:
+    """The runtest files of an LTP tarball: name -> text, sorted by name."""
+    found: dict[str, str] = {}
+    with _open(tarball) as tar:
+        root = _member_root(tar.getnames())
+        for member in tar.getmembers():
+            path = PurePosixPath(member.name)
+            if member.isfile() and str(path.parent) == f"{root}runtest":
+                data = tar.extractfile(member)
+                found[path.name] = data.read().decode(errors="replace") if data else ""
+    return dict(sorted(found.items()))
+
+
+def runtest_entries(text: str) -> list[tuple[str, str]]:
+    """(tag, command) of every test line of a runtest file, in order."""
+    entries = []
+    for line in text.splitlines():
+        tag, _, command = line.strip().partition(" ")
+        if tag and not tag.startswith("#"):
+            entries.append((tag, command.strip()))
+    return entries
+
+
+def read_skipfile(path: Path) -> list[str]:
+    """The tags of a skipfile: the first word of each line, `#` comments and blanks left out."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as error:
+        raise UserError(f"--lkft-ltp-skipfile {path}: cannot read it ({error.strerror}); "
+                        "check the path") from None
+    words = (line.split()[0] for line in lines if line.split())
+    return [word for word in words if not word.startswith("#")]
+
+
+def skip_command(tag: str, skipfile: str) -> str:
+    """What a skipped tag runs instead: a TCONF line naming the skipfile, then exit 32."""
+    return f"echo 'lkft: TCONF: {tag} is in the skipfile {skipfile}'; exit 32"
+
+
+def plan(text: str, shard: Shard | None = None, skips: list[str] | None = None,
+         skipfile: str = "") -> list[tuple[str, str]]:
+    """The (tag, command) lines to run: the shard's tests, skipfile tags made skips."""
+    entries = runtest_entries(text)
+    if shard is not None:
+        entries = [entry for n, entry in enumerate(entries) if shard.keeps(n)]
+    skipped = set(skips or [])
+    return [(tag, skip_command(tag, skipfile) if tag in skipped else command)
+            for tag, command in entries]
+
+
+def choose_runtests(available: list[str], wanted: tuple[str, ...], tarball: str) -> list[str]:
+    """The runtest files to run: `wanted` (all must exist), else LKFT's set, else all."""
+    missing = [name for name in wanted if name not in available]
+    if missing:
+        have = ", ".join(available) or "none"
+        raise UserError(f"--lkft-ltp-runtest {missing[0]}: no runtest/{missing[0]} in "
+                        f"{tarball}; it has: {have}")
+    if wanted:
+        return list(wanted)
+    return [name for name in available if name in LKFT_RUNTESTS] or available
+
+
+def runner_script() -> bytes:
+    """Our POSIX-sh runner (ltp-pan's console format), shipped as package data."""
+    return files("pytest_lkft").joinpath("data", "ltp-runner.sh").read_bytes()
+
+
+def plan_overlay(plans: dict[str, list[tuple[str, str]]]) -> bytes:
+    """A gzip'd cpio holding the runner and one planned runtest file per suite."""
+    entries = [Entry(RUNNER, stat.S_IFREG | 0o755, runner_script())]
+    for name, lines in sorted(plans.items()):
+        text = "".join(f"{tag} {command}\n" for tag, command in lines)
+        entries.append(Entry(f"{PLAN_DIR}/{name}", stat.S_IFREG | 0o644, text.encode()))
+    return gzip.compress(write_cpio(entries), mtime=0)

@@ -1,0 +1,218 @@
+"""The ltp-<runtest> suites on a real device: tarball, runner, parser, items.
+
+LTP is not packaged in Debian and there is no network here, so the LTP tarball is built
+by the test: the /opt/ltp layout (`runtest/<name>`, `testcases/bin/`) with *stand-in*
+test programs, small shell scripts that print LTP-style TPASS/TFAIL/TBROK/TCONF/TWARN
+lines and exit with LTP's codes. Everything else is real: the tarball laid over the
+busybox initramfs, our runner (`pytest_lkft/data/ltp-runner.sh`) in the QEMU guest,
+ltp-pan's console format, the LTP parser and one pytest item per tag.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conftest import TESTSUITES, need_qemu
+from pytest_lkft import ltp
+from pytest_lkft.errors import UserError
+
+# A stand-in for an LTP test program: `stand_in CODE` prints what a new-library test
+# with that exit status prints (the result line, the Summary block) and exits with it.
+STAND_IN = """#!/bin/sh
+case "$1" in
+0) echo "stand_in.c:10: TPASS: it works" ;;
+1) echo "stand_in.c:11: TFAIL: it does not work" ;;
+2) echo "stand_in.c:12: TBROK: could not set up the test" ;;
+4) echo "stand_in.c:10: TPASS: it works"; echo "stand_in.c:13: TWARN: cleanup left a file" ;;
+32) echo "stand_in.c:14: TCONF: CONFIG_FOO not set" ;;
+esac
+printf '\\nSummary:\\npassed   %d\\n' "$([ "$1" = 0 ] || [ "$1" = 4 ] && echo 1 || echo 0)"
+exit "$1"
+"""
+SMOKETEST = """\
+# stand-in smoketest: the tag, then the command (busybox shell commands and stand_in)
+pass01 stand_in 0
+fail01 stand_in 1
+
+brok01 stand_in 2
+conf01 stand_in 32
+warn01 stand_in 4
+shell01 echo hello from busybox; test -d /opt/ltp/testcases/bin
+skipme01 stand_in 1
+"""
+HANG = """\
+before01 stand_in 0
+hang01 sleep 600
+after01 stand_in 0
+"""
+SMOKE_RESULTS = {"ltp-smoketest/run": "pass", "ltp-smoketest/crash": "pass",
+                 "ltp-smoketest/pass01": "pass", "ltp-smoketest/fail01": "failure",
+                 "ltp-smoketest/brok01": "failure", "ltp-smoketest/conf01": "skipped",
+                 "ltp-smoketest/warn01": "failure", "ltp-smoketest/shell01": "pass",
+                 "ltp-smoketest/skipme01": "skipped"}
+
+
+def add_file(tar: tarfile.TarFile, name: str, text: str, mode: int = 0o644) -> None:
+    data = text.encode()
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), mode
+    tar.addfile(info, io.BytesIO(data))
+
+
+def ltp_tarball(path: Path, runtests: dict[str, str], root: str = "") -> Path:
+    """An LTP install tree with the stand-in test program and these runtest files."""
+    with tarfile.open(path, "w:gz") as tar:
+        add_file(tar, f"{root}testcases/bin/stand_in", STAND_IN, 0o755)
+        for name, text in runtests.items():
+            add_file(tar, f"{root}runtest/{name}", text)
+    return path
+
+
+def junit_results(path: Path) -> dict[str, str]:
+    found = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        tags = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
+        found[f"{case.get('classname')}/{case.get('name')}"] = tags[0] if tags else "pass"
+    return found
+
+
+def messages(path: Path) -> dict[str, str]:
+    found = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                found[f"{case.get('classname')}/{case.get('name')}"] = str(child.get("message"))
+    return found
+
+
+def run(pytester: pytest.Pytester, cache: Path, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(str(TESTSUITES / "test_ltp.py"),
+                                         f"--lkft-cache-dir={cache}", "-p", "no:cacheprovider",
+                                         "--lkft-device=qemu-arm64", "-v", *args)
+
+
+@pytest.fixture
+def cache(tmp_path: Path, artifact_cache: Path) -> Path:
+    """A private cache (case lists) sharing the downloaded kernels of the session cache."""
+    private = tmp_path / "cache"
+    private.mkdir()
+    for shared in ("entries", "apt", "defaults"):
+        (private / shared).symlink_to(artifact_cache / shared)
+    return private
+
+
+@pytest.mark.qemu
+def test_each_tag_is_an_item_with_ltp_results(pytester: pytest.Pytester, cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    tarball = ltp_tarball(pytester.path / "ltp.tar.gz", {"smoketest": SMOKETEST,
+                                                         "other": "other01 true\n"})
+    skipfile = pytester.path / "skipfile"
+    skipfile.write_text("# known to fail on this board\nskipme01  # bug 123\n\n")
+    junit = pytester.path / "ltp.xml"
+    result = run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=smoketest",
+                 f"--lkft-ltp-skipfile={skipfile}", f"--junitxml={junit}")
+    result.assert_outcomes(passed=4, failed=3, skipped=2)  # run, crash, pass01, shell01
+    result.stdout.fnmatch_lines([f"lkft: ltp={tarball} runtest=smoketest skipfile={skipfile} "
+                                 "shard=all",
+                                 "*test_case?qemu-arm64-fail01-smoketest?*FAILED*",
+                                 "ltp-smoketest/warn01: fail (stand_in.c:13: TWARN: *"])
+    assert junit_results(junit) == SMOKE_RESULTS
+    reasons = messages(junit)
+    assert "TWARN: cleanup left a file" in reasons["ltp-smoketest/warn01"]
+    assert "TBROK: could not set up the test" in reasons["ltp-smoketest/brok01"]
+    assert "TCONF: CONFIG_FOO not set" in reasons["ltp-smoketest/conf01"]
+    assert "skipme01 is in the skipfile skipfile" in reasons["ltp-smoketest/skipme01"]
+
+
+@pytest.mark.qemu
+def test_a_shard_runs_every_nth_tag(pytester: pytest.Pytester, cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    tarball = ltp_tarball(pytester.path / "ltp.tar.gz", {"smoketest": SMOKETEST}, "opt/ltp/")
+    junit = pytester.path / "ltp.xml"
+    result = run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-ltp-shard=3/3",
+                 f"--junitxml={junit}")
+    result.assert_outcomes(passed=3, failed=1)  # run, crash, shell01; brok01
+    assert junit_results(junit) == {"ltp-smoketest/run": "pass", "ltp-smoketest/crash": "pass",
+                                    "ltp-smoketest/brok01": "failure",
+                                    "ltp-smoketest/shell01": "pass"}  # the 3rd and 6th tags
+
+
+@pytest.mark.qemu
+def test_a_tag_that_never_reports_is_an_error(pytester: pytest.Pytester, cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    tarball = ltp_tarball(pytester.path / "ltp.tar.gz",
+                          {"hang": HANG, "later": "later01 stand_in 0\n"})
+    junit = pytester.path / "ltp.xml"
+    result = run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=hang,later",
+                 "--lkft-timeouts=test=15", f"--junitxml={junit}")
+    result.assert_outcomes(passed=3, failed=1, errors=4)
+    assert junit_results(junit) == {  # ltp-later is not credited with ltp-hang's output
+        "ltp-hang/run": "failure", "ltp-hang/crash": "pass", "ltp-hang/before01": "pass",
+        "ltp-hang/hang01": "error", "ltp-hang/after01": "error",
+        "ltp-later/run": "error", "ltp-later/crash": "pass", "ltp-later/later01": "error"}
+    reasons = messages(junit)
+    assert "the log ended before the test did" in reasons["ltp-hang/hang01"]
+    assert "missing: the run did not report it" in reasons["ltp-hang/after01"]
+    assert "timed out after 15 s" in reasons["ltp-hang/after01"]
+    assert "timed out after 15 s" in reasons["ltp-hang/run"]
+    assert "not run: the device is broken" in reasons["ltp-later/run"]
+    assert "missing: the run did not report it" in reasons["ltp-later/later01"]
+
+
+def test_without_a_tarball_the_suite_says_which_option_to_pass(
+        pytester: pytest.Pytester, cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    result = run(pytester, cache, "-rs")
+    result.assert_outcomes(skipped=2)  # run, crash; no case is known
+    result.stdout.fnmatch_lines(["SKIPPED*no LTP: pass --lkft-ltp PATH|URL*"])
+
+
+def test_a_runtest_file_the_tarball_lacks_is_one_line(pytester: pytest.Pytester,
+                                                      cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    tarball = ltp_tarball(pytester.path / "ltp.tar.gz", {"smoketest": SMOKETEST, "mm": ""})
+    result = run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=syscalls")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines([f"*--lkft-ltp-runtest syscalls: no runtest/syscalls in "
+                                 f"{tarball}; it has: mm, smoketest"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_plan_applies_the_shard_then_the_skipfile() -> None:
+    text = "# comment\n\na01 cmd a\nb01 cmd b\nc01  cmd  c\nd01 cmd d\n"
+    assert ltp.runtest_entries(text) == [("a01", "cmd a"), ("b01", "cmd b"),
+                                         ("c01", "cmd  c"), ("d01", "cmd d")]
+    assert ltp.plan(text, ltp.Shard(1, 2), ["c01"], "skips") == [
+        ("a01", "cmd a"), ("c01", "echo 'lkft: TCONF: c01 is in the skipfile skips'; exit 32")]
+    assert [tag for tag, _ in ltp.plan(text, ltp.Shard(2, 2))] == ["b01", "d01"]
+
+
+def test_bad_shards_say_what_to_pass() -> None:
+    assert ltp.parse_shard("3/4") == ltp.Shard(3, 4)
+    for bad in ("0/4", "5/4", "x", "1/0", "1-4"):
+        with pytest.raises(UserError, match=f"invalid shard '{bad}' from LKFT_LTP_SHARD"):
+            ltp.parse_shard(bad, "LKFT_LTP_SHARD")
+
+
+def test_tarballs_with_and_without_the_opt_ltp_prefix(tmp_path: Path) -> None:
+    relative = ltp_tarball(tmp_path / "a.tar.gz", {"mm": "mmap01 mmap01\n"})
+    rooted = ltp_tarball(tmp_path / "b.tar.gz", {"mm": "mmap01 mmap01\n"}, "./opt/ltp/")
+    assert ltp.runtest_files(relative) == ltp.runtest_files(rooted) == {"mm": "mmap01 mmap01\n"}
+    assert (ltp.overlay_prefix(relative), ltp.overlay_prefix(rooted)) == ("opt/ltp", "")
+    assert ltp.choose_runtests(["mm", "syscalls", "zzz"], (), "x") == ["mm", "syscalls"]
+    assert ltp.choose_runtests(["zzz"], (), "x") == ["zzz"]
+
+
+def test_bad_ltp_options_are_usage_errors(pytester: pytest.Pytester, cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    tarball = ltp_tarball(pytester.path / "ltp.tar.gz", {"smoketest": SMOKETEST})
+    result = run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-ltp-shard=5/4")
+    result.stderr.fnmatch_lines(["*invalid shard '5/4' from --lkft-ltp-shard; pass INDEX/TOTAL*"])
+    result = run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-ltp-skipfile=nope")
+    result.stderr.fnmatch_lines(["*--lkft-ltp-skipfile nope: no such file*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR

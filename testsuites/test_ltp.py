@@ -1,0 +1,40 @@
+"""ltp-<runtest>: an LTP runtest file run on the device, one test per tag.
+
+LTP comes from `--lkft-ltp PATH|URL`, an install tarball (the /opt/ltp tree) laid over
+the rootfs at /opt/ltp. `--lkft-ltp-runtest` chooses the runtest files (default: LKFT's
+set, those the tarball has), `--lkft-ltp-skipfile` and `--lkft-ltp-shard INDEX/TOTAL`
+work as tuxrun's skipfile and shard parameters. kirk runs the tests when the rootfs can
+run it, else runltp, else our own runner (`pytest_lkft/data/ltp-runner.sh`). Names are
+LKFT's, `ltp-<runtest file>/<tag>`, the tag never rewritten; every tag of the plan is
+an item, and one the run never reported is an error ("missing").
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_lkft.suites import ltp_cases
+
+NO_LTP = "no LTP: pass --lkft-ltp PATH|URL, an LTP install tarball (the /opt/ltp tree)"
+COMMAND = "sh /lkft/ltp-runner.sh {runtest}"
+TIMEOUT = 3 * 3600  # ltp-syscalls takes about an hour on QEMU; --lkft-timeouts test= wins
+pytestmark = [
+    pytest.mark.lkft_suite("ltp-{runtest}"),
+    pytest.mark.lkft_parsed(format="ltp", command=COMMAND, timeout=TIMEOUT, cases=ltp_cases),
+    pytest.mark.usefixtures("runtest"),
+]
+
+
+@pytest.fixture
+def runtest() -> str:
+    """Replaced by the parametrization over the runtest files to run."""
+    pytest.skip(NO_LTP)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    names = [suite.removeprefix("ltp-") for suite in ltp_cases(metafunc.config)]
+    skipped = pytest.param("none", marks=pytest.mark.skip(reason=NO_LTP))
+    metafunc.parametrize("runtest", names or [skipped], scope="module")
+
+
+from pytest_lkft.suites import lkft_case, test_case, test_crash, test_run  # noqa: E402, F401
