@@ -53,18 +53,23 @@ NO_DEVICE = "no device given: pass --lkft-device NAME (e.g. --lkft-device=qemu-a
 
 
 def fill(template: str, node: pytest.Item | pytest.Collector) -> str:
-    """`kselftest-{collection}` with the test's parameters; unknown ones dropped with
-    their leading dash (the module-level name of a per-collection suite is `kselftest`)."""
+    """`kselftest-{collection}` with the test's parameters; unknown or empty ones dropped
+    with their leading dash (the module-level name of a per-collection suite, and its
+    placeholder when there are no collections, is `kselftest`)."""
     params = getattr(getattr(node, "callspec", None), "params", {})
     return PLACEHOLDER.sub(lambda m: f"{m.group(1)}{params[m.group(2)]}"
-                           if m.group(2) in params else "", template)
+                           if params.get(m.group(2)) not in (None, "") else "", template)
 
 
 def suite_name(node: pytest.Item | pytest.Collector) -> str:
-    """The SQUAD suite of a test: its `lkft_suite` marker, else the module name."""
+    """The SQUAD suite of a test: its `lkft_suite` marker, else the module name.
+
+    A `/` from a parameter becomes `-` (collection `net/forwarding`: suite
+    `kselftest-net-forwarding`), as a suite name cannot hold the `suite/test` separator.
+    """
     marker = node.get_closest_marker("lkft_suite")
     if marker is not None:
-        return fill(str(marker.args[0]), node)
+        return fill(str(marker.args[0]), node).replace("/", "-")
     module = getattr(node, "module", None)
     name = module.__name__.rsplit(".", 1)[-1] if module else node.name
     return name.removeprefix("test_")
@@ -217,6 +222,8 @@ def case_list_key(settings: Settings, device_name: str, marker: pytest.Mark) -> 
     """What the list of a parsed suite's cases depends on: device, artifacts, command."""
     parts = [device_name, settings.kernel or "default", settings.rootfs or "default",
              settings.modules or "", settings.boot_args, str(marker.kwargs.get("command"))]
+    if settings.kselftest:  # only then, so the lists of runs without one keep their keys
+        parts.append(settings.kselftest)
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
 
