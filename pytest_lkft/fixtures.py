@@ -47,7 +47,7 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 ARTIFACTS_KEY = pytest.StashKey[dict[str, DeviceArtifacts | str]]()
 PREBOOT_KEY = pytest.StashKey[Preboot]()
 BUILD_FAILED = "build failed: "  # marks a remembered provisioning failure that skips
-USED_KEY = pytest.StashKey[set[tuple[str, str]]]()  # suite runs (file, device) a case used
+USED_KEY = pytest.StashKey[set[tuple[str, str, str]]]()  # suite runs a case used
 PLACEHOLDER = re.compile(r"(-?)\{(\w+)\}")
 NO_DEVICE = "no device given: pass --lkft-device NAME (e.g. --lkft-device=qemu-arm64)"
 
@@ -84,10 +84,11 @@ def case_name(item: pytest.Item) -> str:
     return getattr(item, "originalname", item.name).removeprefix("test_")
 
 
-def _suite_run(item: pytest.Item) -> tuple[str, str]:
+def _suite_run(item: pytest.Item) -> tuple[str, str, str]:
+    """(file, device, suite): one boot; a module may hold several suites (kselftest-*)."""
     callspec = getattr(item, "callspec", None)
     device_name = callspec.params.get("lkft_device_name", "") if callspec else ""
-    return str(item.path), str(device_name)
+    return str(item.path), str(device_name), suite_name(item)
 
 
 def _rank(item: pytest.Item) -> int:
@@ -102,7 +103,7 @@ def crash_checks_last(items: list[pytest.Item]) -> list[pytest.Item]:
     Runs on the items as pytest's reordering by fixture parameters left them, keeping the
     position of each suite run's first item.
     """
-    runs: dict[tuple[str, str], list[pytest.Item]] = {}
+    runs: dict[tuple[str, str, str], list[pytest.Item]] = {}
     for item in items:
         runs.setdefault(_suite_run(item), []).append(item)
     return [item for group in runs.values() for item in sorted(group, key=_rank)]

@@ -59,7 +59,8 @@ def read_install(tarball: Path, shown: str) -> KselftestInstall:
                              and len(PurePosixPath(n).parts) <= 2)
             if not runners:
                 raise UserError(f"{shown} has no {RUNNER} at its top; {WHAT_TO_PASS}")
-            root = str(PurePosixPath(runners[0]).parent).removeprefix(".")
+            parent = str(PurePosixPath(runners[0]).parent)
+            root = "" if parent == "." else parent
             listed = members.get(str(PurePosixPath(root, LIST)))
             source = tar.extractfile(listed) if listed is not None else None
             if source is None:

@@ -60,7 +60,8 @@ def kselftest_install(config: pytest.Config) -> KselftestInstall | str | None:
 def _read_kselftest(config: pytest.Config, source: str) -> KselftestInstall | str:
     from pytest_lkft.cache_fixtures import CACHE_KEY
 
-    shown = f"--lkft-kselftest {source}"
+    option = "--lkft-kselftest" if config.getoption("lkft_kselftest", None) else "LKFT_KSELFTEST"
+    shown = f"{option} {source}"
     try:
         path = config.stash[CACHE_KEY].fetch(source) if is_url(source) else Path(source)
         if not path.is_file():
