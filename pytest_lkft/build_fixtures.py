@@ -9,11 +9,7 @@ wait and reuse that build.
 
 from __future__ import annotations
 
-import fnmatch
-import gzip
-import hashlib
 import os
-import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +27,8 @@ from pytest_lkft.builds import (
 from pytest_lkft.builds_cli import parse_make_vars, parse_targets
 from pytest_lkft.errors import UserError
 from pytest_lkft.kernelimage import arch_matches
-from pytest_lkft.rootfs import Entry, tarball_overlay, write_cpio
+from pytest_lkft.kselftests import KSELFTEST_PREFIX, libc_overlay, stored_overlay
+from pytest_lkft.rootfs import tarball_overlay
 from pytest_lkft.terminal import terminal
 
 # (option, dest, environment variable, metavar, help); the append ones have no variable
@@ -55,11 +52,6 @@ APPEND_OPTIONS: tuple[tuple[str, str, str, str], ...] = (
      "Kconfig fragment file or URL, CONFIG_X=y or make:<target>, merged in order; repeatable"),
     ("--lkft-make-var", "lkft_make_var", "K=V", "Extra make variable; repeatable"),
 )
-# Where the kselftest tarball lands in the device's rootfs, and the cross C library files
-# laid into /lib so its dynamically linked tests run on a busybox initramfs (FACTS.md).
-KSELFTEST_PREFIX = "opt/kselftest"
-RUNTIME_LIBS = ("ld-linux*", "libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2",
-                "librt.so.1", "libresolv.so.2", "libutil.so.1", "libgcc_s.so.1", "libatomic.so.1")
 NEEDS_TREE = "{option} needs --lkft-tree DIR, the kernel source to build"
 
 BUILD_SETTINGS_KEY = pytest.StashKey["BuildSettings | None"]()
@@ -246,27 +238,9 @@ def device_overlays(result: BuildResult, cache_root: Path) -> list[Path]:
     /opt/kselftest and, with them, the cross C library under /lib (cached by content)."""
     if result.kselftest is None:
         return []
-    overlays = [_store_overlay(tarball_overlay(result.kselftest, KSELFTEST_PREFIX), cache_root)]
+    overlays = [stored_overlay(tarball_overlay(result.kselftest, KSELFTEST_PREFIX), cache_root)]
     libc = get_arch(result.metadata["build"]["target_arch"]).libc_dir
     if libc is not None:
-        overlays.append(_store_overlay(libc_overlay(libc), cache_root))
+        overlays.append(stored_overlay(libc_overlay(libc), cache_root))
     return overlays
 
-
-def libc_overlay(libc_dir: Path) -> bytes:
-    """The runtime files of a cross C library (RUNTIME_LIBS) as a gzip'd cpio under lib/."""
-    names = sorted(n.name for n in libc_dir.iterdir()
-                   if any(fnmatch.fnmatch(n.name, p) for p in RUNTIME_LIBS))
-    entries = [Entry(f"lib/{name}", stat.S_IFREG | 0o755, (libc_dir / name).read_bytes())
-               for name in names]
-    return gzip.compress(write_cpio(entries), mtime=0)
-
-
-def _store_overlay(data: bytes, cache_root: Path) -> Path:
-    path = cache_root / "overlays" / f"{hashlib.sha256(data).hexdigest()[:32]}.cpio.gz"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-        partial.write_bytes(data)
-        os.replace(partial, path)
-    return path

@@ -1,6 +1,7 @@
-"""Device options (`--lkft-device`, artifacts, timeouts, console), resolved once.
+"""Device options (`--lkft-device`, artifacts, timeouts, console, suites), resolved once.
 
-Order: command line, then the `LKFT_*` environment variable. Every value is checked here,
+Order: command line, then the `LKFT_*` environment variable (then the ini file, for
+`lkft_tests`). Every value is checked here,
 before anything boots, and a bad one is a one-line `UserError` naming the value, where it
 came from and what to do.
 """
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     import pytest
 
 DEVICE_HELP = "QEMU device to test on, e.g. qemu-arm64 (repeat for a device matrix)"
+TESTS_HELP = ("Suites to run, by SQUAD suite name or glob: boot,smoke,kselftest-* "
+              "(repeatable; default all)")
 
 # (option, dest, environment variable, metavar, help)
 ARTIFACT_OPTIONS: tuple[tuple[str, str, str, str, str], ...] = (
@@ -33,6 +36,9 @@ ARTIFACT_OPTIONS: tuple[tuple[str, str, str, str, str], ...] = (
      "Root filesystem: ext4 or cpio, optionally .gz/.xz/.zst (default: a busybox initramfs)"),
     ("--lkft-modules", "lkft_modules", "LKFT_MODULES", "PATH|URL",
      "Kernel modules tarball, put into the rootfs"),
+    ("--lkft-kselftest", "lkft_kselftest", "LKFT_KSELFTEST", "PATH|URL",
+     "Kselftest install tarball (LKFT's kselftest.tar.xz), laid over the rootfs at "
+     "/opt/kselftest"),
     ("--lkft-dtb", "lkft_dtb", "LKFT_DTB", "PATH|URL", "Device tree blob"),
     ("--lkft-ltp", "lkft_ltp", "LKFT_LTP", "PATH|URL",
      "LTP install tarball (the /opt/ltp tree), put into the rootfs for the ltp-* suites"),
@@ -61,6 +67,7 @@ class Settings:
     kernel: str | None = None
     rootfs: str | None = None
     modules: str | None = None
+    kselftest: str | None = None
     dtb: str | None = None
     ltp: str | None = None
     ltp_runtest: tuple[str, ...] = ()
@@ -71,6 +78,8 @@ class Settings:
     timeouts: Timeouts = Timeouts()
     results_dir: Path = Path("lkft-results")
     console: bool = False
+    tests: tuple[str, ...] = ()  # suite names or globs; () runs every suite
+    tests_source: str = "--lkft-tests"
 
     @classmethod
     def from_config(cls, config: pytest.Config, lab_devices: Sequence[str] = ()) -> Settings:
@@ -83,11 +92,13 @@ class Settings:
         values = {dest: value for dest, (value, _) in found.items()}
         sources = {dest: source for dest, (_, source) in found.items()}
         timeouts_text = values["lkft_timeouts"]
+        tests, tests_source = _tests(config)
         settings = cls(
             devices=_devices(config),
             kernel=values["lkft_kernel"],
             rootfs=values["lkft_rootfs"],
             modules=values["lkft_modules"],
+            kselftest=values["lkft_kselftest"],
             dtb=values["lkft_dtb"],
             ltp=values["lkft_ltp"],
             ltp_runtest=tuple(n.strip() for n in (values["lkft_ltp_runtest"] or "").split(",")
@@ -103,6 +114,8 @@ class Settings:
                              values["lkft_results_dir"] or "lkft-results"),
             console=bool(config.getoption("lkft_console"))
             or config.getoption("capture") == "no",
+            tests=tests,
+            tests_source=tests_source,
         )
         settings.check(load_devices(), lab_devices, sources)
         return settings
@@ -112,6 +125,8 @@ class Settings:
         """Refuse unknown devices, missing files, missing QEMU and wrong-arch kernels.
 
         `sources` names where each value came from (an option or an LKFT_* variable).
+        A --lkft-kselftest problem is not checked here: the kselftest suite reports it and
+        the other suites run (`pytest_lkft.suites.kselftest_install`).
         """
         where = sources or {}
         for dest, value in (("lkft_kernel", self.kernel), ("lkft_rootfs", self.rootfs),
@@ -146,6 +161,18 @@ def _value(config: pytest.Config, option: str, dest: str, env: str) -> tuple[str
     return os.environ.get(env) or None, env
 
 
+def _tests(config: pytest.Config) -> tuple[tuple[str, ...], str]:
+    """(suite names or globs, where they came from): --lkft-tests, LKFT_TESTS, lkft_tests ini."""
+    given: list[str] = list(config.getoption("lkft_tests", default=None) or [])
+    source = "--lkft-tests"
+    if not given and os.environ.get("LKFT_TESTS"):
+        given, source = [os.environ["LKFT_TESTS"]], "LKFT_TESTS"
+    if not given:
+        given, source = list(config.getini("lkft_tests") or []), f"lkft_tests in {config.inipath}"
+    names = [n.strip() for value in given for n in value.split(",") if n.strip()]
+    return tuple(dict.fromkeys(names)), source
+
+
 def _devices(config: pytest.Config) -> tuple[str, ...]:
     names: list[str] = list(config.getoption("lkft_device", default=None) or [])
     if not names and os.environ.get("LKFT_DEVICE"):
@@ -161,5 +188,12 @@ def add_options(group: pytest.OptionGroup) -> None:
     for option, dest, env, metavar, help_text in ARTIFACT_OPTIONS:
         group.addoption(option, dest=dest, default=None, metavar=metavar,
                         help=f"{help_text} [env {env}]")
+    group.addoption("--lkft-tests", dest="lkft_tests", action="append", metavar="SUITE[,SUITE]",
+                    help=f"{TESTS_HELP} [env LKFT_TESTS, ini lkft_tests]")
     group.addoption("--lkft-console", dest="lkft_console", action="store_true", default=False,
                     help="Stream the console to the terminal while it runs (as does -s)")
+
+
+def add_ini(parser: pytest.Parser) -> None:
+    """Add the ini keys of the device options (lkft_tests)."""
+    parser.addini("lkft_tests", TESTS_HELP, type="linelist", default=[])

@@ -46,24 +46,29 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 ARTIFACTS_KEY = pytest.StashKey[dict[str, DeviceArtifacts | str]]()
 PREBOOT_KEY = pytest.StashKey[Preboot]()
 BUILD_FAILED = "build failed: "  # marks a remembered provisioning failure that skips
-USED_KEY = pytest.StashKey[set[tuple[str, str]]]()  # suite runs (file, device) a case used
+USED_KEY = pytest.StashKey[set[tuple[str, str, str]]]()  # suite runs a case used
 PLACEHOLDER = re.compile(r"(-?)\{(\w+)\}")
 NO_DEVICE = "no device given: pass --lkft-device NAME (e.g. --lkft-device=qemu-arm64)"
 
 
 def fill(template: str, node: pytest.Item | pytest.Collector) -> str:
-    """`kselftest-{collection}` with the test's parameters; unknown ones dropped with
-    their leading dash (the module-level name of a per-collection suite is `kselftest`)."""
+    """`kselftest-{collection}` with the test's parameters; unknown or empty ones dropped
+    with their leading dash (the module-level name of a per-collection suite, and its
+    placeholder when there are no collections, is `kselftest`)."""
     params = getattr(getattr(node, "callspec", None), "params", {})
     return PLACEHOLDER.sub(lambda m: f"{m.group(1)}{params[m.group(2)]}"
-                           if m.group(2) in params else "", template)
+                           if params.get(m.group(2)) not in (None, "") else "", template)
 
 
 def suite_name(node: pytest.Item | pytest.Collector) -> str:
-    """The SQUAD suite of a test: its `lkft_suite` marker, else the module name."""
+    """The SQUAD suite of a test: its `lkft_suite` marker, else the module name.
+
+    A `/` from a parameter becomes `-` (collection `net/forwarding`: suite
+    `kselftest-net-forwarding`), as a suite name cannot hold the `suite/test` separator.
+    """
     marker = node.get_closest_marker("lkft_suite")
     if marker is not None:
-        return fill(str(marker.args[0]), node)
+        return fill(str(marker.args[0]), node).replace("/", "-")
     module = getattr(node, "module", None)
     name = module.__name__.rsplit(".", 1)[-1] if module else node.name
     return name.removeprefix("test_")
@@ -78,10 +83,11 @@ def case_name(item: pytest.Item) -> str:
     return getattr(item, "originalname", item.name).removeprefix("test_")
 
 
-def _suite_run(item: pytest.Item) -> tuple[str, str]:
+def _suite_run(item: pytest.Item) -> tuple[str, str, str]:
+    """(file, device, suite): one boot; a module may hold several suites (kselftest-*)."""
     callspec = getattr(item, "callspec", None)
     device_name = callspec.params.get("lkft_device_name", "") if callspec else ""
-    return str(item.path), str(device_name)
+    return str(item.path), str(device_name), suite_name(item)
 
 
 def _rank(item: pytest.Item) -> int:
@@ -96,7 +102,7 @@ def crash_checks_last(items: list[pytest.Item]) -> list[pytest.Item]:
     Runs on the items as pytest's reordering by fixture parameters left them, keeping the
     position of each suite run's first item.
     """
-    runs: dict[tuple[str, str], list[pytest.Item]] = {}
+    runs: dict[tuple[str, str, str], list[pytest.Item]] = {}
     for item in items:
         runs.setdefault(_suite_run(item), []).append(item)
     return [item for group in runs.values() for item in sorted(group, key=_rank)]
@@ -201,6 +207,8 @@ def case_list_key(settings: Settings, device_name: str, marker: pytest.Mark) -> 
     parts = [device_name, settings.kernel or "default", settings.rootfs or "default",
              settings.modules or "", settings.boot_args, str(marker.kwargs.get("command")),
              settings.ltp or "", str(settings.ltp_shard or "")]
+    if settings.kselftest:  # only then, so the lists of runs without one keep their keys
+        parts.append(settings.kselftest)
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
 

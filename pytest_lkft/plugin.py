@@ -26,6 +26,7 @@ from pytest_lkft.fixtures import (  # noqa: F401  (fixtures are found by name)
 )
 from pytest_lkft.reporting import junit
 from pytest_lkft.reporting import options as reporting_options
+from pytest_lkft.selection import SuiteSelection
 from pytest_lkft.terminal import open_terminal
 
 MARKERS = (
@@ -43,6 +44,7 @@ MARKERS = (
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lkft", "Linux kernel functional testing")
     device_config.add_options(group)
+    device_config.add_ini(parser)
     group.addoption("--lkft-results", dest="lkft_results", nargs="+", metavar="LOG",
                     help="Test logs (KTAP, kselftest, LTP, kirk JSON, LAVA) to turn into items")
     group.addoption("--lkft-results-device", dest="lkft_results_device", metavar="NAME",
@@ -64,9 +66,16 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SETTINGS_KEY] = settings
         cache_fixtures.cache_from_config(config)
         lab_fixtures.configure(config, settings.devices)
-        build_fixtures.settings_from(config, [device_arch(config, n) for n in settings.devices])
+        built = build_fixtures.settings_from(config,
+                                             [device_arch(config, n) for n in settings.devices])
+        if settings.kselftest and built is not None and "kselftest" in built.targets:
+            raise UserError("--lkft-kselftest and --lkft-build-targets with kselftest both give "
+                            "the kselftests; pass one")
     except UserError as error:
         raise pytest.UsageError(str(error)) from None
+    if settings.tests:
+        config.pluginmanager.register(SuiteSelection(settings.tests, settings.tests_source),
+                                      "lkft-suite-selection")
     reporting_options.configure(config)
     junit.configure(config)
     _collect_results(config)
@@ -158,7 +167,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return [*extra,
             f"lkft: devices={','.join(settings.devices)} kernel={settings.kernel or 'default'} "
             f"rootfs={settings.rootfs or 'default'} timeouts=boot={timeouts.boot:g},"
-            f"test={timeouts.test:g} cache={cache.root}", *ltp_header(settings)]
+            f"test={timeouts.test:g} cache={cache.root}"
+            + (f" kselftest={settings.kselftest}" if settings.kselftest else "")
+            + (f" tests={','.join(settings.tests)}" if settings.tests else ""),
+            *ltp_header(settings)]
 
 
 def ltp_header(settings: device_config.Settings) -> list[str]:

@@ -2,7 +2,8 @@
 
 Paths are used as they are; URLs go through the artifact cache's fetch function, so every
 download is shared and resumable. A modules tarball becomes a cpio overlay appended to
-the initramfs (checked member by member, never extracted on the host).
+the initramfs (checked member by member, never extracted on the host), and so does a
+kselftest install (`--lkft-kselftest`, at /opt/kselftest).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from pathlib import Path
 
 from pytest_lkft import ltp
 from pytest_lkft.artifacts import hash_file
+from pytest_lkft.build_inputs import get_arch
 from pytest_lkft.config import Settings, is_url
 from pytest_lkft.debian import default_artifacts
 from pytest_lkft.devices.qemu import DeviceArtifacts
-from pytest_lkft.errors import UserError
+from pytest_lkft.errors import LkftError, UserError
 from pytest_lkft.files import write_atomically
 from pytest_lkft.kernelimage import arch_matches, describe, image_arch
+from pytest_lkft.kselftests import install_overlays, read_install
 from pytest_lkft.lab import QemuSpec
 from pytest_lkft.rootfs import tarball_overlay
 
@@ -43,6 +46,9 @@ def provision(
     overlays = [_overlay(modules, cache_root)] if modules else []
     if modules:
         metadata["modules"] = settings.modules or ""
+    overlays += _kselftest_overlays(settings, spec, get, cache_root)
+    if settings.kselftest:
+        metadata["kselftest"] = settings.kselftest
     ltp_tree = get(settings.ltp)
     if ltp_tree is not None:
         overlays += ltp_overlays(ltp_tree, settings, get(settings.ltp_skipfile), cache_root)
@@ -58,6 +64,23 @@ def _getter(fetch: Fetch) -> Callable[[str | None], Path | None]:
             return None
         return fetch(value, None) if is_url(value) else Path(value).resolve()
     return get
+
+
+def _kselftest_overlays(settings: Settings, spec: QemuSpec,
+                        get: Callable[[str | None], Path | None], cache_root: Path) -> list[Path]:
+    """--lkft-kselftest at /opt/kselftest, with the cross C library on the busybox rootfs.
+
+    An unusable tarball gives nothing here: the kselftest suite reports it in one line
+    (`pytest_lkft.suites.kselftest_install`) and the device's other suites still run.
+    """
+    if not settings.kselftest:
+        return []
+    try:
+        install = read_install(get(settings.kselftest) or Path(), settings.kselftest)
+        libc = get_arch(spec.arch).libc_dir if settings.rootfs is None else None
+        return install_overlays(install, libc, cache_root)
+    except LkftError:
+        return []
 
 
 def _check_arch(spec: QemuSpec, kernel: Path, shown: str) -> None:

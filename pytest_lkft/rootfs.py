@@ -116,13 +116,16 @@ def _refuse(tarball: Path, member: str, why: str) -> UserError:
     )
 
 
-def _safe_name(tarball: Path, member: tarfile.TarInfo, prefix: str) -> str:
+def _safe_name(tarball: Path, member: tarfile.TarInfo, prefix: str, strip: str = "") -> str:
     path = PurePosixPath(member.name)
     if path.is_absolute():
         raise _refuse(tarball, member.name, "is an absolute path")
     if ".." in path.parts:
         raise _refuse(tarball, member.name, "climbs out of the rootfs with '..'")
-    return str(PurePosixPath(prefix, *[p for p in path.parts if p != "."]))
+    parts = [p for p in path.parts if p != "."]
+    if strip and parts[:1] == [strip]:
+        parts = parts[1:]
+    return str(PurePosixPath(prefix, *parts))
 
 
 def _check_link(tarball: Path, member: tarfile.TarInfo, name: str) -> None:
@@ -140,8 +143,20 @@ def _check_link(tarball: Path, member: tarfile.TarInfo, name: str) -> None:
         raise _refuse(tarball, member.name, f"links out of the rootfs (to {member.linkname!r})")
 
 
-def _tar_entry(tar: tarfile.TarFile, tarball: Path, member: tarfile.TarInfo, prefix: str) -> Entry:
-    name = _safe_name(tarball, member, prefix)
+def check_members(tarball: Path, members: Iterable[tarfile.TarInfo], strip: str = "") -> None:
+    """Refuse, as tarball_overlay would, a member that escapes the tree the tarball holds
+    (below its leading directory `strip`): absolute, `..`, links out, special files."""
+    for member in members:
+        name = _safe_name(tarball, member, "", strip)
+        if member.issym() or member.islnk():
+            _check_link(tarball, member, name)
+        elif not (member.isdir() or member.isfile()):
+            raise _refuse(tarball, member.name, "is a device, fifo or other special file")
+
+
+def _tar_entry(tar: tarfile.TarFile, tarball: Path, member: tarfile.TarInfo, prefix: str,
+               strip: str = "") -> Entry:
+    name = _safe_name(tarball, member, prefix, strip)
     perm = member.mode & 0o7777
     if member.isdir():
         return Entry(name, stat.S_IFDIR | perm)
@@ -158,15 +173,16 @@ def _tar_entry(tar: tarfile.TarFile, tarball: Path, member: tarfile.TarInfo, pre
     raise _refuse(tarball, member.name, "is a device, fifo or other special file")
 
 
-def tarball_overlay(tarball: Path, prefix: str = "") -> bytes:
+def tarball_overlay(tarball: Path, prefix: str = "", strip: str = "") -> bytes:
     """A gzip'd cpio of `tarball`'s members under `prefix`, refusing any member that escapes.
 
+    A leading directory `strip` is dropped from the members' names (`kselftest/x` -> `x`).
     Every member is checked before anything is produced: absolute paths, `..` and links
     pointing outside the rootfs name the offending member in the error.
     """
     try:
         with tarfile.open(tarball) as tar:
-            entries = [_tar_entry(tar, tarball, m, prefix) for m in tar.getmembers()]
+            entries = [_tar_entry(tar, tarball, m, prefix, strip) for m in tar.getmembers()]
     except (tarfile.TarError, OSError, EOFError) as error:
         why = str(error).splitlines()[0].rstrip(":")
         raise UserError(f"{tarball} is not a readable tarball ({why}); pass a .tar, "

@@ -11,12 +11,14 @@ from pytest_lkft.config import is_url
 from pytest_lkft.devices.base import Device
 from pytest_lkft.errors import DeviceBroken, LkftError
 from pytest_lkft.fixtures import SETTINGS_KEY, check_run
+from pytest_lkft.kselftests import KselftestInstall, read_install
 from pytest_lkft.parsers.model import Case, Result
 from pytest_lkft.rootfs import module_names
 from pytest_lkft.suiterun import SuiteRun, replay
 
 OUTPUT_TAIL = 20
 LTP_KEY = pytest.StashKey[dict[str, list[str]]]()
+KSELFTEST_KEY = pytest.StashKey["KselftestInstall | str"]()
 
 
 def run_case(device: Device, command: str, item: pytest.Item) -> None:
@@ -45,10 +47,40 @@ def modules_under_test(config: pytest.Config) -> list[str]:
         pytest.fail(f"--lkft-modules {source}: {error}", pytrace=False)
 
 
+def kselftest_install(config: pytest.Config) -> KselftestInstall | str | None:
+    """The --lkft-kselftest install (fetched now if it is a URL), or one line saying why it
+    cannot be used; None without the option. Read once per process."""
+    source = config.stash[SETTINGS_KEY].kselftest
+    if not source:
+        return None
+    if KSELFTEST_KEY not in config.stash:
+        config.stash[KSELFTEST_KEY] = _read_kselftest(config, source)
+    return config.stash[KSELFTEST_KEY]
+
+
+def _read_kselftest(config: pytest.Config, source: str) -> KselftestInstall | str:
+    from pytest_lkft.cache_fixtures import CACHE_KEY
+
+    option = "--lkft-kselftest" if config.getoption("lkft_kselftest", None) else "LKFT_KSELFTEST"
+    shown = f"{option} {source}"
+    try:
+        path = config.stash[CACHE_KEY].fetch(source) if is_url(source) else Path(source)
+        if not path.is_file():
+            return f"{shown}: no such file; check the path or give a URL"
+        return read_install(path, shown)
+    except LkftError as error:
+        text = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return text if text.startswith(shown) else f"{shown}: {text}"
+
+
 def kselftest_collections(config: pytest.Config) -> list[str]:
-    """The kselftest collections the kernel build makes (its TARGETS make variable)."""
+    """The kselftest collections to run: those the --lkft-kselftest tarball lists, else
+    those the kernel build makes (its TARGETS make variable)."""
     from pytest_lkft.build_fixtures import BUILD_SETTINGS_KEY
 
+    install = kselftest_install(config)
+    if install is not None:
+        return list(install.collections) if isinstance(install, KselftestInstall) else []
     build = config.stash.get(BUILD_SETTINGS_KEY, None)
     if build is None or "kselftest" not in build.targets:
         return []

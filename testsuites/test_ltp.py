@@ -33,7 +33,7 @@ def runtest() -> str:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     names = [suite.removeprefix("ltp-") for suite in ltp_cases(metafunc.config)]
-    skipped = pytest.param("none", marks=pytest.mark.skip(reason=NO_LTP))
+    skipped = pytest.param("", id="none", marks=pytest.mark.skip(reason=NO_LTP))  # suite `ltp`
     metafunc.parametrize("runtest", names or [skipped], scope="module")
 
 
