@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
-from pytest_lkft.parsers.lines import CONTROL, clean
+from pytest_lkft.parsers.lines import clean
 from pytest_lkft.parsers.model import Case, Result
 
 LOG_LINES = 200
@@ -53,13 +53,18 @@ CHUNK_LINES = 4096
 # printk/syslog prefix as `lines.strip_prefix` takes it; atomic so that a line that is
 # no event fails fast (this regex runs over every line of a 100 MB log)
 PREFIX = r"(?><\d{1,3}>)?+(?>\[ *+\d++\.\d++\])?+(?>\[ *+[TC]\d++\])?+(?:(?<=[>\]]) )?+"
+# a line (of a chunk whose prefixes are gone) that may change the structure
 FAST_EVENT = re.compile(
-    rf"\n{PREFIX}(?P<text>[ \t]*+(?:(not ok|ok)\b[ \t]*+\d*+[ \t]*+(.*)"
-    r"|(?:# Subtest:|1\.\.\d|K?TAP version \d).*))"
+    r"\n(?P<text>(?P<indent>[ \t]*+)(?:(?P<status>not ok|ok)\b[ \t]*+\d*+[ \t]*+(?P<rest>.*)"
+    r"|\# Subtest:(?P<header>.*)|1\.\.(?P<plan>\d++).*|K?TAP version \d.*))"
 )
-LINE_PREFIX = re.compile(rf"^{PREFIX}", re.MULTILINE)
+LINE_PREFIX = re.compile(rf"\n{PREFIX}")
 END_MARKERS = ("Kernel panic - not syncing", "List of all partitions:", "reboot: System halted")
-SLOW_MARKERS = ("\x1b", "Bail out!", *END_MARKERS)
+SLOW_MARKERS = ("Bail out!", *END_MARKERS)
+# C0 controls `clean` removes, as bytes for `bytes.translate` (much faster than a regex)
+CONTROL_BYTES = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])
+# whitespace other than blank and tab: `str.strip` takes it, the event regex does not
+OTHER_SPACE = re.compile(r"[^\S \t\n]")
 
 
 @dataclass
@@ -215,9 +220,8 @@ class KtapParser:
         return True
 
     def note(self, text: str) -> None:
-        """Log lines (raw, newline-separated) with no structure: the open case's log."""
-        lines = text.rstrip("\n").rsplit("\n", LOG_LINES)[-LOG_LINES:]
-        self.stack[-1].log.extend(LINE_PREFIX.sub("", "\n".join(lines)).split("\n"))
+        """Cleaned lines, each ending in a newline, with no structure: the open case's log."""
+        self.stack[-1].log.extend(text[:-1].rsplit("\n", LOG_LINES)[-LOG_LINES:])
 
     def finish(self, number: int) -> None:
         """End of input: whatever a plan still promised is missing."""
@@ -442,10 +446,12 @@ class ChunkReader:
             if not block:
                 return
         chunk = join_lines(block)
-        if chunk is None or needs_slow_path(chunk):
-            self.read_slowly(block)
-        else:
-            self.read_fast(chunk)
+        if chunk is not None:
+            chunk = strip_prefixes(chunk)
+            if not needs_slow_path(chunk):
+                self.read_fast(chunk)
+                return
+        self.read_slowly(block)
 
     def read_until_document(self, block: list[str]) -> int:
         """Read lines one by one until a document opens; return how many were read."""
@@ -464,33 +470,102 @@ class ChunkReader:
             feed(clean(raw), self.number)
 
     def read_fast(self, chunk: str) -> None:
-        parser, feed, leaf, number = (
-            self.parser,
-            self.parser.feed,
-            self.parser.fast_leaf,
-            self.number,
-        )
-        chunk = "\n" + chunk
-        pos = 1  # start of the first line not yet read
+        """Scan a chunk for the lines that change the structure; Python runs per event.
+
+        Plain leaves, the result line of a complete suite and plans are handled here;
+        every other event goes through `feed`, the gap before it through `note`.
+        """
+        parser = self.parser
+        stack, out, suite = parser.stack, parser.out, parser.suite
+        number = self.number
+        last = 0  # the newline ending the last event line read
         for match in FAST_EVENT.finditer(chunk):
-            start = match.start() + 1
-            gap = chunk[pos:start] if start > pos else ""
-            if gap:
-                number += gap.count("\n")
-            number += 1
-            text, status, rest = match.groups()
-            pos = match.end() + 1
-            if status is None or not leaf(status, rest, text, gap, number):
+            start = match.start()
+            if start == last:
+                gap, number = "", number + 1
+            else:
+                gap = chunk[last + 1 : start + 1]
+                number += gap.count("\n") + 1
+            last = match.end()
+            text, indent, status, rest, header, plan = match.groups()
+            top = stack[-1]
+            if status is not None:
+                if rest[:1] == "-" and rest[1:2] in (" ", ""):
+                    rest = rest[2:]
+                name = rest.strip()
+                prefix, expected = top.prefix, top.expected
+                if (
+                    name
+                    and prefix is not None
+                    and name != top.name
+                    and "#" not in name
+                    and "[" not in name
+                    and (
+                        top.seen < expected
+                        if expected is not None
+                        else top.name is not None or len(stack) == 1
+                    )
+                ):
+                    top.seen += 1
+                    lines = gap[:-1].split("\n")[-LOG_LINES:] if gap else []
+                    if top.log:
+                        top.log.extend(lines)
+                        lines = list(top.log)
+                        top.log.clear()
+                    lines.append(text)
+                    result = Result.PASS if status == "ok" else Result.FAIL
+                    out.append(Case(suite, prefix + name, result, lines, "", number))
+                    if top.seen == expected and len(stack) == 1:
+                        stack.pop()
+                        self._read_rest(chunk, last, number)
+                        return
+                    continue
+                if (
+                    expected is not None
+                    and 0 < expected <= top.seen
+                    and len(stack) > 1
+                    and not top.buffer
+                ):
+                    # the result line of a complete suite: its log goes with it (`_close`)
+                    stack.pop()
+                    parent = stack[-1]
+                    parent.seen += 1
+                    if len(stack) == 1 and parent.complete:
+                        stack.pop()
+                        self._read_rest(chunk, last, number)
+                        return
+                    continue
+            elif plan is not None:  # as `_on_plan`: the first plan counts, others vanish
                 if gap:
                     parser.note(gap)
-                feed(text, number)
-            if not parser.stack:  # the document ended: look for the next one slowly
-                self.number = number
-                self.read_slowly(chunk[pos:].split("\n")[:-1])
+                if top.expected is None:
+                    top.expected = int(plan)
+                    if len(stack) == 1 and top.complete:
+                        stack.pop()
+                        self._read_rest(chunk, last, number)
+                        return
+                continue
+            if gap:
+                parser.note(gap)
+            if header is not None:
+                parser._on_header(header.strip(), len(indent))
+            else:
+                parser.feed(text, number)
+            if not stack:  # the document ended: look for the next one slowly
+                self._read_rest(chunk, last, number)
                 return
-        if pos < len(chunk):
-            number += chunk.count("\n", pos)
-            parser.note(chunk[pos:])
+        if last + 1 < len(chunk):
+            number += chunk.count("\n", last + 1)
+            parser.note(chunk[last + 1 :])
+        self.number = number
+
+    def _read_rest(self, chunk: str, last: int, number: int) -> None:
+        """Read what follows a document's end line by line (the lines are clean already)."""
+        feed = self.parser.feed
+        if last + 1 < len(chunk):
+            for text in chunk[last + 1 : -1].split("\n"):
+                number += 1
+                feed(text, number)
         self.number = number
 
 
@@ -505,11 +580,19 @@ def join_lines(block: list[str]) -> str | None:
     return chunk if chunk.count("\n") == len(block) else None
 
 
+def strip_prefixes(chunk: str) -> str:
+    """A newline, then the lines of `chunk` without their printk prefixes (`clean` does one)."""
+    return LINE_PREFIX.sub("\n", "\n" + chunk)
+
+
 def needs_slow_path(chunk: str) -> bool:
     """Tell whether a chunk has something only the line-by-line path handles."""
     if any(marker in chunk for marker in SLOW_MARKERS):
         return True
-    return CONTROL.search(chunk) is not None or GLUED.search(chunk) is not None
+    if not chunk.isascii() and OTHER_SPACE.search(chunk) is not None:
+        return True
+    data = chunk.encode("utf-8", "surrogatepass")
+    return len(data.translate(None, CONTROL_BYTES)) != len(data) or GLUED.search(chunk) is not None
 
 
 def parse(lines: Iterable[str], suite: str = "kunit") -> list[Case]:
