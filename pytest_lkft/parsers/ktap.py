@@ -32,6 +32,7 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 
 from pytest_lkft.parsers.lines import clean
@@ -65,9 +66,10 @@ SLOW_MARKERS = ("Bail out!", *END_MARKERS)
 CONTROL_BYTES = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])
 # whitespace other than blank and tab: `str.strip` takes it, the event regex does not
 OTHER_SPACE = re.compile(r"[^\S \t\n]")
+PLAIN = {"ok": Result.PASS, "not ok": Result.FAIL}  # a result without directive
 
 
-@dataclass
+@dataclass(slots=True)
 class Block:
     """An open KTAP (sub)test: from its version line or header to its result line."""
 
@@ -76,7 +78,7 @@ class Block:
     prefix: str | None  # dotted path of its leaves, None while an ancestor is unnamed
     expected: int | None = None
     seen: int = 0
-    log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    log: deque[str] = field(default_factory=partial(deque, maxlen=LOG_LINES))
     buffer: list[tuple[str, Case]] = field(default_factory=list)
 
     @property
@@ -480,13 +482,13 @@ class ChunkReader:
         number = self.number
         last = 0  # the newline ending the last event line read
         for match in FAST_EVENT.finditer(chunk):
-            start = match.start()
+            start, end = match.span()
             if start == last:
                 gap, number = "", number + 1
             else:
                 gap = chunk[last + 1 : start + 1]
                 number += gap.count("\n") + 1
-            last = match.end()
+            last = end
             text, indent, status, rest, header, plan = match.groups()
             top = stack[-1]
             if status is not None:
@@ -513,8 +515,7 @@ class ChunkReader:
                         lines = list(top.log)
                         top.log.clear()
                     lines.append(text)
-                    result = Result.PASS if status == "ok" else Result.FAIL
-                    out.append(Case(suite, prefix + name, result, lines, "", number))
+                    out.append(Case(suite, prefix + name, PLAIN[status], lines, "", number))
                     if top.seen == expected and len(stack) == 1:
                         stack.pop()
                         self._read_rest(chunk, last, number)
@@ -548,7 +549,21 @@ class ChunkReader:
             if gap:
                 parser.note(gap)
             if header is not None:
-                parser._on_header(header.strip(), len(indent))
+                name, depth = header.strip(), len(indent)
+                if (  # a new subtest: what `_on_header` does when it only pushes
+                    (
+                        top.name is not None
+                        or top.seen
+                        or top.expected is not None
+                        or depth > top.indent
+                    )
+                    and not top.complete
+                    and len(stack) < MAX_NESTING
+                ):
+                    parent = top.prefix
+                    stack.append(Block(name, depth, None if parent is None else f"{parent}{name}."))
+                    continue
+                parser._on_header(name, depth)
             else:
                 parser.feed(text, number)
             if not stack:  # the document ended: look for the next one slowly
