@@ -55,8 +55,10 @@ CHUNK_LINES = 4096
 # no event fails fast (this regex runs over every line of a 100 MB log)
 PREFIX = r"(?><\d{1,3}>)?+(?>\[ *+\d++\.\d++\])?+(?>\[ *+[TC]\d++\])?+(?:(?<=[>\]]) )?+"
 # a line (of a chunk whose prefixes are gone) that may change the structure
+# (a result's `name` is set when it has no directive and no `[`, `rest` otherwise)
 FAST_EVENT = re.compile(
-    r"\n(?P<text>(?P<indent>[ \t]*+)(?:(?P<status>not ok|ok)\b[ \t]*+\d*+[ \t]*+(?P<rest>.*)"
+    r"\n(?P<text>(?P<indent>[ \t]*+)(?:(?P<status>not ok|ok)\b[ \t]*+\d*+[ \t]*+"
+    r"(?:(?:- |-(?=\n))?(?P<name>[^#\[\n]*+)(?=\n)|(?P<rest>.*))"
     r"|\# Subtest:(?P<header>.*)|1\.\.(?P<plan>\d++).*|K?TAP version \d.*))"
 )
 LINE_PREFIX = re.compile(rf"\n{PREFIX}")
@@ -410,18 +412,16 @@ def iter_cases(lines: Iterable[str], suite: str = "kunit") -> Iterator[Case]:
     """Yield the leaf cases of every KTAP document in `lines`, as they complete.
 
     Lines are read in chunks of `CHUNK_LINES`. Inside a document, a chunk without
-    escapes, CRs, glued results or end markers is scanned by one regex (`FAST_EVENT`)
-    for the lines that change the structure; the lines between them only feed the case
-    logs. Any other chunk goes line by line through `LineStream`-style cleaning. Both
-    paths give the same cases; the fast one is what makes 100 MB logs take seconds
-    (issue 3: at least 20x kunit_parser).
+    escapes, CRs, glued results or end markers loses its printk prefixes in one regex
+    substitution and is scanned by one regex (`FAST_EVENT`) for the lines that change
+    the structure; the lines between them only feed the case logs. Any other chunk goes
+    line by line through `LineStream`-style cleaning. Both paths give the same cases;
+    the fast one is what makes 100 MB logs take seconds (issue 3: at least 20x
+    kunit_parser).
     """
     reader = ChunkReader(KtapParser(suite))
     source = iter(lines)
-    while True:
-        block = list(islice(source, CHUNK_LINES))
-        if not block:
-            break
+    while block := list(islice(source, CHUNK_LINES)):
         reader.read(block)
         yield from reader.drain()
     reader.parser.finish(reader.number)
@@ -478,7 +478,7 @@ class ChunkReader:
         every other event goes through `feed`, the gap before it through `note`.
         """
         parser = self.parser
-        stack, out, suite = parser.stack, parser.out, parser.suite
+        stack, emit, suite = parser.stack, parser.out.append, parser.suite
         number = self.number
         last = 0  # the newline ending the last event line read
         for match in FAST_EVENT.finditer(chunk):
@@ -487,21 +487,18 @@ class ChunkReader:
                 gap, number = "", number + 1
             else:
                 gap = chunk[last + 1 : start + 1]
-                number += gap.count("\n") + 1
+                lines_in_gap = gap.count("\n")
+                number += lines_in_gap + 1
             last = end
-            text, indent, status, rest, header, plan = match.groups()
+            text, indent, status, name, _, header, plan = match.groups()
             top = stack[-1]
             if status is not None:
-                if rest[:1] == "-" and rest[1:2] in (" ", ""):
-                    rest = rest[2:]
-                name = rest.strip()
                 prefix, expected = top.prefix, top.expected
                 if (
-                    name
+                    name is not None
+                    and (name := name.strip())
                     and prefix is not None
                     and name != top.name
-                    and "#" not in name
-                    and "[" not in name
                     and (
                         top.seen < expected
                         if expected is not None
@@ -509,13 +506,18 @@ class ChunkReader:
                     )
                 ):
                     top.seen += 1
-                    lines = gap[:-1].split("\n")[-LOG_LINES:] if gap else []
+                    if not gap:
+                        lines = []
+                    elif lines_in_gap == 1:
+                        lines = [gap[:-1]]
+                    else:
+                        lines = gap[:-1].split("\n")[-LOG_LINES:]
                     if top.log:
                         top.log.extend(lines)
                         lines = list(top.log)
                         top.log.clear()
                     lines.append(text)
-                    out.append(Case(suite, prefix + name, PLAIN[status], lines, "", number))
+                    emit(Case(suite, prefix + name, PLAIN[status], lines, "", number))
                     if top.seen == expected and len(stack) == 1:
                         stack.pop()
                         self._read_rest(chunk, last, number)
@@ -560,8 +562,8 @@ class ChunkReader:
                     and not top.complete
                     and len(stack) < MAX_NESTING
                 ):
-                    parent = top.prefix
-                    stack.append(Block(name, depth, None if parent is None else f"{parent}{name}."))
+                    path = top.prefix
+                    stack.append(Block(name, depth, None if path is None else f"{path}{name}."))
                     continue
                 parser._on_header(name, depth)
             else:
