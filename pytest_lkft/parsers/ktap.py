@@ -472,10 +472,12 @@ class ChunkReader:
             feed(clean(raw), self.number)
 
     def read_fast(self, chunk: str) -> None:
-        """Scan a chunk for the lines that change the structure; Python runs per event.
+        """Scan a cleaned chunk for the lines that change the structure.
 
-        Plain leaves, the result line of a complete suite and plans are handled here;
-        every other event goes through `feed`, the gap before it through `note`.
+        Python runs once per event line, not per line. Plain leaves are reported here
+        (inline: this loop runs for every case of a 100 MB log); complete suites'
+        result lines, plans and subtest headers by the `fast_*` methods; every other
+        event goes through `feed`, the gap before it through `note`.
         """
         parser = self.parser
         stack, emit, suite = parser.stack, parser.out.append, parser.suite
@@ -494,7 +496,7 @@ class ChunkReader:
             top = stack[-1]
             if status is not None:
                 prefix, expected = top.prefix, top.expected
-                if (
+                if (  # a plain leaf, as `feed` would take it (`fast_leaf` before 2026-11)
                     name is not None
                     and (name := name.strip())
                     and prefix is not None
@@ -520,54 +522,14 @@ class ChunkReader:
                     emit(Case(suite, prefix + name, PLAIN[status], lines, "", number))
                     if top.seen == expected and len(stack) == 1:
                         stack.pop()
-                        self._read_rest(chunk, last, number)
-                        return
-                    continue
-                if (
-                    expected is not None
-                    and 0 < expected <= top.seen
-                    and len(stack) > 1
-                    and not top.buffer
-                ):
-                    # the result line of a complete suite: its log goes with it (`_close`)
-                    stack.pop()
-                    parent = stack[-1]
-                    parent.seen += 1
-                    if len(stack) == 1 and parent.complete:
-                        stack.pop()
-                        self._read_rest(chunk, last, number)
-                        return
-                    continue
-            elif plan is not None:  # as `_on_plan`: the first plan counts, others vanish
+                elif not self.fast_close(top):
+                    self.slow_event(gap, text, number)
+            elif plan is not None:
                 if gap:
                     parser.note(gap)
-                if top.expected is None:
-                    top.expected = int(plan)
-                    if len(stack) == 1 and top.complete:
-                        stack.pop()
-                        self._read_rest(chunk, last, number)
-                        return
-                continue
-            if gap:
-                parser.note(gap)
-            if header is not None:
-                name, depth = header.strip(), len(indent)
-                if (  # a new subtest: what `_on_header` does when it only pushes
-                    (
-                        top.name is not None
-                        or top.seen
-                        or top.expected is not None
-                        or depth > top.indent
-                    )
-                    and not top.complete
-                    and len(stack) < MAX_NESTING
-                ):
-                    path = top.prefix
-                    stack.append(Block(name, depth, None if path is None else f"{path}{name}."))
-                    continue
-                parser._on_header(name, depth)
-            else:
-                parser.feed(text, number)
+                self.fast_plan(top, int(plan))
+            elif header is None or not self.fast_header(top, gap, header, len(indent)):
+                self.slow_event(gap, text, number)
             if not stack:  # the document ended: look for the next one slowly
                 self._read_rest(chunk, last, number)
                 return
@@ -575,6 +537,44 @@ class ChunkReader:
             number += chunk.count("\n", last + 1)
             parser.note(chunk[last + 1 :])
         self.number = number
+
+    def fast_close(self, top: Block) -> bool:
+        """The result line of a complete suite with children: what `_close` does."""
+        stack = self.parser.stack
+        expected = top.expected
+        if expected is None or not 0 < expected <= top.seen or len(stack) == 1 or top.buffer:
+            return False
+        stack.pop()  # its log (the gap too) goes with it
+        stack[-1].seen += 1
+        if len(stack) == 1 and stack[0].complete:
+            stack.pop()
+        return True
+
+    def fast_plan(self, top: Block, count: int) -> None:
+        """A plan line: what `_on_plan` does (the first plan counts, others vanish)."""
+        if top.expected is None:
+            top.expected = count
+            if len(self.parser.stack) == 1 and top.complete:
+                self.parser.stack.pop()
+
+    def fast_header(self, top: Block, gap: str, header: str, indent: int) -> bool:
+        """A `# Subtest:` header that opens a new block: what `_on_header` does then."""
+        stack = self.parser.stack
+        if top.complete or len(stack) >= MAX_NESTING:
+            return False
+        if top.name is None and not top.seen and top.expected is None and indent <= top.indent:
+            return False  # it names the block its version line opened
+        if gap:
+            self.parser.note(gap)
+        name, path = header.strip(), top.prefix
+        stack.append(Block(name, indent, None if path is None else f"{path}{name}."))
+        return True
+
+    def slow_event(self, gap: str, text: str, number: int) -> None:
+        """Any other event line: its gap to the open block's log, the line to `feed`."""
+        if gap:
+            self.parser.note(gap)
+        self.parser.feed(text, number)
 
     def _read_rest(self, chunk: str, last: int, number: int) -> None:
         """Read what follows a document's end line by line (the lines are clean already)."""
