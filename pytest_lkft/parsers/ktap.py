@@ -189,40 +189,6 @@ class KtapParser:
             return
         self._on_other(text, stripped, number)
 
-    def fast_leaf(self, status: str, rest: str, text: str, gap: str, number: int) -> bool:
-        """Report a plain `ok|not ok N name` leaf of a named block, or return False.
-
-        The fast path of `ChunkReader`: anything unusual (a directive, a `[`, a block
-        this line may close, an unnamed block) is left to `feed`, which gives the same
-        case more slowly.
-        """
-        top = self.stack[-1]
-        if rest.startswith("- "):
-            rest = rest[2:]
-        name = rest.rstrip()
-        expected = top.expected
-        if not name or name == "-" or "#" in name or "[" in name or top.prefix is None:
-            return False
-        if name == top.name:
-            return False
-        if expected is None:
-            if top.name is None and len(self.stack) > 1:
-                return False
-        elif top.seen >= expected:
-            return False
-        top.seen += 1
-        lines = LINE_PREFIX.sub("", gap[:-1]).split("\n")[-LOG_LINES:] if gap else []
-        if top.log:
-            top.log.extend(lines)
-            lines = list(top.log)
-            top.log.clear()
-        lines.append(text)
-        result = Result.PASS if status == "ok" else Result.FAIL
-        self.out.append(Case(self.suite, top.prefix + name, result, lines, "", number))
-        if len(self.stack) == 1 and top.seen == expected:
-            self.stack.pop()
-        return True
-
     def note(self, text: str) -> None:
         """Cleaned lines, each ending in a newline, with no structure: the open case's log."""
         self.stack[-1].log.extend(text[:-1].rsplit("\n", LOG_LINES)[-LOG_LINES:])
@@ -496,7 +462,7 @@ class ChunkReader:
             top = stack[-1]
             if status is not None:
                 prefix, expected = top.prefix, top.expected
-                if (  # a plain leaf, as `feed` would take it (`fast_leaf` before 2026-11)
+                if (  # a plain leaf of a named block, as `feed` would take it
                     name is not None
                     and (name := name.strip())
                     and prefix is not None
