@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
+
 from pytest_lkft.parsers import ktap
 from pytest_lkft.parsers.lines import LineStream, clean, strip_prefix
 from pytest_lkft.parsers.model import Case, Counts, Result
@@ -365,3 +367,30 @@ def test_unnamed_block_that_never_closes_releases_its_cases() -> None:
         if seen == ktap.MAX_BUFFERED + 1:
             break
     assert seen == ktap.MAX_BUFFERED + 1
+
+
+TRICKY_BODIES = {
+    "an empty line before a header": [
+        *("KTAP version 1", "1..2", "noise", "", "    # Subtest: a", "    1..1"),
+        *("    ok 1 x", "ok 1 a", "ok 2 b"),
+    ],
+    "a second plan": ["KTAP version 1", "1..2", "1..5", "ok 1 a", "ok 2 b"],
+    "blanks around a name": ["KTAP version 1", "1..2", "ok 1 -   spaced  ", "ok 2 -\tb"],
+    "a no-break space before ok": ["KTAP version 1", "1..2", "\u00a0ok 1 a", "ok 2 b", "ok 3 c"],
+    "a document ending on a chunk's last line": ["KTAP version 1", "1..1", "ok 1 a"],
+}
+
+
+@pytest.mark.parametrize("prefix", ["", "[    0.5] ", "<6>[    0.5][    T1] "])
+@pytest.mark.parametrize("body", TRICKY_BODIES.values(), ids=TRICKY_BODIES.keys())
+def test_fast_path_agrees_on_tricky_lines(
+    body: list[str], prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ktap, "CHUNK_LINES", len(body))  # chunks end where documents do
+    lines = [f"{prefix}{line}\n" for line in body] * 2
+    reader = ktap.ChunkReader(ktap.KtapParser())
+    reader.read_slowly(lines)
+    reader.parser.finish(reader.number)
+    slow = reader.drain()
+    assert ktap.parse(lines) == slow
+    assert len(slow) >= 2

@@ -32,9 +32,10 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 
-from pytest_lkft.parsers.lines import CONTROL, clean
+from pytest_lkft.parsers.lines import clean
 from pytest_lkft.parsers.model import Case, Result
 
 LOG_LINES = 200
@@ -53,16 +54,24 @@ CHUNK_LINES = 4096
 # printk/syslog prefix as `lines.strip_prefix` takes it; atomic so that a line that is
 # no event fails fast (this regex runs over every line of a 100 MB log)
 PREFIX = r"(?><\d{1,3}>)?+(?>\[ *+\d++\.\d++\])?+(?>\[ *+[TC]\d++\])?+(?:(?<=[>\]]) )?+"
+# a line (of a chunk whose prefixes are gone) that may change the structure
+# (a result's `name` is set when it has no directive and no `[`, `rest` otherwise)
 FAST_EVENT = re.compile(
-    rf"\n{PREFIX}(?P<text>[ \t]*+(?:(not ok|ok)\b[ \t]*+\d*+[ \t]*+(.*)"
-    r"|(?:# Subtest:|1\.\.\d|K?TAP version \d).*))"
+    r"\n(?P<text>(?P<indent>[ \t]*+)(?:(?P<status>not ok|ok)\b[ \t]*+\d*+[ \t]*+"
+    r"(?:(?:- |-(?=\n))?(?P<name>[^#\[\n]*+)(?=\n)|(?P<rest>.*))"
+    r"|\# Subtest:(?P<header>.*)|1\.\.(?P<plan>\d++).*|K?TAP version \d.*))"
 )
-LINE_PREFIX = re.compile(rf"^{PREFIX}", re.MULTILINE)
+LINE_PREFIX = re.compile(rf"\n{PREFIX}")
 END_MARKERS = ("Kernel panic - not syncing", "List of all partitions:", "reboot: System halted")
-SLOW_MARKERS = ("\x1b", "Bail out!", *END_MARKERS)
+SLOW_MARKERS = ("Bail out!", *END_MARKERS)
+# C0 controls `clean` removes, as bytes for `bytes.translate` (much faster than a regex)
+CONTROL_BYTES = bytes([*range(0x09), *range(0x0B, 0x20), 0x7F])
+# whitespace other than blank and tab: `str.strip` takes it, the event regex does not
+OTHER_SPACE = re.compile(r"[^\S \t\n]")
+PLAIN = {"ok": Result.PASS, "not ok": Result.FAIL}  # a result without directive
 
 
-@dataclass
+@dataclass(slots=True)
 class Block:
     """An open KTAP (sub)test: from its version line or header to its result line."""
 
@@ -71,7 +80,7 @@ class Block:
     prefix: str | None  # dotted path of its leaves, None while an ancestor is unnamed
     expected: int | None = None
     seen: int = 0
-    log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    log: deque[str] = field(default_factory=partial(deque, maxlen=LOG_LINES))
     buffer: list[tuple[str, Case]] = field(default_factory=list)
 
     @property
@@ -180,44 +189,9 @@ class KtapParser:
             return
         self._on_other(text, stripped, number)
 
-    def fast_leaf(self, status: str, rest: str, text: str, gap: str, number: int) -> bool:
-        """Report a plain `ok|not ok N name` leaf of a named block, or return False.
-
-        The fast path of `ChunkReader`: anything unusual (a directive, a `[`, a block
-        this line may close, an unnamed block) is left to `feed`, which gives the same
-        case more slowly.
-        """
-        top = self.stack[-1]
-        if rest.startswith("- "):
-            rest = rest[2:]
-        name = rest.rstrip()
-        expected = top.expected
-        if not name or name == "-" or "#" in name or "[" in name or top.prefix is None:
-            return False
-        if name == top.name:
-            return False
-        if expected is None:
-            if top.name is None and len(self.stack) > 1:
-                return False
-        elif top.seen >= expected:
-            return False
-        top.seen += 1
-        lines = LINE_PREFIX.sub("", gap[:-1]).split("\n")[-LOG_LINES:] if gap else []
-        if top.log:
-            top.log.extend(lines)
-            lines = list(top.log)
-            top.log.clear()
-        lines.append(text)
-        result = Result.PASS if status == "ok" else Result.FAIL
-        self.out.append(Case(self.suite, top.prefix + name, result, lines, "", number))
-        if len(self.stack) == 1 and top.seen == expected:
-            self.stack.pop()
-        return True
-
     def note(self, text: str) -> None:
-        """Log lines (raw, newline-separated) with no structure: the open case's log."""
-        lines = text.rstrip("\n").rsplit("\n", LOG_LINES)[-LOG_LINES:]
-        self.stack[-1].log.extend(LINE_PREFIX.sub("", "\n".join(lines)).split("\n"))
+        """Cleaned lines, each ending in a newline, with no structure: the open case's log."""
+        self.stack[-1].log.extend(text[:-1].rsplit("\n", LOG_LINES)[-LOG_LINES:])
 
     def finish(self, number: int) -> None:
         """End of input: whatever a plan still promised is missing."""
@@ -404,18 +378,16 @@ def iter_cases(lines: Iterable[str], suite: str = "kunit") -> Iterator[Case]:
     """Yield the leaf cases of every KTAP document in `lines`, as they complete.
 
     Lines are read in chunks of `CHUNK_LINES`. Inside a document, a chunk without
-    escapes, CRs, glued results or end markers is scanned by one regex (`FAST_EVENT`)
-    for the lines that change the structure; the lines between them only feed the case
-    logs. Any other chunk goes line by line through `LineStream`-style cleaning. Both
-    paths give the same cases; the fast one is what makes 100 MB logs take seconds
-    (issue 3: at least 20x kunit_parser).
+    escapes, CRs, glued results or end markers loses its printk prefixes in one regex
+    substitution and is scanned by one regex (`FAST_EVENT`) for the lines that change
+    the structure; the lines between them only feed the case logs. Any other chunk goes
+    line by line through `LineStream`-style cleaning. Both paths give the same cases;
+    the fast one is what makes 100 MB logs take seconds (issue 3: at least 20x
+    kunit_parser).
     """
     reader = ChunkReader(KtapParser(suite))
     source = iter(lines)
-    while True:
-        block = list(islice(source, CHUNK_LINES))
-        if not block:
-            break
+    while block := list(islice(source, CHUNK_LINES)):
         reader.read(block)
         yield from reader.drain()
     reader.parser.finish(reader.number)
@@ -442,10 +414,12 @@ class ChunkReader:
             if not block:
                 return
         chunk = join_lines(block)
-        if chunk is None or needs_slow_path(chunk):
-            self.read_slowly(block)
-        else:
-            self.read_fast(chunk)
+        if chunk is not None:
+            chunk = strip_prefixes(chunk)
+            if not needs_slow_path(chunk):
+                self.read_fast(chunk)
+                return
+        self.read_slowly(block)
 
     def read_until_document(self, block: list[str]) -> int:
         """Read lines one by one until a document opens; return how many were read."""
@@ -464,33 +438,117 @@ class ChunkReader:
             feed(clean(raw), self.number)
 
     def read_fast(self, chunk: str) -> None:
-        parser, feed, leaf, number = (
-            self.parser,
-            self.parser.feed,
-            self.parser.fast_leaf,
-            self.number,
-        )
-        chunk = "\n" + chunk
-        pos = 1  # start of the first line not yet read
+        """Scan a cleaned chunk for the lines that change the structure.
+
+        Python runs once per event line, not per line. Plain leaves are reported here
+        (inline: this loop runs for every case of a 100 MB log); complete suites'
+        result lines, plans and subtest headers by the `fast_*` methods; every other
+        event goes through `feed`, the gap before it through `note`.
+        """
+        parser = self.parser
+        stack, emit, suite = parser.stack, parser.out.append, parser.suite
+        number = self.number
+        last = 0  # the newline ending the last event line read
         for match in FAST_EVENT.finditer(chunk):
-            start = match.start() + 1
-            gap = chunk[pos:start] if start > pos else ""
-            if gap:
-                number += gap.count("\n")
-            number += 1
-            text, status, rest = match.groups()
-            pos = match.end() + 1
-            if status is None or not leaf(status, rest, text, gap, number):
+            start, end = match.span()
+            if start == last:
+                gap, number = "", number + 1
+            else:
+                gap = chunk[last + 1 : start + 1]
+                lines_in_gap = gap.count("\n")
+                number += lines_in_gap + 1
+            last = end
+            text, indent, status, name, _, header, plan = match.groups()
+            top = stack[-1]
+            if status is not None:
+                prefix, expected = top.prefix, top.expected
+                if (  # a plain leaf of a named block, as `feed` would take it
+                    name is not None
+                    and (name := name.strip())
+                    and prefix is not None
+                    and name != top.name
+                    and (
+                        top.seen < expected
+                        if expected is not None
+                        else top.name is not None or len(stack) == 1
+                    )
+                ):
+                    top.seen += 1
+                    if not gap:
+                        lines = []
+                    elif lines_in_gap == 1:
+                        lines = [gap[:-1]]
+                    else:
+                        lines = gap[:-1].split("\n")[-LOG_LINES:]
+                    if top.log:
+                        top.log.extend(lines)
+                        lines = list(top.log)
+                        top.log.clear()
+                    lines.append(text)
+                    emit(Case(suite, prefix + name, PLAIN[status], lines, "", number))
+                    if top.seen == expected and len(stack) == 1:
+                        stack.pop()
+                elif not self.fast_close(top):
+                    self.slow_event(gap, text, number)
+            elif plan is not None:
                 if gap:
                     parser.note(gap)
-                feed(text, number)
-            if not parser.stack:  # the document ended: look for the next one slowly
-                self.number = number
-                self.read_slowly(chunk[pos:].split("\n")[:-1])
+                self.fast_plan(top, int(plan))
+            elif header is None or not self.fast_header(top, gap, header, len(indent)):
+                self.slow_event(gap, text, number)
+            if not stack:  # the document ended: look for the next one slowly
+                self._read_rest(chunk, last, number)
                 return
-        if pos < len(chunk):
-            number += chunk.count("\n", pos)
-            parser.note(chunk[pos:])
+        if last + 1 < len(chunk):
+            number += chunk.count("\n", last + 1)
+            parser.note(chunk[last + 1 :])
+        self.number = number
+
+    def fast_close(self, top: Block) -> bool:
+        """The result line of a complete suite with children: what `_close` does."""
+        stack = self.parser.stack
+        expected = top.expected
+        if expected is None or not 0 < expected <= top.seen or len(stack) == 1 or top.buffer:
+            return False
+        stack.pop()  # its log (the gap too) goes with it
+        stack[-1].seen += 1
+        if len(stack) == 1 and stack[0].complete:
+            stack.pop()
+        return True
+
+    def fast_plan(self, top: Block, count: int) -> None:
+        """A plan line: what `_on_plan` does (the first plan counts, others vanish)."""
+        if top.expected is None:
+            top.expected = count
+            if len(self.parser.stack) == 1 and top.complete:
+                self.parser.stack.pop()
+
+    def fast_header(self, top: Block, gap: str, header: str, indent: int) -> bool:
+        """A `# Subtest:` header that opens a new block: what `_on_header` does then."""
+        stack = self.parser.stack
+        if top.complete or len(stack) >= MAX_NESTING:
+            return False
+        if top.name is None and not top.seen and top.expected is None and indent <= top.indent:
+            return False  # it names the block its version line opened
+        if gap:
+            self.parser.note(gap)
+        name, path = header.strip(), top.prefix
+        stack.append(Block(name, indent, None if path is None else f"{path}{name}."))
+        return True
+
+    def slow_event(self, gap: str, text: str, number: int) -> None:
+        """Any other event line: its gap to the open block's log, the line to `feed`."""
+        if gap:
+            self.parser.note(gap)
+        self.parser.feed(text, number)
+
+    def _read_rest(self, chunk: str, last: int, number: int) -> None:
+        """Read what follows a document's end line by line (the lines are clean already)."""
+        feed = self.parser.feed
+        if last + 1 < len(chunk):
+            for text in chunk[last + 1 : -1].split("\n"):
+                number += 1
+                feed(text, number)
         self.number = number
 
 
@@ -505,11 +563,19 @@ def join_lines(block: list[str]) -> str | None:
     return chunk if chunk.count("\n") == len(block) else None
 
 
+def strip_prefixes(chunk: str) -> str:
+    """A newline, then the lines of `chunk` without their printk prefixes (`clean` does one)."""
+    return LINE_PREFIX.sub("\n", "\n" + chunk)
+
+
 def needs_slow_path(chunk: str) -> bool:
     """Tell whether a chunk has something only the line-by-line path handles."""
     if any(marker in chunk for marker in SLOW_MARKERS):
         return True
-    return CONTROL.search(chunk) is not None or GLUED.search(chunk) is not None
+    if not chunk.isascii() and OTHER_SPACE.search(chunk) is not None:
+        return True
+    data = chunk.encode("utf-8", "surrogatepass")
+    return len(data.translate(None, CONTROL_BYTES)) != len(data) or GLUED.search(chunk) is not None
 
 
 def parse(lines: Iterable[str], suite: str = "kunit") -> list[Case]:
