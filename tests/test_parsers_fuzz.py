@@ -6,6 +6,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -176,3 +177,17 @@ def test_ktap_fast_path_equals_line_by_line(body: list[str], prefix: str) -> Non
     reader.read_slowly(lines)
     reader.parser.finish(reader.number)
     assert ktap.parse(lines) == reader.drain()
+
+
+HUGE = "9" * 5000  # past the 4300 digits Python's int() converts
+
+
+@pytest.mark.parametrize(("fmt", "lines"), [
+    ("ktap", ["KTAP version 1", f"1..{HUGE}", "ok 1 a", f"ok {HUGE} b"]),
+    ("kselftest", ["TAP version 13", f"1..{HUGE}", f"ok {HUGE} selftests: x: y"]),
+    ("ltp", [f"tag=t stime=1 dur=0 exit=exited stat={HUGE} core=no cu=0 cs=0",
+             "t 1 TPASS : ok", f"duration=0 termination_type=exited termination_id={HUGE}"]),
+])
+def test_absurdly_long_numbers_do_not_raise(fmt: str, lines: list[str]) -> None:
+    cases = list(detect.parse(lines, format=fmt, suite="s"))
+    assert cases  # parsed, with the number capped instead of a ValueError

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
 
-from pytest_lkft.parsers.lines import clean
+from pytest_lkft.parsers.lines import clean, parse_int
 from pytest_lkft.parsers.model import Case, Result
 
 LOG_LINES = 200
@@ -108,7 +108,7 @@ def parse_result(text: str) -> ResultLine | None:
     match = RESULT.match(text)
     if match is None:
         return None
-    status, number, rest = match.groups()
+    status, digits, rest = match.groups()
     if rest.startswith("- ") or rest == "-":
         rest = rest[2:]
     if rest.startswith("#"):
@@ -124,7 +124,8 @@ def parse_result(text: str) -> ResultLine | None:
         glued = KERNEL_MSG.search(name)
         if glued is not None:
             name = name[: glued.start()]
-    return ResultLine(status == "ok", int(number or 0), name.strip(), directive.strip(), text)
+    return ResultLine(status == "ok", parse_int(digits) if digits else 0, name.strip(),
+                      directive.strip(), text)
 
 
 def classify(ok: bool, directive: str) -> tuple[Result, str]:
@@ -237,7 +238,7 @@ class KtapParser:
             return False
         top = self.stack[-1]
         if top.expected is None:
-            top.expected = int(match.group(1))
+            top.expected = parse_int(match.group(1))
             if len(self.stack) == 1 and top.complete:
                 self.stack.pop()
         return True
@@ -493,7 +494,7 @@ class ChunkReader:
             elif plan is not None:
                 if gap:
                     parser.note(gap)
-                self.fast_plan(top, int(plan))
+                self.fast_plan(top, parse_int(plan))
             elif header is None or not self.fast_header(top, gap, header, len(indent)):
                 self.slow_event(gap, text, number)
             if not stack:  # the document ended: look for the next one slowly

@@ -38,6 +38,17 @@ ANSI = re.compile(r"\x1b(?:\[[0-9;?<=>!]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+MAX_DIGITS = 18  # past this a count or an exit status is nonsense, and int() may refuse it
+
+
+def parse_int(digits: str) -> int:
+    """A count or status from a log: `digits` as an int, absurdly long ones capped (Python
+    refuses to convert more than 4300 digits, and no parser may raise on any input)."""
+    sign = "-" if digits.startswith("-") else ""
+    body = digits.lstrip("-")
+    return int(sign + (body if len(body) <= MAX_DIGITS else "9" * MAX_DIGITS))
+
+
 def strip_prefix(text: str) -> str:
     """Remove a printk/syslog prefix from one line, if it has one.
 

@@ -38,7 +38,7 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 
-from pytest_lkft.parsers.lines import drive
+from pytest_lkft.parsers.lines import drive, parse_int
 from pytest_lkft.parsers.model import Case, Metric, Result
 
 LOG_LINES = 200
@@ -124,7 +124,7 @@ class LtpParser:
         match = TABLE.match(text)
         if match is None:
             return False
-        tag, word, status = match.group(1), match.group(2), int(match.group(3))
+        tag, word, status = match.group(1), match.group(2), parse_int(match.group(3))
         if word in ("PASS", "CONF"):
             result, reason = result_of_exit(TABLE_WORDS[word])
         else:  # pan says FAIL for any exit but 0 and 32, or for a signal
@@ -137,7 +137,7 @@ class LtpParser:
         if match is None:
             return False
         tag, duration, how, status = match.groups()
-        result, reason = result_of_exit(int(status), signaled=how != "exited")
+        result, reason = result_of_exit(parse_int(status), signaled=how != "exited")
         case = self._add(tag, result, reason, number, text)
         case.metrics["duration"] = Metric(float(duration), "s")
         return True
@@ -190,7 +190,7 @@ class LtpParser:
 
     def _end_block(self, status: re.Match[str], number: int) -> None:
         duration, how, code = status.groups()
-        result, reason = result_of_exit(int(code), signaled=how != "exited")
+        result, reason = result_of_exit(parse_int(code), signaled=how != "exited")
         if result is not Result.PASS:
             reason = self.firsts.get("conf" if result is Result.SKIP else "fail", reason)
         case = self._add(self.tag or "", result, reason, number)
