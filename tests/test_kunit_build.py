@@ -7,6 +7,8 @@ shared on this machine), boots it in QEMU and turns every KUnit case into its ow
 
 from __future__ import annotations
 
+import hashlib
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -92,3 +94,48 @@ def test_kselftest_collections_are_suites_of_their_own(pytester: pytest.Pytester
     assert suites["kselftest-size"]["size_get_size"] == "pass"  # test-definitions' name
     assert suites["kselftest-size"]["run"] == "pass"
     assert len(suites["kselftest-breakpoints"]) > 2  # run, crash and the collection's tests
+
+
+def test_the_built_kernel_boots_an_ext4_rootfs(pytester: pytest.Pytester, tmp_path: Path,
+                                              linux_source: Path,  # noqa: F811
+                                              artifact_cache: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """--lkft-rootfs as an ext4 image on the virtio disk: the busybox tree the plugin makes by
+    default, unpacked into a real ext4 filesystem (mkfs.ext4 -d), mounted as / by a kernel
+    with virtio-blk and ext4 built in (Debian's kernels have them as modules)."""
+    need_qemu("qemu-system-aarch64")
+    from pytest_lkft.artifacts import ArtifactCache
+    from pytest_lkft.debian import default_artifacts
+    from pytest_lkft.lab import load_devices
+
+    monkeypatch.setenv("CCACHE_DIR", str(artifact_cache.parent / "ccache"))
+    shared = ArtifactCache(artifact_cache)
+    initramfs = default_artifacts(load_devices().get("qemu-arm64"), shared.root,
+                                  shared.fetch).rootfs
+    tree, image = tmp_path / "tree", tmp_path / "rootfs.ext4"
+    tree.mkdir()
+    subprocess.run(f"gzip -dc {initramfs} | cpio -idm --quiet", shell=True, cwd=tree,
+                   check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-d", str(tree), str(image), "32M"], check=True)
+    before = hashlib.sha256(image.read_bytes()).hexdigest()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for name in ("entries", "apt", "defaults"):
+        (cache / name).symlink_to(artifact_cache / name)
+    result = pytester.runpytest_subprocess(
+        str(TESTSUITES / "test_boot.py"), str(TESTSUITES / "test_smoke.py"),
+        f"--lkft-cache-dir={cache}", "--lkft-device=qemu-arm64", f"--lkft-tree={linux_source}",
+        "--lkft-kconfig=tinyconfig", f"--lkft-kconfig-add={FRAGMENT}",
+        "--lkft-build-targets=config,kernel", f"--lkft-rootfs={image}",
+        "--lkft-boot-args=init=/init", "-p", "no:cacheprovider", "-v",
+        "-k", "not network")  # a tinyconfig kernel has no networking: `ip addr` fails
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) >= 3 and not outcomes.get("failed"), result.stdout.str()
+    result.stdout.fnmatch_lines(["*test_smoke.py::test_smoke?qemu-arm64-tmp-write? PASSED*"])
+    run_dir = pytester.path / "lkft-results" / "qemu-arm64" / "boot"
+    console = (run_dir / "console.log").read_text()
+    assert "EXT4-fs (vda): mounted filesystem" in console
+    assert "Unpacking initramfs" not in console  # no initramfs: / is the disk
+    reproducer = (run_dir / "reproducer.sh").read_text()
+    assert "virtio-blk-device" in reproducer and "root=/dev/vda" in reproducer
+    assert hashlib.sha256(image.read_bytes()).hexdigest() == before  # snapshot=on
