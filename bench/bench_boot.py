@@ -43,6 +43,13 @@ def time_to_prompt(command: list[str], cwd: Path, timeout: float = 120) -> float
         child.close(force=True)
 
 
+def import_pytest_time() -> float:
+    """Seconds for Python to start and import pytest: no plugin can start QEMU sooner."""
+    start = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import pytest"], check=True)
+    return time.monotonic() - start
+
+
 def harness_command(device: str, cache: Path) -> list[str]:
     """pytest with pytest-lkft (and xdist, its dependency) only: other plugins installed in
     the same environment (labgrid's, hypothesis') cost start-up time that is not ours."""
@@ -71,17 +78,20 @@ def main() -> int:
                        stdout=subprocess.DEVNULL,  # warm the cache, write the reproducer
                        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
         bare_cmd = bare_command(workdir, args.device)
-        harness, bare = [], []
+        harness, bare, floor = [], [], []
         for _ in range(args.rounds):  # alternate, so machine noise hits both alike
             bare.append(time_to_prompt(bare_cmd, workdir))
             harness.append(time_to_prompt(harness_command(args.device, args.cache), workdir))
-    b, h = statistics.median(bare), statistics.median(harness)
+            floor.append(import_pytest_time())
+    b, h, f = statistics.median(bare), statistics.median(harness), statistics.median(floor)
     print(f"device {args.device}, {args.rounds} rounds, median seconds to the shell prompt")
     print(f"bare QEMU command : {b:6.2f} s   ({' '.join(f'{x:.2f}' for x in bare)})")
     print(f"pytest --lkft-... : {h:6.2f} s   ({' '.join(f'{x:.2f}' for x in harness)})")
     print(f"ratio harness/bare: {h / b:6.3f}   (target <= 1.10)")
     print(f"harness overhead  : {h - b:6.2f} s   (python and pytest start-up before the boot "
           "starts, then contention for the 2 cores)")
+    print(f"floor             : {f:6.2f} s   (`python -c 'import pytest'`: any pytest plugin's "
+          f"ratio is at least {(b + f) / b:.3f} here)")
     return 0
 
 
