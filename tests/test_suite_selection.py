@@ -11,7 +11,7 @@ import pytest
 from conftest import TESTSUITES, need_qemu
 from pytest_lkft.selection import NO_SUITE
 
-ALL_SUITES = "boot, build, kselftest, kunit, modules, smoke"
+ALL_SUITES = "boot, build, kselftest, kunit, ltp, modules, smoke"
 KTAP = """KTAP version 1
 1..1
     KTAP version 1
