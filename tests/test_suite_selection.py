@@ -73,9 +73,9 @@ def test_a_name_of_no_suite_is_one_line_naming_its_source(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([
         "ERROR: " + NO_SUITE.format(source="--lkft-tests", value="smok", suites=ALL_SUITES)])
-    monkeypatch.setenv("LKFT_TESTS", "ltp-*")
+    monkeypatch.setenv("LKFT_TESTS", "kunnit")
     from_env = collect(pytester)
-    from_env.stderr.fnmatch_lines(["ERROR: LKFT_TESTS 'ltp-*' matches no suite; *"])
+    from_env.stderr.fnmatch_lines(["ERROR: LKFT_TESTS 'kunnit' matches no suite; *"])
 
 
 def test_kselftest_placeholder_says_how_to_get_kselftests(pytester: pytest.Pytester) -> None:
