@@ -24,7 +24,7 @@ from pytest_lkft.fixtures import (  # noqa: F401  (fixtures are found by name)
     parsed_cases,
     start_preboot,
 )
-from pytest_lkft.reporting import junit
+from pytest_lkft.reporting import junit, phases
 from pytest_lkft.reporting import options as reporting_options
 from pytest_lkft.selection import SuiteSelection
 from pytest_lkft.terminal import open_terminal
@@ -78,6 +78,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                       "lkft-suite-selection")
     reporting_options.configure(config)
     junit.configure(config)
+    phases.configure(config)
     _collect_results(config)
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ExtraCases(config), "lkft-extra-cases")

@@ -58,7 +58,8 @@ def test_outcomes_messages_and_selection(pytester: pytest.Pytester) -> None:
     case = next(c for c in ET.parse(junit).getroot().iter("testcase")
                 if c.get("name") == "example.example_simple_test")
     assert case.get("classname") == "kunit"
-    assert "EXPECTATION FAILED" in (case.findtext("system-out") or "")
+    parsed = next(c for c in parse(log) if c.name == "example.example_simple_test")
+    assert case.findtext("system-out") == "\n".join(parsed.log)  # the log, once
     failure = case.find("failure")
     assert failure is not None
     message = failure.get("message", "")
@@ -85,6 +86,41 @@ def test_under_xdist_every_case_runs_once(pytester: pytest.Pytester) -> None:
     outcomes = result.parseoutcomes()
     assert sum(outcomes.get(k, 0) for k in ("passed", "failed", "skipped", "errors",
                                             "xfailed")) == total
+
+
+BLANK_REPORTS = """
+def pytest_terminal_summary(terminalreporter):
+    blank = terminalreporter.stats.get("", [])
+    print(f"blank reports kept: {len(blank)} " + " ".join(r.when for r in blank))
+"""
+NOISY_TEARDOWN = """
+import pytest
+
+@pytest.fixture
+def noisy():
+    yield
+    print("noise from teardown")
+
+def test_case(record_property, noisy):
+    record_property("lkft.suite", "demo")
+    record_property("lkft.test", "case")
+    assert False
+"""
+
+
+def test_silent_setup_and_teardown_reports_leave_the_terminal_stats(
+        pytester: pytest.Pytester) -> None:
+    """pytest scans its passing setup/teardown reports once per failure at the end: a
+    log's cases leave none there; a case's teardown with output stays and is printed."""
+    log = CORPUS / "kunit" / "kunit-test_data-test_is_test_passed-failure.log"
+    pytester.makeconftest(BLANK_REPORTS)
+    pytester.makepyfile(test_noisy=NOISY_TEARDOWN)
+    result = run(pytester, "-rA", f"--lkft-results={log}", "test_noisy.py")
+    result.assert_outcomes(passed=sum(c.result is Result.PASS for c in parse(log)),
+                           failed=1 + sum(c.result is Result.FAIL for c in parse(log)))
+    # test_noisy's setup report (no lkft.suite yet) and its teardown with output stay
+    result.stdout.fnmatch_lines(["*- Captured stdout teardown -*", "noise from teardown",
+                                 "blank reports kept: 2 setup teardown"])
 
 
 def test_a_missing_log_is_one_line(pytester: pytest.Pytester) -> None:

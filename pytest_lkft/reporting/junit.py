@@ -36,7 +36,8 @@ class JunitRelabel:
         properties = {str(k): str(v) for k, v in report.user_properties}
         if "lkft.suite" not in properties:
             return
-        text = "\n".join(body for title, body in report.sections if _section(title) in LOG_SECTIONS)
+        text = "\n".join(body for title, body in report.sections
+                         if _section(title, report.when) in LOG_SECTIONS)
         if text:
             key = case_key(properties)
             self.logs[key] = (self.logs.get(key, "") + text)[-MAX_LOG:]
@@ -63,10 +64,13 @@ def relabel(path: Path, logs: dict[tuple[str, str, str], str]) -> None:
     tree.write(path, encoding="utf-8", xml_declaration=True)
 
 
-def _section(title: str) -> str:
-    """`log` of `Captured log call` (the title `Item.add_report_section` gives)."""
+def _section(title: str, when: str | None) -> str:
+    """`log` of `Captured log call` (the title `Item.add_report_section` gives) in the call
+    report; '' in later reports, which carry the sections of the phases before them again."""
     words = title.split(" ")
-    return " ".join(words[1:-1]) if len(words) > 2 and words[0] == "Captured" else title
+    if len(words) > 2 and words[0] == "Captured":
+        return " ".join(words[1:-1]) if words[-1] == when else ""
+    return title
 
 
 def _properties(case: ET.Element) -> dict[str, str]:
