@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_lkft.devices.labgrid.client import labgrid_client
+from pytest_lkft.devices.labgrid.registry import LeaseRecord, LeaseRegistry
 from pytest_lkft.errors import InfraError, LkftError
 
 POLL_INTERVAL = 0.2  # seconds between polls of a waiting reservation
@@ -107,6 +108,8 @@ class PlaceLease:
     Lifecycle: `acquire(timeout)` reserves a place matching `tags`, waits until the
     coordinator allocates one and acquires it; `release()` releases it and cancels the
     reservation, whatever state it got to (safe to call twice, and from a signal handler).
+    With a `registry`, the lease is on record from its reservation to its release, so
+    another process can release it should this one be killed (`release_stale`).
     """
 
     address: str
@@ -114,6 +117,7 @@ class PlaceLease:
     token: str = ""
     place: str = ""
     allocated: str = ""  # allocated to the reservation, maybe acquired (interrupted)
+    registry: LeaseRegistry | None = None
 
     def acquire(self, timeout: float) -> str:
         """Reserve, wait at most `timeout` seconds, acquire; the place's name."""
@@ -127,14 +131,20 @@ class PlaceLease:
         response = coordinator.call("CreateReservation", filters=filters, prio=0.0)
         self.token = str(response.reservation.token)
         try:
+            self._record()
             self.allocated = self._wait(coordinator, timeout)  # ours to release from here on
             coordinator.call("AcquirePlace", placename=self.allocated)
+            self._record(self.allocated)
             coordinator.sync()
         except BaseException:
             self.release()
             raise
         self.place, self.allocated = self.allocated, ""
         return self.place
+
+    def _record(self, place: str = "") -> None:
+        if self.registry is not None:
+            self.registry.record(LeaseRecord(self.address, self.token, place))
 
     def _wait(self, coordinator: Coordinator, timeout: float) -> str:
         """Poll the reservation until a place is allocated; the place."""
@@ -158,13 +168,17 @@ class PlaceLease:
         place, token = self.place or self.allocated, self.token
         self.place = self.allocated = self.token = ""
         coordinator = Coordinator._connected.get(self.address)
+        released = False
         if coordinator is not None and not coordinator.busy:
             try:
                 self._release_by_session(coordinator, place, token)
-                return
+                released = True
             except Exception:  # noqa: BLE001  (an interrupted call broke the session)
                 pass
-        self._release_by_client(place, token)
+        if not released:
+            self._release_by_client(place, token)
+        if self.registry is not None and token:
+            self.registry.forget(token)
 
     @staticmethod
     def _release_by_session(coordinator: Coordinator, place: str, token: str) -> None:
@@ -186,6 +200,26 @@ class PlaceLease:
                 labgrid_client(self.address, *args)
             except (LkftError, subprocess.TimeoutExpired):
                 pass  # the coordinator is gone: it forgets everything anyway
+
+
+def release_stale(registry: LeaseRegistry, address: str) -> list[LeaseRecord]:
+    """Release what processes of this host that are gone left held on `address`.
+
+    A recorded place is released only while it is still acquired for the recorded
+    reservation (so not once someone else acquired it since); the reservation is
+    cancelled and the record removed. Returns the records that were handled.
+    """
+    stale = registry.stale(address)
+    if not stale:
+        return []  # the usual case: no labgrid session needed
+    coordinator = Coordinator.connect(address)
+    coordinator.sync()
+    for record in stale:
+        known = coordinator.session.places.get(record.place) if record.place else None
+        ours = known is not None and known.acquired and known.reservation == record.token
+        PlaceLease(address, [], token=record.token, place=record.place if ours else "",
+                   registry=registry).release()
+    return stale
 
 
 def _pb2() -> Any:
