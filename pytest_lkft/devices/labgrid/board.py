@@ -41,7 +41,8 @@ class LabgridDevice(ConsoleDevice):
     Lifecycle: `boot()` stages kernel, initramfs (rootfs plus overlays), dtb and command
     line into the place's tftp directory, powers the board off, opens the serial console,
     powers it on and waits for a shell; `close()` powers it off and closes the console.
-    The place stays acquired: its lease belongs to the process, not to a suite run.
+    The place stays acquired, and its labgrid target bound: both belong to the process,
+    not to a suite run.
     """
 
     def __init__(self, spec: LabDevice, lease: PlaceLease, artifacts: DeviceArtifacts,
@@ -61,12 +62,17 @@ class LabgridDevice(ConsoleDevice):
                 "options": {"coordinator_address": self.lease.address}}
 
     def _target(self) -> Any:
-        from labgrid import Environment  # type: ignore[import-untyped]
-
-        wait_for_session_view(self.lease.place, self.timeouts.boot)
+        """The place's labgrid target: made on its first boot in this process, then kept
+        with the lease, drivers active, for the next suite runs (activating labgrid drivers
+        waits on its resource polling, about 2 s a board)."""
         path = self.run_dir / "labgrid-env.yaml"
         path.write_text(yaml.safe_dump(self.environment_config(), sort_keys=False))
-        return Environment(str(path)).get_target("main")
+        if self.lease.target is None:
+            from labgrid import Environment  # type: ignore[import-untyped]
+
+            wait_for_session_view(self.lease.place, self.timeouts.boot)
+            self.lease.target = Environment(str(path)).get_target("main")
+        return self.lease.target
 
     def command_line(self) -> str:
         """The kernel command line the board boots with."""
@@ -94,7 +100,9 @@ class LabgridDevice(ConsoleDevice):
 
     def stage(self) -> dict[str, str]:
         """Put the files into the place's tftp directory; their paths as the board sees them."""
-        provider = self.target.get_resource("RemoteTFTPProvider")
+        provider = self.target.get_resource("RemoteTFTPProvider", wait_avail=False)
+        if not provider.avail:  # not yet exported: wait as labgrid does
+            provider = self.target.get_resource("RemoteTFTPProvider")
         files = self._tftp_files()
         staged = {"tftp_host": str(provider.host)}
         local = provider.host in LOCAL_HOSTS or provider.host in (socket.gethostname(),
@@ -153,19 +161,31 @@ class LabgridDevice(ConsoleDevice):
             console.uboot(self.spec.boot, staged, self.timeouts.boot)
         self.boot_time = console.boot(self.timeouts.boot - (time.monotonic() - start))
 
+    def _drop_target(self) -> None:
+        try:
+            self.target.deactivate_all_drivers()
+        except Exception:  # noqa: BLE001  (the serial or the exporter is gone already)
+            pass
+        self.lease.target = None
+
     @property
     def booted(self) -> bool:
         """True once a boot was attempted (whatever its outcome)."""
         return self.console is not None
 
     def close(self) -> None:
-        """Power the board off and close its console; the place stays with the process."""
+        """Power the board off; the place and its labgrid target stay with the process.
+
+        After a failure (a lost console, a failed boot) the target's drivers are
+        deactivated and the target dropped, so the next suite run connects anew.
+        """
         if self.target is not None:
             try:
                 self.target.get_driver("PowerProtocol").off()
-                self.target.deactivate_all_drivers()
             except Exception:  # noqa: BLE001  (the lab may be gone; the lease still ends)
-                pass
+                self.broken = self.broken or "labgrid could not power the board off"
+            if self.broken is not None:
+                self._drop_target()
             self.target = None
         if self.console is not None:
             self.console.stop()

@@ -118,6 +118,7 @@ class PlaceLease:
     place: str = ""
     allocated: str = ""  # allocated to the reservation, maybe acquired (interrupted)
     registry: LeaseRegistry | None = None
+    target: Any = None  # the place's labgrid target, kept by the board between suite runs
 
     def acquire(self, timeout: float) -> str:
         """Reserve, wait at most `timeout` seconds, acquire; the place's name."""
@@ -167,6 +168,7 @@ class PlaceLease:
         """Release the place and cancel the reservation; errors are not raised."""
         place, token = self.place or self.allocated, self.token
         self.place = self.allocated = self.token = ""
+        self.target = None  # its drivers are closed by labgrid at exit
         coordinator = Coordinator._connected.get(self.address)
         released = False
         if coordinator is not None and not coordinator.busy:
