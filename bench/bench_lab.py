@@ -16,7 +16,13 @@ as much as the work. pytest runs with plugin autoload off and only pytest-lkft a
 xdist loaded (as bench_boot.py does), so other installed plugins (hypothesis' terminal
 summary alone takes ~1 s in each process) are not counted.
 
-    python bench/bench_lab.py [--rounds 3] [--suites 4]
+The stand-in boards boot on the host's CPU (QEMU), which a real board does not: two
+boards booting at once compete for this machine's two cores. `--firmware-delay SECONDS`
+(default 0) makes each stand-in board wait that long after power-on before its QEMU
+starts, as a real board's firmware and bootloader take seconds of the board's own time
+(a Raspberry Pi 4's network boot: 5-10 s before the kernel).
+
+    python bench/bench_lab.py [--rounds 3] [--suites 4] [--firmware-delay 0]
 
 Target (issue 6): -n 2 has at least 1.7x the throughput of -n 0 (ratio >= 1.7).
 """
@@ -81,11 +87,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--suites", type=int, default=4,
                         help="suites per device: boot, smoke, then copies of smoke")
+    parser.add_argument("--firmware-delay", type=float, default=0.0,
+                        help="seconds from a stand-in board's power-on to its QEMU starting")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "lkft-test"
                         / "artifacts")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, standin_lab(Path(tmp, "lab"),
-                                                           ["board-a", "board-b"]) as lab:
+    with tempfile.TemporaryDirectory() as tmp, \
+            standin_lab(Path(tmp, "lab"), ["board-a", "board-b"],
+                        firmware_delay=args.firmware_delay) as lab:
         workdir = Path(tmp, "run")
         suites = copy_suites(workdir, args.suites)
         timed_run(lab, workdir, args.cache, suites, 2)  # warm the artifact and page caches
@@ -95,7 +104,8 @@ def main() -> int:
             parallel.append(timed_run(lab, workdir, args.cache, suites, 2))
     s, p = statistics.median(serial), statistics.median(parallel)
     names = ", ".join(path.stem.removeprefix("test_") for path in suites)
-    print(f"devices {', '.join(DEVICES)}: suites {names}; {args.rounds} rounds, "
+    print(f"devices {', '.join(DEVICES)}: suites {names}; firmware delay "
+          f"{args.firmware_delay:g} s; {args.rounds} rounds, "
           f"median seconds per run (nproc {os.cpu_count()}, load {os.getloadavg()[0]:.1f})")
     print(f"-n 0 (one process, boards in turn): {s:6.2f} s   "
           f"({' '.join(f'{x:.2f}' for x in serial)})")
