@@ -8,7 +8,11 @@ names for `--lkft-device`, and `make_lab_device(...)` in the `device` fixture.
 Each pytest process (each xdist worker) leases its own place per lab device the first
 time one of its suites needs it, keeps it for the session, and releases it when the
 session finishes; `config.add_cleanup`, `atexit` and a SIGTERM/SIGHUP handler release it
-too, so a crash, Ctrl-C or a terminated worker leaves nothing acquired or reserved.
+too, so a crash, Ctrl-C or a terminated worker leaves nothing acquired or reserved. A
+process killed outright (SIGKILL) runs none of these: every lease is on record in the
+artifact cache's `labgrid-leases/` (`devices.labgrid.registry`), and the xdist controller
+releases what a worker that went down with an error held; each run also releases, at
+its start, what dead processes of this host left held on its coordinator.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pytest_lkft.cache_fixtures import CACHE_KEY
 from pytest_lkft.devices.base import Device
 from pytest_lkft.devices.labgrid import (
     LabDevice,
@@ -32,6 +37,8 @@ from pytest_lkft.devices.labgrid import (
     finish_running_clients,
     load_lab,
 )
+from pytest_lkft.devices.labgrid.lease import release_stale
+from pytest_lkft.devices.labgrid.registry import LeaseRecord, LeaseRegistry
 from pytest_lkft.errors import LkftError, UserError
 
 if TYPE_CHECKING:
@@ -43,6 +50,8 @@ COORDINATOR_HELP = "labgrid coordinator HOST:PORT (default $LG_COORDINATOR, else
 PLACE_TIMEOUT_HELP = "Seconds to wait for a free place before giving up (default 600)"
 DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid's own default
 DEFAULT_PLACE_TIMEOUT = 600.0
+LEASES_DIR = "labgrid-leases"  # under the artifact cache: which process holds which place
+RELEASED_STALE = "lkft: released place {place} held by {why} (pid {pid}, reservation {token})"
 COORDINATOR_DOWN = ("cannot reach the labgrid coordinator at {address} ({reason}); start "
                     "labgrid-coordinator there or pass --lkft-coordinator ADDRESS")
 
@@ -57,11 +66,13 @@ class LabSession:
     place_timeout: float = DEFAULT_PLACE_TIMEOUT
     leases: dict[str, PlaceLease] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    registry: LeaseRegistry | None = None
+    released_stale: list[str] = field(default_factory=list)  # what release_stale said
 
     def lease(self, spec: LabDevice) -> PlaceLease:
         """The place of `spec` for this process, leased on first use."""
         if spec.name not in self.leases:
-            lease = PlaceLease(self.coordinator, spec.tag_filter())
+            lease = PlaceLease(self.coordinator, spec.tag_filter(), registry=self.registry)
             self.leases[spec.name] = lease  # registered before it reserves: cleanup sees it
             lease.acquire(self.place_timeout)
         return self.leases[spec.name]
@@ -70,6 +81,25 @@ class LabSession:
         """Release every place this process holds (safe to call more than once)."""
         for lease in self.leases.values():
             lease.release()
+
+    def release_stale(self, why: str) -> list[str]:
+        """Release what dead processes of this host held on the coordinator; one line each.
+
+        Never raises: a lab that cannot be cleaned up now shows when a place is leased.
+        """
+        if self.registry is None:
+            return []
+        try:
+            records = release_stale(self.registry, self.coordinator)
+        except Exception as error:  # noqa: BLE001  (labgrid's errors are many)
+            return [f"lkft: could not release places of dead processes on {self.coordinator}: "
+                    f"{error}"]
+        return [_released_line(record, why) for record in records]
+
+
+def _released_line(record: LeaseRecord, why: str) -> str:
+    return RELEASED_STALE.format(place=record.place or "(none yet)", why=why, pid=record.pid,
+                                 token=record.token)
 
 
 LAB_KEY = pytest.StashKey[LabSession]()
@@ -141,8 +171,12 @@ def check_coordinator(address: str, timeout: float = 5.0) -> None:
 def configure(config: pytest.Config, devices: tuple[str, ...] | list[str]) -> None:
     """Read the lab, check the coordinator if `devices` name a lab device, arm the cleanup."""
     session = lab_session(config)
+    session.registry = LeaseRegistry(config.stash[CACHE_KEY].root / LEASES_DIR)
     if any(name in session.devices for name in devices):
         check_coordinator(session.coordinator)
+        if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
+            session.released_stale = session.release_stale("a process of an earlier run")
+            config.pluginmanager.register(WorkerCrashes(session, config), "lkft-lab-crashes")
     config.pluginmanager.register(SessionEnd(session), "lkft-lab-release")
     config.add_cleanup(session.release_all)
     _SESSIONS.append(session)
@@ -162,6 +196,27 @@ class SessionEnd:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self) -> None:
         self.session.release_all()
+
+
+class WorkerCrashes:
+    """Controller only: release the places of an xdist worker that went down with an error.
+
+    A SIGKILLed worker runs no cleanup; its place would stay acquired and reserved, and
+    the worker that replaces it would wait for a place for nothing.
+    """
+
+    def __init__(self, session: LabSession, config: pytest.Config) -> None:
+        self.session, self.config = session, config
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: object, error: object | None) -> None:
+        if error is None:
+            return
+        worker = getattr(getattr(node, "gateway", None), "id", "?")
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        for line in self.session.release_stale(f"crashed worker {worker}"):
+            if terminal is not None:
+                terminal.write_line(line)
 
 
 def _release_everything() -> None:
@@ -224,5 +279,7 @@ def header_line(config: pytest.Config) -> str | None:
     session = config.stash.get(LAB_KEY, None)
     if session is None or session.lab is None:
         return None
-    return (f"lkft: lab={session.lab} devices={','.join(sorted(session.devices))} "
-            f"coordinator={session.coordinator} place-timeout={session.place_timeout:g}")
+    return "\n".join([
+        f"lkft: lab={session.lab} devices={','.join(sorted(session.devices))} "
+        f"coordinator={session.coordinator} place-timeout={session.place_timeout:g}",
+        *session.released_stale])

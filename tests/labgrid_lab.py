@@ -90,6 +90,7 @@ class StandinLab:
     coordinator: str = ""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     serial: dict[str, str] = field(default_factory=dict)
+    firmware_delay: float = 0.0  # seconds a board's firmware takes before QEMU starts
 
     def client(self, *args: str, check: bool = True) -> str:
         """Run labgrid-client against this lab's coordinator; its stdout."""
@@ -130,7 +131,8 @@ class StandinLab:
         if board in self.uboot_boards:
             return {"qemu": UBOOT_QEMU, "tftp": str(self.tftp(board)), "bios": UBOOT_BIOS,
                     "tftp_root": str(self.root / "tftp")}
-        return {"qemu": STANDIN_QEMU, "tftp": str(self.tftp(board))}
+        return {"qemu": STANDIN_QEMU, "tftp": str(self.tftp(board)),
+                "firmware_delay": self.firmware_delay}
 
     def tftp(self, board: str) -> Path:
         """The board's tftp directory (what its firmware boots from)."""
@@ -202,11 +204,11 @@ class StandinLab:
 
 
 @contextmanager
-def standin_lab(root: Path, boards: list[str],
-                uboot_boards: list[str] | None = None) -> Iterator[StandinLab]:
+def standin_lab(root: Path, boards: list[str], uboot_boards: list[str] | None = None,
+                firmware_delay: float = 0.0) -> Iterator[StandinLab]:
     """A running lab with `boards` (and U-Boot ones); everything stopped by PID afterwards."""
     root.mkdir(parents=True, exist_ok=True)
-    lab = StandinLab(root, boards, uboot_boards or [])
+    lab = StandinLab(root, boards, uboot_boards or [], firmware_delay=firmware_delay)
     try:
         lab.start()
         yield lab

@@ -15,7 +15,9 @@ labgrid-exporter exports its slave side through ser2net. labgrid's NetworkPowerD
     python tests/power_switch.py CONFIG.json STATE.json
 
 CONFIG: {"outlets": {"1": {"qemu": [...machine argv...], "tftp": DIR}}}; an outlet with
-"bios" (U-Boot) and "tftp_root" boots U-Boot with QEMU's tftp server on that root. Once
+"bios" (U-Boot) and "tftp_root" boots U-Boot with QEMU's tftp server on that root; one
+with "firmware_delay" (seconds) starts QEMU that long after power-on, as a real board's
+firmware takes a while before the kernel runs (on the board's own CPU, not the host's). Once
 listening on 127.0.0.1, STATE gets {"pid", "port", "serial": {"1": "/dev/pts/N"}}.
 """
 
@@ -43,6 +45,7 @@ class Outlet:
     tftp: Path
     bios: str = ""  # a U-Boot board: firmware that loads over tftp from `tftp_root`
     tftp_root: str = ""
+    firmware_delay: float = 0.0  # seconds from power-on to QEMU starting
     master: int = -1
     slave: int = -1
     process: subprocess.Popen[bytes] | None = None
@@ -61,8 +64,11 @@ class Outlet:
             return [*board, "-bios", self.bios, "-netdev", f"user,id=n0,tftp={self.tftp_root}",
                     "-device", "virtio-net-device,netdev=n0"]
         cmdline = (self.tftp / "cmdline").read_text().strip()
-        return [*board, "-kernel", str(self.tftp / "Image"), "-initrd",
-                str(self.tftp / "initrd"), "-append", cmdline]
+        command = [*board, "-kernel", str(self.tftp / "Image"), "-initrd",
+                   str(self.tftp / "initrd"), "-append", cmdline]
+        if self.firmware_delay:  # sh sleeps, then becomes QEMU: power-off kills either
+            return ["sh", "-c", f'sleep {self.firmware_delay:g}; exec "$@"', "sh", *command]
+        return command
 
     def power(self, on: bool) -> None:
         """Start or stop the board's QEMU; powering an on board on again is a no-op."""
@@ -134,7 +140,7 @@ def main(config_path: str, state_path: str) -> None:
     """Serve the outlets of CONFIG until SIGTERM, then power every board off."""
     config = json.loads(Path(config_path).read_text())
     outlets = {index: Outlet(list(entry["qemu"]), Path(entry["tftp"]), entry.get("bios", ""),
-                             entry.get("tftp_root", ""))
+                             entry.get("tftp_root", ""), float(entry.get("firmware_delay", 0)))
                for index, entry in config["outlets"].items()}
     serial = {index: outlet.open_serial() for index, outlet in outlets.items()}
     Handler.outlets = outlets

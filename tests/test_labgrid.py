@@ -328,6 +328,83 @@ def test_lost_serial_fails_that_suite_and_the_other_worker_carries_on(
     assert lab.acquired() == [] and lab.reservations() == ""
 
 
+KILLED_SUITE = """
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lkft_suite("killed")
+
+
+def test_first(device):
+    assert device.run("true").exit_status == 0
+
+
+def test_kill(device):
+    if device.name == "standin-1" and not Path("killed").exists():  # once, not its replacement
+        Path("killed").write_text(device.metadata["place"])
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no signal handler runs
+    assert device.run("true").exit_status == 0
+
+
+def test_after(device):
+    assert device.run("true").exit_status == 0
+"""
+
+
+def junit_outcomes(junit: Path) -> dict[str, str]:
+    """Each JUnit testcase's outcome (passed, failure, error, skipped), by test name."""
+    outcomes = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        found = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
+        outcomes[case.get("name", "")] = found[0] if found else "passed"
+    return outcomes
+
+
+def test_killed_worker_releases_its_place_and_the_run_carries_on(
+        pytester: pytest.Pytester, lab: StandinLab, artifact_cache: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LKFT_LAB", str(STANDIN_LAB))
+    suites = copy_suites(pytester)
+    (suites / "test_killed.py").write_text(KILLED_SUITE)
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest_subprocess(
+        str(suites / "test_killed.py"), "-n", "2", f"--junitxml={junit}",
+        f"--lkft-cache-dir={artifact_cache}", f"--lkft-coordinator={lab.coordinator}",
+        "--lkft-device=standin-1", "--lkft-device=standin-2", "--lkft-place-timeout=60",
+        "-p", "no:cacheprovider")
+    assert lab.acquired() == [] and lab.reservations() == ""
+    killed = (pytester.path / "killed").read_text()
+    result.stdout.fnmatch_lines([f"lkft: released place {killed} held by crashed worker gw*"])
+    # xdist reports the crash as an error of the test that ran, then reruns what the worker
+    # had left (that test too) on the worker that replaces it: on the released place.
+    assert junit_outcomes(junit) == {
+        "test_kill[standin-1]": "error",
+        **{f"{case} [{device}]": "passed" for case in ("first", "kill", "after")
+           for device in ("standin-1", "standin-2")}}
+
+
+def test_next_run_releases_what_a_killed_run_held(pytester: pytest.Pytester, lab: StandinLab,
+                                                  artifact_cache: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LKFT_LAB", str(STANDIN_LAB))
+    suites = copy_suites(pytester)
+    (suites / "test_killed.py").write_text(KILLED_SUITE)
+    args = [str(suites / "test_killed.py"), f"--lkft-cache-dir={artifact_cache}",
+            f"--lkft-coordinator={lab.coordinator}", "--lkft-device=standin-1",
+            "-p", "no:cacheprovider"]
+    assert pytester.runpytest_subprocess(*args).ret == -signal.SIGKILL
+    killed = (pytester.path / "killed").read_text()
+    assert lab.acquired() == [killed]  # nothing of the killed run could release it
+    result = pytester.runpytest_subprocess(*args)
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [f"lkft: released place {killed} held by a process of an earlier run (pid *"])
+    assert lab.acquired() == [] and lab.reservations() == ""
+
+
 def test_coordinator_down_stops_the_run_with_one_line(pytester: pytest.Pytester,
                                                       artifact_cache: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
