@@ -21,6 +21,7 @@ import atexit
 import os
 import signal
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -50,6 +51,7 @@ COORDINATOR_HELP = "labgrid coordinator HOST:PORT (default $LG_COORDINATOR, else
 PLACE_TIMEOUT_HELP = "Seconds to wait for a free place before giving up (default 600)"
 DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid's own default
 DEFAULT_PLACE_TIMEOUT = 600.0
+CRASH_GRACE = 5.0  # seconds a crashed worker's process may take to be gone
 LEASES_DIR = "labgrid-leases"  # under the artifact cache: which process holds which place
 RELEASED_STALE = "lkft: released place {place} held by {why} (pid {pid}, reservation {token})"
 COORDINATOR_DOWN = ("cannot reach the labgrid coordinator at {address} ({reason}); start "
@@ -214,9 +216,20 @@ class WorkerCrashes:
             return
         worker = getattr(getattr(node, "gateway", None), "id", "?")
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
-        for line in self.session.release_stale(f"crashed worker {worker}"):
+        for line in self._release_when_gone(f"crashed worker {worker}"):
             if terminal is not None:
                 terminal.write_line(line)
+
+
+    def _release_when_gone(self, why: str) -> list[str]:
+        """Release the crashed worker's places once its process is gone: xdist may report
+        the node down (its channel closed) while the killed process is still exiting."""
+        deadline = time.monotonic() + CRASH_GRACE
+        while True:
+            lines = self.session.release_stale(why)
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.1)
 
 
 def _release_everything() -> None:
