@@ -43,7 +43,8 @@ ARTIFACT_OPTIONS: tuple[tuple[str, str, str, str, str], ...] = (
     ("--lkft-ltp", "lkft_ltp", "LKFT_LTP", "PATH|URL",
      "LTP install tarball (the /opt/ltp tree), put into the rootfs for the ltp-* suites"),
     ("--lkft-ltp-runtest", "lkft_ltp_runtest", "LKFT_LTP_RUNTEST", "NAME[,NAME]",
-     "LTP runtest files to run (default: LKFT's set, those the tarball has)"),
+     "LTP runtest files to run (default: LKFT's set, those the tarball has); without "
+     "--lkft-ltp, those of the rootfs's own /opt/ltp"),
     ("--lkft-ltp-skipfile", "lkft_ltp_skipfile", "LKFT_LTP_SKIPFILE", "PATH",
      "LTP tags to skip, one a line, # comments (runltp -S)"),
     ("--lkft-ltp-shard", "lkft_ltp_shard", "LKFT_LTP_SHARD", "INDEX/TOTAL",

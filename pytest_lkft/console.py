@@ -43,6 +43,12 @@ class CommandResult:
     duration: float
 
 
+def shown(command: str) -> str:
+    """A command as messages quote it: its first line, `...` for the rest (a here-document)."""
+    first, _, rest = command.partition("\n")
+    return repr(f"{first} ..." if rest else first)
+
+
 def _strip_rc_echo(output: str) -> str:
     """Drop the prompt line that echoed the exit-status command (it follows the output)."""
     echo = output.rfind('echo "LKFT""-RC=$?"')
@@ -186,9 +192,9 @@ class Console:
         if index == 1 or self.log.detector.fatal is not None:
             self._settle()
             self.stop()
-            raise DeviceBroken(self._why(f"the device died while running {command!r}"))
+            raise DeviceBroken(self._why(f"the device died while running {shown(command)}"))
         self.stop()
-        raise DeviceBroken(self._why(f"{command!r} timed out after {timeout:g} s"))
+        raise DeviceBroken(self._why(f"{shown(command)} timed out after {timeout:g} s"))
 
     def _settle(self) -> None:
         """Read on for a moment so a panic's whole trace reaches the log."""

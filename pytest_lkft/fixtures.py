@@ -281,6 +281,7 @@ def lkft_suite_run(request: pytest.FixtureRequest, device: Device) -> SuiteRun:
     """This suite's run on the device, parsed once (see `pytest_lkft.suiterun`).
 
     Keyed by suite name, so one module can hold several suites (`kselftest-{collection}`).
+    The marker's `setup(config)`, when it gives a command, runs on the device first.
     """
     marker = request.node.get_closest_marker("lkft_parsed")
     if marker is None:
@@ -290,10 +291,11 @@ def lkft_suite_run(request: pytest.FixtureRequest, device: Device) -> SuiteRun:
     if suite not in runs:
         device.boot()
         settings = request.config.stash[SETTINGS_KEY]
-        command = marker.kwargs.get("command")
+        command, setup = marker.kwargs.get("command"), marker.kwargs.get("setup")
         runs[suite] = run_suite(device, suite, fill(command, request.node) if command else None,
                                 marker.kwargs.get("format", "auto"),
-                                settings.timeouts.for_suite(marker.kwargs.get("timeout")))
+                                settings.timeouts.for_suite(marker.kwargs.get("timeout")),
+                                setup(request.config) if callable(setup) else None)
     return runs[suite]
 
 

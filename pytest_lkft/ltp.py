@@ -15,11 +15,18 @@ run:
   it is a skip saying why rather than a test that vanishes.
 
 The plans go into a second overlay: `lkft/ltp/runtest/<name>` and the runner script.
+
+Without a tarball, LTP is the rootfs's own /opt/ltp (as LKFT's rootfs carries it) and
+its runtest files cannot be read before the run: `rootfs_setup` is then a shell command
+that writes the runner, the shard and the skipfile tags under /lkft through the
+console (here-documents, so it works on any rootfs: cpio, ext4, a board's), and the
+runner makes the plan on the device, the same way `plan` does here.
 """
 
 from __future__ import annotations
 
 import gzip
+import shlex
 import stat
 import tarfile
 from dataclasses import dataclass
@@ -32,6 +39,9 @@ from pytest_lkft.rootfs import Entry, write_cpio
 LTP_PREFIX = "opt/ltp"
 PLAN_DIR = "lkft/ltp/runtest"
 RUNNER = "lkft/ltp-runner.sh"
+SETTINGS = "lkft/ltp/settings"  # its presence tells the runner to make the plan itself
+SKIP_TAGS = "lkft/ltp/skipfile"
+HEREDOC_END = "LKFT_LTP_EOF"
 # LKFT's LTP suites (tuxrun `ltp-*` tests), run by default when the tarball has them.
 LKFT_RUNTESTS = ("cap_bounds", "commands", "containers", "controllers", "crypto", "cve",
                  "fcntl-locktests", "fs", "fs_bind", "fs_perms_simple", "hugetlb", "io",
@@ -164,3 +174,23 @@ def plan_overlay(plans: dict[str, list[tuple[str, str]]]) -> bytes:
         text = "".join(f"{tag} {command}\n" for tag, command in lines)
         entries.append(Entry(f"{PLAN_DIR}/{name}", stat.S_IFREG | 0o644, text.encode()))
     return gzip.compress(write_cpio(entries), mtime=0)
+
+
+def heredoc(path: str, text: str) -> str:
+    """A shell command writing `text` to `path` verbatim (quoted here-document)."""
+    body = text if text.endswith("\n") or not text else text + "\n"
+    return f"cat >{path} <<'{HEREDOC_END}'\n{body}{HEREDOC_END}"
+
+
+def rootfs_setup(shard: Shard | None, skips: list[str], skipfile: str) -> str:
+    """The command that readies the device to run the rootfs's LTP: runner, settings, skips.
+
+    Written under /lkft (the directory the tarball's overlay uses): the runner, the tags
+    to skip (one a line) and the settings the runner sources (shard, skipfile name).
+    """
+    settings = (f"LKFT_LTP_SHARD={shlex.quote(str(shard or ''))}\n"
+                f"LKFT_LTP_SKIPFILE_NAME={shlex.quote(skipfile)}\n")
+    runner = runner_script().decode()
+    return "\n".join([f"mkdir -p /{PLAN_DIR} && {heredoc('/' + RUNNER, runner)}",
+                       heredoc("/" + SKIP_TAGS, "".join(f"{tag}\n" for tag in skips)),
+                       heredoc("/" + SETTINGS, settings)])

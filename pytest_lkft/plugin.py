@@ -34,10 +34,11 @@ MARKERS = (
     "lkft_device_check: the test reports on the device itself, so it runs on a broken device",
     "lkft_crash_check: the suite's crash check; skipped when nothing booted the device",
     "lkft_run_check: the run of a parsed suite; runs before the suite's cases",
-    "lkft_parsed(format, command=None, timeout=None, silent_reason=None, cases=None): a "
-    "suite whose cases come from parsing the output of `command` (None: the boot console); "
-    "no output at all skips it with silent_reason when given; cases(config) -> {suite: "
-    "[case, ...]} names the cases a plan promises before the run",
+    "lkft_parsed(format, command=None, timeout=None, silent_reason=None, cases=None, "
+    "setup=None): a suite whose cases come from parsing the output of `command` (None: the "
+    "boot console); no output at all skips it with silent_reason when given; cases(config) "
+    "-> {suite: [case, ...]} names the cases a plan promises before the run; setup(config) "
+    "-> a command to run on the device before `command`, or None",
 )
 
 
@@ -175,10 +176,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 
 def ltp_header(settings: device_config.Settings) -> list[str]:
-    """`lkft: ltp=... runtest=... skipfile=... shard=...` when an LTP tarball is given."""
-    if not settings.ltp:
+    """`lkft: ltp=... runtest=... skipfile=... shard=...` when an LTP tarball or runtest
+    files are given (`ltp=rootfs`: the rootfs's own /opt/ltp)."""
+    if not settings.ltp and not settings.ltp_runtest:
         return []
-    return [f"lkft: ltp={settings.ltp} runtest={','.join(settings.ltp_runtest) or 'default'} "
+    runtests = ",".join(settings.ltp_runtest) or "default"
+    return [f"lkft: ltp={settings.ltp or 'rootfs'} runtest={runtests} "
             f"skipfile={settings.ltp_skipfile or 'none'} shard={settings.ltp_shard or 'all'}"]
 
 

@@ -51,12 +51,24 @@ class SuiteRun:
 
 
 def run_suite(device: Device, suite: str, command: str | None, fmt: str,
-              timeout: float | None = None) -> SuiteRun:
-    """Run `command` (None: use the boot's console) on `device` and parse its output."""
+              timeout: float | None = None, setup: str | None = None) -> SuiteRun:
+    """Run `command` (None: use the boot's console) on `device` and parse its output.
+
+    `setup`, a command run first (e.g. one installing a runner script), must exit 0.
+    """
     run = SuiteRun(suite)
+    if setup is not None and command is not None:
+        run.problem = setup_problem(device, setup, timeout)
+        if run.problem:
+            return run
     started = not device.broken  # a broken device refuses the command: it prints nothing
+    status = 0
     try:
-        text = console_text(device) if command is None else device.run(command, timeout).output
+        if command is None:
+            text = console_text(device)
+        else:
+            result = device.run(command, timeout)
+            text, status = result.output, result.exit_status
     except DeviceBroken as error:  # what the console showed since the command began
         run.problem = str(error).splitlines()[0]
         text = console_text(device) if command is None else \
@@ -67,7 +79,23 @@ def run_suite(device: Device, suite: str, command: str | None, fmt: str,
     if not run.cases and not run.problem:
         run.silent = True
         run.problem = f"no {fmt} output found; see {device.console_log}"
+        if status != 0 and text.strip():  # the command said why, e.g. a file it lacks
+            last = text.strip().splitlines()[-1].strip()
+            run.problem = f"{last} (exit status {status}, no {fmt} output; see " \
+                          f"{device.console_log})"
     return run
+
+
+def setup_problem(device: Device, setup: str, timeout: float | None) -> str:
+    """Run a suite's setup command; why it failed in one line, "" when it did not."""
+    try:
+        result = device.run(setup, timeout)
+    except DeviceBroken as error:
+        return f"setup: {str(error).splitlines()[0]}"
+    if result.exit_status == 0:
+        return ""
+    lines = result.output.strip().splitlines()
+    return f"setup exited {result.exit_status}: {lines[-1].strip() if lines else 'no output'}"
 
 
 def console_text(device: Device) -> str:

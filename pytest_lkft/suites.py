@@ -91,7 +91,9 @@ def ltp_cases(config: pytest.Config) -> dict[str, list[str]]:
     """`ltp-<runtest>` -> the tags its run is to report (the shard's), from --lkft-ltp.
 
     Read once per process (the tarball is fetched now if it is a URL); a runtest file
-    asked for but missing is one line naming it and the files the tarball has.
+    asked for but missing is one line naming it and the files the tarball has. Without
+    --lkft-ltp, each --lkft-ltp-runtest name is a suite of the rootfs's own LTP whose
+    tags are learned from its first run (none promised).
     """
     if LTP_KEY not in config.stash:
         config.stash[LTP_KEY] = _ltp_plans(config)
@@ -104,7 +106,7 @@ def _ltp_plans(config: pytest.Config) -> dict[str, list[str]]:
 
     settings = config.stash[SETTINGS_KEY]
     if not settings.ltp:
-        return {}
+        return {f"ltp-{name}": [] for name in settings.ltp_runtest}
     try:
         path = config.stash[CACHE_KEY].fetch(settings.ltp) if is_url(settings.ltp) \
             else Path(settings.ltp)
@@ -114,6 +116,25 @@ def _ltp_plans(config: pytest.Config) -> dict[str, list[str]]:
         pytest.fail(str(error), pytrace=False)
     return {f"ltp-{name}": [tag for tag, _ in ltp.plan(texts[name], settings.ltp_shard)]
             for name in names}
+
+
+def ltp_setup(config: pytest.Config) -> str | None:
+    """The command that readies a device for the rootfs's LTP (runner, shard, skipfile
+    tags; see `pytest_lkft.ltp.rootfs_setup`); None with --lkft-ltp (the overlay has it)."""
+    from pytest_lkft import ltp
+    from pytest_lkft.cache_fixtures import CACHE_KEY
+
+    settings = config.stash[SETTINGS_KEY]
+    if settings.ltp or not settings.ltp_runtest:
+        return None
+    skipfile = settings.ltp_skipfile
+    try:
+        path = (config.stash[CACHE_KEY].fetch(skipfile) if is_url(skipfile) else Path(skipfile)) \
+            if skipfile else None
+        skips = ltp.read_skipfile(path) if path else []
+    except LkftError as error:  # one line, not a fixture traceback
+        pytest.fail(str(error).splitlines()[0], pytrace=False)
+    return ltp.rootfs_setup(settings.ltp_shard, skips, Path(skipfile or "").name)
 
 
 @pytest.mark.lkft_run_check

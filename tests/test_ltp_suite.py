@@ -1,11 +1,13 @@
-"""The ltp-<runtest> suites on a real device: tarball, runner, parser, items.
+"""The ltp-<runtest> suites on a real device: tarball or rootfs LTP, runner, parser, items.
 
-LTP is not packaged in Debian and there is no network here, so the LTP tarball is built
+LTP is not packaged in Debian and there is no network here, so the LTP tree is built
 by the test: the /opt/ltp layout (`runtest/<name>`, `testcases/bin/`) with *stand-in*
 test programs, small shell scripts that print LTP-style TPASS/TFAIL/TBROK/TCONF/TWARN
-lines and exit with LTP's codes. Everything else is real: the tarball laid over the
-busybox initramfs, our runner (`pytest_lkft/data/ltp-runner.sh`) in the QEMU guest,
-ltp-pan's console format, the LTP parser and one pytest item per tag.
+lines and exit with LTP's codes. Everything else is real: the tree laid over the busybox
+initramfs as a tarball (`--lkft-ltp`) or already in the rootfs (a cpio appended to the
+busybox initramfs, as LKFT's rootfs carries /opt/ltp), our runner
+(`pytest_lkft/data/ltp-runner.sh`) in the QEMU guest, ltp-pan's console format, the LTP
+parser and one pytest item per tag.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 from conftest import TESTSUITES, need_qemu
 from pytest_lkft import ltp
 from pytest_lkft.errors import UserError
+from pytest_lkft.rootfs import tarball_overlay
 
 # A stand-in for an LTP test program: `stand_in CODE` prints what a new-library test
 # with that exit status prints (the result line, the Summary block) and exits with it.
@@ -70,6 +73,21 @@ def ltp_tarball(path: Path, runtests: dict[str, str], root: str = "") -> Path:
         add_file(tar, f"{root}testcases/bin/stand_in", STAND_IN, 0o755)
         for name, text in runtests.items():
             add_file(tar, f"{root}runtest/{name}", text)
+    return path
+
+
+def rootfs_with_ltp(path: Path, artifact_cache: Path, runtests: dict[str, str]) -> Path:
+    """The default busybox initramfs with the stand-in LTP tree at /opt/ltp appended (the
+    kernel unpacks concatenated cpio archives): a rootfs that carries its own LTP."""
+    from pytest_lkft.artifacts import ArtifactCache
+    from pytest_lkft.debian import default_artifacts
+    from pytest_lkft.lab import load_devices
+
+    with ArtifactCache(artifact_cache) as shared:
+        busybox = default_artifacts(load_devices().get("qemu-arm64"), artifact_cache,
+                                    shared.fetch).rootfs
+    tree = ltp_tarball(path.with_suffix(".tar.gz"), runtests)
+    path.write_bytes(busybox.read_bytes() + tarball_overlay(tree, "opt/ltp"))
     return path
 
 
@@ -164,12 +182,70 @@ def test_a_tag_that_never_reports_is_an_error(pytester: pytest.Pytester, cache: 
     assert "missing: the run did not report it" in reasons["ltp-later/later01"]
 
 
+@pytest.mark.qemu
+def test_the_rootfs_ltp_runs_and_its_tags_become_items_from_the_next_run(
+        pytester: pytest.Pytester, cache: Path, artifact_cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    rootfs = rootfs_with_ltp(pytester.path / "rootfs.cpio.gz", artifact_cache,
+                             {"smoketest": SMOKETEST})
+    skipfile = pytester.path / "skipfile"
+    skipfile.write_text("# known to fail on this board\nskipme01  # bug 123\n\n")
+    args = (f"--lkft-rootfs={rootfs}", "--lkft-ltp-runtest=smoketest",
+            f"--lkft-ltp-skipfile={skipfile}")
+    first, second = pytester.path / "first.xml", pytester.path / "second.xml"
+    result = run(pytester, cache, *args, f"--junitxml={first}")
+    result.stdout.fnmatch_lines([f"lkft: ltp=rootfs runtest=smoketest skipfile={skipfile} "
+                                 "shard=all", "*collected 3 items / 1 deselected / 2 selected",
+                                 "*::ltp-smoketest/fail01?qemu-arm64? *FAILED*"])  # no tag known
+    assert junit_results(first) == SMOKE_RESULTS  # the tags come from the controller
+    assert "skipme01 is in the skipfile skipfile" in messages(first)["ltp-smoketest/skipme01"]
+
+    result = run(pytester, cache, *args, f"--junitxml={second}")
+    result.assert_outcomes(passed=4, failed=3, skipped=2)  # run, crash, pass01, shell01
+    result.stdout.fnmatch_lines(["*collected 9 items",
+                                 "*test_case?qemu-arm64-fail01-smoketest?*FAILED*",
+                                 "*test_case?qemu-arm64-skipme01-smoketest?*SKIPPED*"])
+    assert junit_results(second) == SMOKE_RESULTS
+    assert "TWARN: cleanup left a file" in messages(second)["ltp-smoketest/warn01"]
+
+
+@pytest.mark.qemu
+def test_the_rootfs_ltp_shard_and_a_runtest_file_the_rootfs_lacks(
+        pytester: pytest.Pytester, cache: Path, artifact_cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    rootfs = rootfs_with_ltp(pytester.path / "rootfs.cpio.gz", artifact_cache,
+                             {"smoketest": SMOKETEST, "mm": "mmap01 stand_in 0\n"})
+    junit = pytester.path / "ltp.xml"
+    result = run(pytester, cache, f"--lkft-rootfs={rootfs}", "--lkft-ltp-shard=3/3",
+                 "--lkft-ltp-runtest=smoketest,syscalls", f"--junitxml={junit}")
+    assert junit_results(junit) == {"ltp-smoketest/run": "pass", "ltp-smoketest/crash": "pass",
+                                    "ltp-smoketest/brok01": "failure",
+                                    "ltp-smoketest/shell01": "pass",  # the 3rd and 6th tags
+                                    "ltp-syscalls/run": "failure", "ltp-syscalls/crash": "pass"}
+    result.stdout.fnmatch_lines([
+        "ltp-syscalls: ltp-runner: no runtest file /opt/ltp/runtest/syscalls on the device; "
+        "/opt/ltp/runtest has: mm, smoketest (exit status 2, no ltp output; see *console.log)"])
+
+
+def test_the_rootfs_setup_writes_runner_skips_and_settings_verbatim() -> None:
+    setup = ltp.rootfs_setup(ltp.Shard(2, 4), ["a01", "b01"], "my skips")
+    script = ltp.runner_script().decode()
+    assert setup.startswith("mkdir -p /lkft/ltp/runtest && cat >/lkft/ltp-runner.sh <<'")
+    assert f"<<'{ltp.HEREDOC_END}'\n{script}{ltp.HEREDOC_END}\n" in setup
+    assert setup.endswith("cat >/lkft/ltp/skipfile <<'LKFT_LTP_EOF'\na01\nb01\nLKFT_LTP_EOF\n"
+                          "cat >/lkft/ltp/settings <<'LKFT_LTP_EOF'\nLKFT_LTP_SHARD=2/4\n"
+                          "LKFT_LTP_SKIPFILE_NAME='my skips'\nLKFT_LTP_EOF")
+    assert ltp.HEREDOC_END not in script and "\t" not in script  # a tab would complete
+
+
 def test_without_a_tarball_the_suite_says_which_option_to_pass(
         pytester: pytest.Pytester, cache: Path) -> None:
     need_qemu("qemu-system-aarch64")
     result = run(pytester, cache, "-rs")
     result.assert_outcomes(skipped=2)  # run, crash; no case is known
-    result.stdout.fnmatch_lines(["SKIPPED*no LTP: pass --lkft-ltp PATH|URL*"])
+    result.stdout.fnmatch_lines(["SKIPPED*no LTP: pass --lkft-ltp PATH|URL*, or "
+                                 "--lkft-ltp-runtest NAME[[],NAME[]] to run the runtest files "
+                                 "of the rootfs's /opt/ltp"])
 
 
 def test_a_runtest_file_the_tarball_lacks_is_one_line(pytester: pytest.Pytester,

@@ -1,26 +1,31 @@
 """ltp-<runtest>: an LTP runtest file run on the device, one test per tag.
 
 LTP comes from `--lkft-ltp PATH|URL`, an install tarball (the /opt/ltp tree) laid over
-the rootfs at /opt/ltp. `--lkft-ltp-runtest` chooses the runtest files (default: LKFT's
-set, those the tarball has), `--lkft-ltp-skipfile` and `--lkft-ltp-shard INDEX/TOTAL`
-work as tuxrun's skipfile and shard parameters. kirk runs the tests when the rootfs can
-run it, else runltp, else our own runner (`pytest_lkft/data/ltp-runner.sh`). Names are
-LKFT's, `ltp-<runtest file>/<tag>`, the tag never rewritten; every tag of the plan is
-an item, and one the run never reported is an error ("missing").
+the rootfs at /opt/ltp, or is the rootfs's own /opt/ltp (as LKFT's rootfs carries it):
+`--lkft-ltp-runtest NAME[,NAME]` without `--lkft-ltp`. `--lkft-ltp-runtest` chooses the
+runtest files (with a tarball, default: LKFT's set, those it has), `--lkft-ltp-skipfile`
+and `--lkft-ltp-shard INDEX/TOTAL` work as tuxrun's skipfile and shard parameters. kirk
+runs the tests when the rootfs can run it, else runltp, else our own runner
+(`pytest_lkft/data/ltp-runner.sh`). Names are LKFT's, `ltp-<runtest file>/<tag>`, the
+tag never rewritten. With a tarball every tag of the plan is an item, and one the run
+never reported is an error ("missing"); with the rootfs's LTP the tags are learned from
+the first run (reported then, items from the next run on), as kselftest's are.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from pytest_lkft.suites import ltp_cases
+from pytest_lkft.suites import ltp_cases, ltp_setup
 
-NO_LTP = "no LTP: pass --lkft-ltp PATH|URL, an LTP install tarball (the /opt/ltp tree)"
+NO_LTP = ("no LTP: pass --lkft-ltp PATH|URL, an LTP install tarball (the /opt/ltp tree), or "
+          "--lkft-ltp-runtest NAME[,NAME] to run the runtest files of the rootfs's /opt/ltp")
 COMMAND = "sh /lkft/ltp-runner.sh {runtest}"
 TIMEOUT = 3 * 3600  # ltp-syscalls takes about an hour on QEMU; --lkft-timeouts test= wins
 pytestmark = [
     pytest.mark.lkft_suite("ltp-{runtest}"),
-    pytest.mark.lkft_parsed(format="ltp", command=COMMAND, timeout=TIMEOUT, cases=ltp_cases),
+    pytest.mark.lkft_parsed(format="ltp", command=COMMAND, timeout=TIMEOUT, cases=ltp_cases,
+                            setup=ltp_setup),
     pytest.mark.usefixtures("runtest"),
 ]
 

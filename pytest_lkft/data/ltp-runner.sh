@@ -1,20 +1,66 @@
 #!/bin/sh
 # ltp-runner.sh NAME: run pytest-lkft's plan of the LTP runtest file NAME on the device.
 #
-# The plan (/lkft/ltp/runtest/NAME) is the runtest file with the shard and the skipfile
-# already applied on the host. kirk runs it when /opt/ltp/kirk and python3 are there,
-# else runltp when ltp-pan is installed, else the loop below: POSIX sh (busybox is
-# enough) printing ltp-pan's console blocks, which pytest_lkft.parsers.ltp reads:
+# With --lkft-ltp the plan (/lkft/ltp/runtest/NAME) is the runtest file with the shard
+# and the skipfile already applied on the host. Without it, LTP is the rootfs's own
+# (/opt/ltp) and /lkft/ltp/settings is there: the plan is made here from
+# /opt/ltp/runtest/NAME with the shard ($LKFT_LTP_SHARD, INDEX/TOTAL) and the skipfile
+# tags (/lkft/ltp/skipfile, named $LKFT_LTP_SKIPFILE_NAME in the TCONF line), as
+# pytest_lkft/ltp.py's plan() does on the host.
+#
+# kirk runs the plan when /opt/ltp/kirk and python3 are there, else runltp when ltp-pan
+# is installed, else the loop below: POSIX sh (busybox is enough) printing ltp-pan's
+# console blocks, which pytest_lkft.parsers.ltp reads:
 #   <<<test_start>>> / tag=TAG stime=T / <<<test_output>>> / the test's output /
 #   <<<execution_status>>> / duration=D termination_type=exited termination_id=RC ... /
 #   <<<test_end>>>
 name=$1
 plan=/lkft/ltp/runtest/$name
+settings=/lkft/ltp/settings
 LTPROOT=/opt/ltp
 LTP_COLORIZE_OUTPUT=0
 PATH="$LTPROOT/testcases/bin:$PATH"
 export LTPROOT LTP_COLORIZE_OUTPUT PATH
-if [ -z "$name" ] || [ ! -f "$plan" ]; then
+
+# The runtest files of the rootfs, comma-separated, for the message about a missing one.
+runtest_files() {
+    have=
+    for file in "$LTPROOT"/runtest/*; do
+        [ -f "$file" ] && have="$have${have:+, }${file##*/}"
+    done
+    echo "${have:-none (is LTP installed at $LTPROOT? else pass --lkft-ltp PATH|URL)}"
+}
+
+# make_plan RUNTEST: its test lines, the shard's share, skipfile tags made TCONF skips.
+make_plan() {
+    index=1 total=1
+    if [ -n "$LKFT_LTP_SHARD" ]; then index=${LKFT_LTP_SHARD%/*} total=${LKFT_LTP_SHARD#*/}; fi
+    n=0
+    while read -r tag cmd; do
+        case "$tag" in ''|'#'*) continue ;; esac
+        n=$((n + 1))
+        [ $(((n - 1) % total)) -eq $((index - 1)) ] || continue
+        if grep -Fxq -- "$tag" /lkft/ltp/skipfile 2>/dev/null; then
+            cmd="echo 'lkft: TCONF: $tag is in the skipfile $LKFT_LTP_SKIPFILE_NAME'; exit 32"
+        fi
+        printf '%s %s\n' "$tag" "$cmd"
+    done <"$1"
+}
+
+if [ -z "$name" ]; then
+    echo "ltp-runner: no runtest file named; usage: ltp-runner.sh RUNTEST" >&2
+    exit 2
+fi
+if [ -f "$settings" ]; then
+    . "$settings"
+    if [ ! -f "$LTPROOT/runtest/$name" ]; then
+        echo "ltp-runner: no runtest file $LTPROOT/runtest/$name on the device;" \
+            "$LTPROOT/runtest has: $(runtest_files)" >&2
+        exit 2
+    fi
+    mkdir -p "${plan%/*}" && make_plan "$LTPROOT/runtest/$name" >"$plan" || exit 2
+fi
+if [ ! -f "$plan" ]; then
     echo "ltp-runner: no plan '$plan'; usage: ltp-runner.sh RUNTEST" >&2
     exit 2
 fi
