@@ -33,6 +33,17 @@ def artifact_cache() -> Path:
     return path
 
 
+@pytest.fixture
+def private_cache(tmp_path: Path, artifact_cache: Path) -> Path:
+    """A cache of the test's own (case lists, builds, fetched tarballs) that shares the
+    machine's kernels, busybox and apt state with every other test."""
+    private = tmp_path / "cache"
+    private.mkdir()
+    for shared in ("entries", "apt", "defaults"):
+        (private / shared).symlink_to(artifact_cache / shared)
+    return private
+
+
 def need_qemu(*binaries: str) -> None:
     """Skip with the package to install when a QEMU binary is absent (fail under CI)."""
     for binary in binaries:

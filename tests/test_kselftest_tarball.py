@@ -40,15 +40,6 @@ def kselftest_tarball(linux_source: Path, tmp_path: Path) -> Path:  # noqa: F811
     return tarball
 
 
-def private_cache(tmp_path: Path, artifact_cache: Path) -> Path:
-    """A cache of our own (case lists, fetched tarball) sharing the machine's kernels."""
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    for shared in ("entries", "apt", "defaults"):
-        (cache / shared).symlink_to(artifact_cache / shared)
-    return cache
-
-
 def junit_suites(junit: Path) -> dict[str, dict[str, str]]:
     """suite -> test -> pass/failure/skipped/error, from a JUnit file."""
     suites: dict[str, dict[str, str]] = {}
@@ -87,11 +78,11 @@ def test_layout_is_read_with_or_without_a_leading_directory(tmp_path: Path, pref
 
 @pytest.mark.qemu
 @pytest.mark.kernel_build
-def test_each_collection_of_the_tarball_is_a_suite(pytester: pytest.Pytester, tmp_path: Path,
+def test_each_collection_of_the_tarball_is_a_suite(pytester: pytest.Pytester,
                                                    kselftest_tarball: Path,
-                                                   artifact_cache: Path) -> None:
+                                                   private_cache: Path) -> None:
     need_qemu("qemu-system-aarch64")
-    args = [str(TESTSUITES), f"--lkft-cache-dir={private_cache(tmp_path, artifact_cache)}",
+    args = [str(TESTSUITES), f"--lkft-cache-dir={private_cache}",
             "--lkft-device=qemu-arm64", f"--lkft-kselftest={kselftest_tarball.as_uri()}",
             "--lkft-tests=kselftest-*", "-p", "no:cacheprovider", "-p", "no:labgrid"]
     first = pytester.runpytest_subprocess(*args, f"--junitxml={pytester.path / 'first.xml'}")

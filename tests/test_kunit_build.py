@@ -34,14 +34,11 @@ def kunit_cases(junit: Path) -> dict[str, str]:
 
 def test_build_boot_and_every_kunit_case_is_a_test(pytester: pytest.Pytester, tmp_path: Path,
                                                    linux_source: Path,  # noqa: F811
-                                                   artifact_cache: Path,
+                                                   artifact_cache: Path, private_cache: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     need_qemu("qemu-system-aarch64")
     monkeypatch.setenv("CCACHE_DIR", str(artifact_cache.parent / "ccache"))
-    cache = tmp_path / "cache"  # private case lists and builds; kernels/busybox shared
-    cache.mkdir()
-    for shared in ("entries", "apt", "defaults"):
-        (cache / shared).symlink_to(artifact_cache / shared)
+    cache = private_cache  # private case lists and builds; kernels/busybox shared
     args = [str(TESTSUITES / "test_build.py"), str(TESTSUITES / "test_kunit.py"),
             f"--lkft-cache-dir={cache}", "--lkft-device=qemu-arm64",
             f"--lkft-tree={linux_source}", "--lkft-kconfig=tinyconfig",
@@ -71,14 +68,11 @@ def test_build_boot_and_every_kunit_case_is_a_test(pytester: pytest.Pytester, tm
 def test_kselftest_collections_are_suites_of_their_own(pytester: pytest.Pytester,
                                                        tmp_path: Path,
                                                        linux_source: Path,  # noqa: F811
-                                                       artifact_cache: Path,
+                                                       artifact_cache: Path, private_cache: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     need_qemu("qemu-system-aarch64")
     monkeypatch.setenv("CCACHE_DIR", str(artifact_cache.parent / "ccache"))
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    for shared in ("entries", "apt", "defaults"):
-        (cache / shared).symlink_to(artifact_cache / shared)
+    cache = private_cache  # private case lists and builds; kernels/busybox shared
     junit = pytester.path / "junit.xml"
     result = pytester.runpytest_subprocess(
         str(TESTSUITES / "test_kselftest.py"), f"--lkft-cache-dir={cache}",
@@ -98,7 +92,7 @@ def test_kselftest_collections_are_suites_of_their_own(pytester: pytest.Pytester
 
 def test_the_built_kernel_boots_an_ext4_rootfs(pytester: pytest.Pytester, tmp_path: Path,
                                               linux_source: Path,  # noqa: F811
-                                              artifact_cache: Path,
+                                              artifact_cache: Path, private_cache: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """--lkft-rootfs as an ext4 image on the virtio disk: the busybox tree the plugin makes by
     default, unpacked into a real ext4 filesystem (mkfs.ext4 -d), mounted as / by a kernel
@@ -118,10 +112,7 @@ def test_the_built_kernel_boots_an_ext4_rootfs(pytester: pytest.Pytester, tmp_pa
                    check=True)
     subprocess.run(["mkfs.ext4", "-q", "-d", str(tree), str(image), "32M"], check=True)
     before = hashlib.sha256(image.read_bytes()).hexdigest()
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    for name in ("entries", "apt", "defaults"):
-        (cache / name).symlink_to(artifact_cache / name)
+    cache = private_cache  # private case lists and builds; kernels/busybox shared
     result = pytester.runpytest_subprocess(
         str(TESTSUITES / "test_boot.py"), str(TESTSUITES / "test_smoke.py"),
         f"--lkft-cache-dir={cache}", "--lkft-device=qemu-arm64", f"--lkft-tree={linux_source}",

@@ -115,13 +115,9 @@ def run(pytester: pytest.Pytester, cache: Path, *args: str) -> pytest.RunResult:
 
 
 @pytest.fixture
-def cache(tmp_path: Path, artifact_cache: Path) -> Path:
-    """A private cache (case lists) sharing the downloaded kernels of the session cache."""
-    private = tmp_path / "cache"
-    private.mkdir()
-    for shared in ("entries", "apt", "defaults"):
-        (private / shared).symlink_to(artifact_cache / shared)
-    return private
+def cache(private_cache: Path) -> Path:
+    """A private cache (case lists) sharing the downloaded kernels (see conftest)."""
+    return private_cache
 
 
 @pytest.mark.qemu

@@ -41,13 +41,9 @@ def junit_results(path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def cache(tmp_path: Path, artifact_cache: Path) -> Path:
-    """A private cache (case lists) sharing the downloaded kernels of the session cache."""
-    private = tmp_path / "cache"
-    private.mkdir()
-    for shared in ("entries", "apt", "defaults"):
-        (private / shared).symlink_to(artifact_cache / shared)
-    return private
+def cache(private_cache: Path) -> Path:
+    """A private cache (case lists) sharing the downloaded kernels (see conftest)."""
+    return private_cache
 
 
 def test_first_run_reports_every_case_then_collects_them(pytester: pytest.Pytester,
