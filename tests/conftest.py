@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,15 @@ def private_cache(tmp_path: Path, artifact_cache: Path) -> Path:
     for shared in ("entries", "apt", "defaults"):
         (private / shared).symlink_to(artifact_cache / shared)
     return private
+
+
+def junit_results(path: Path) -> dict[str, str]:
+    """A JUnit file's results: `suite/case` (classname/name) -> pass/failure/error/skipped."""
+    found = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        tags = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
+        found[f"{case.get('classname')}/{case.get('name')}"] = tags[0] if tags else "pass"
+    return found
 
 
 def need_qemu(*binaries: str) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TESTSUITES, need_qemu
+from conftest import TESTSUITES, junit_results, need_qemu
 from pytest_lkft import ltp
 from pytest_lkft.errors import UserError
 from pytest_lkft.rootfs import tarball_overlay
@@ -89,14 +89,6 @@ def rootfs_with_ltp(path: Path, artifact_cache: Path, runtests: dict[str, str]) 
     tree = ltp_tarball(path.with_suffix(".tar.gz"), runtests)
     path.write_bytes(busybox.read_bytes() + tarball_overlay(tree, "opt/ltp"))
     return path
-
-
-def junit_results(path: Path) -> dict[str, str]:
-    found = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        tags = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
-        found[f"{case.get('classname')}/{case.get('name')}"] = tags[0] if tags else "pass"
-    return found
 
 
 def messages(path: Path) -> dict[str, str]:

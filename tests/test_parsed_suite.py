@@ -7,12 +7,11 @@ prints a small KTAP document, so the test knows exactly which cases to expect.
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from conftest import need_qemu
+from conftest import junit_results, need_qemu
 
 pytestmark = pytest.mark.qemu
 
@@ -30,14 +29,6 @@ from pytest_lkft.suites import lkft_case, test_case, test_crash, test_run
 def run(pytester: pytest.Pytester, cache: Path, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess(f"--lkft-cache-dir={cache}", "-p", "no:cacheprovider",
                                          "--lkft-device=qemu-arm64", *args)
-
-
-def junit_results(path: Path) -> dict[str, str]:
-    found = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        tags = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
-        found[f"{case.get('classname')}/{case.get('name')}"] = tags[0] if tags else "pass"
-    return found
 
 
 @pytest.fixture
