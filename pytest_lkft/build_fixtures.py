@@ -27,8 +27,8 @@ from pytest_lkft.builds import (
 from pytest_lkft.builds_cli import parse_make_vars, parse_targets
 from pytest_lkft.errors import UserError
 from pytest_lkft.kernelimage import arch_matches
-from pytest_lkft.kselftests import KSELFTEST_PREFIX, libc_overlay, stored_overlay
-from pytest_lkft.rootfs import tarball_overlay
+from pytest_lkft.kselftests import KSELFTEST_PREFIX, libc_overlay
+from pytest_lkft.rootfs import stored_overlay, tarball_overlay
 from pytest_lkft.terminal import terminal
 
 # (option, dest, environment variable, metavar, help); the append ones have no variable

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import fnmatch
 import gzip
-import hashlib
 import stat
 import tarfile
 from dataclasses import dataclass
@@ -21,8 +20,14 @@ from pathlib import Path, PurePosixPath
 
 from pytest_lkft.artifacts import hash_file
 from pytest_lkft.errors import UserError
-from pytest_lkft.files import write_atomically
-from pytest_lkft.rootfs import Entry, check_members, tarball_overlay, write_cpio
+from pytest_lkft.rootfs import (
+    Entry,
+    cached_overlay,
+    check_members,
+    stored_overlay,
+    tarball_overlay,
+    write_cpio,
+)
 
 # Where kselftests land in the device's rootfs, and the cross C library files laid into
 # /lib so dynamically linked tests run on a busybox initramfs (FACTS.md).
@@ -92,11 +97,8 @@ def install_overlays(install: KselftestInstall, libc_dir: Path | None,
     """cpio.gz overlays laying `install` at /opt/kselftest (and `libc_dir` under /lib),
     cached by content; a member escaping the rootfs is refused, naming it."""
     key = f"kselftest-{hash_file(install.tarball)[:32]}-{install.root or 'top'}"
-    path = cache_root / "overlays" / f"{key}.cpio.gz"
-    if not path.exists():
-        data = tarball_overlay(install.tarball, KSELFTEST_PREFIX, strip=install.root)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, data)
+    path = cached_overlay(cache_root, key, lambda: tarball_overlay(
+        install.tarball, KSELFTEST_PREFIX, strip=install.root))
     return [path] + ([stored_overlay(libc_overlay(libc_dir), cache_root)] if libc_dir else [])
 
 
@@ -107,12 +109,3 @@ def libc_overlay(libc_dir: Path) -> bytes:
     entries = [Entry(f"lib/{name}", stat.S_IFREG | 0o755, (libc_dir / name).read_bytes())
                for name in names]
     return gzip.compress(write_cpio(entries), mtime=0)
-
-
-def stored_overlay(data: bytes, cache_root: Path) -> Path:
-    """`data` under the cache's overlays/, named by its content."""
-    path = cache_root / "overlays" / f"{hashlib.sha256(data).hexdigest()[:32]}.cpio.gz"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, data)
-    return path

@@ -19,11 +19,10 @@ from pytest_lkft.config import Settings, is_url
 from pytest_lkft.debian import default_artifacts
 from pytest_lkft.devices.qemu import DeviceArtifacts
 from pytest_lkft.errors import LkftError, UserError
-from pytest_lkft.files import write_atomically
 from pytest_lkft.kernelimage import arch_matches, describe, image_arch
 from pytest_lkft.kselftests import install_overlays, read_install
 from pytest_lkft.lab import QemuSpec
-from pytest_lkft.rootfs import tarball_overlay
+from pytest_lkft.rootfs import cached_overlay, stored_overlay, tarball_overlay
 
 Fetch = Callable[[str, "str | None"], Path]
 
@@ -100,12 +99,8 @@ def ltp_overlays(tarball: Path, settings: Settings, skipfile: Path | None,
     shown = settings.ltp_skipfile or ""
     plans = {name: ltp.plan(texts[name], settings.ltp_shard, skips, Path(shown).name)
              for name in names}
-    data = ltp.plan_overlay(plans)
-    path = cache_root / "overlays" / f"{hashlib.sha256(data).hexdigest()[:32]}.cpio.gz"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, data)
-    return [_overlay(tarball, cache_root, ltp.overlay_prefix(tarball)), path]
+    plan = stored_overlay(ltp.plan_overlay(plans), cache_root)
+    return [_overlay(tarball, cache_root, ltp.overlay_prefix(tarball)), plan]
 
 
 def _overlay(tarball: Path, cache_root: Path, prefix: str = "") -> Path:
@@ -113,9 +108,4 @@ def _overlay(tarball: Path, cache_root: Path, prefix: str = "") -> Path:
     key = hash_file(tarball)
     if prefix:
         key = hashlib.sha256(f"{key}:{prefix}".encode()).hexdigest()
-    path = cache_root / "overlays" / f"{key[:32]}.cpio.gz"
-    if not path.exists():
-        data = tarball_overlay(tarball, prefix)  # raises on a bad member before any write
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, data)
-    return path
+    return cached_overlay(cache_root, key[:32], lambda: tarball_overlay(tarball, prefix))

@@ -13,11 +13,12 @@ import hashlib
 import io
 import stat
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pytest_lkft.errors import UserError
+from pytest_lkft.files import write_atomically
 
 # /init of the generated rootfs. devtmpfs has no /dev/fd or /dev/stdout (kselftest's
 # runner writes to /dev/stdout), so they are linked to /proc/self/fd (FACTS.md).
@@ -274,3 +275,19 @@ def decompress_to(path: Path, dest: Path) -> Path:
             shutil.copyfileobj(src, out, 1 << 20)
     os.replace(partial, dest)
     return dest
+
+
+def cached_overlay(cache_root: Path, key: str, make: Callable[[], bytes]) -> Path:
+    """`<cache_root>/overlays/<key>.cpio.gz`, written by `make()` the first time only (it
+    may raise, e.g. on a bad tarball member, before anything is written)."""
+    path = cache_root / "overlays" / f"{key}.cpio.gz"
+    if not path.exists():
+        data = make()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, data)
+    return path
+
+
+def stored_overlay(data: bytes, cache_root: Path) -> Path:
+    """`data` under the cache's overlays/, named by its content."""
+    return cached_overlay(cache_root, hashlib.sha256(data).hexdigest()[:32], lambda: data)
