@@ -4,8 +4,10 @@ Builds one KTAP document of >= 100 MB from real corpus lines (two KUnit fixtures
 the kernel's own test data, with their kernel noise), then, each in a fresh Python
 subprocess so that the peak RSS (ru_maxrss) is its own:
 
-- ours (`pytest_lkft.parsers.ktap.iter_cases`) on the 100 MB log and on a 10 MB one:
-  MB/s and peak memory, which must not grow with the log;
+- ours (`pytest_lkft.parsers.ktap.iter_cases`, with its C scanner) on the 100 MB log
+  and on a 10 MB one: MB/s and peak memory, which must not grow with the log; and on
+  the 100 MB log without the scanner (its regex fast path, what an install without a C
+  compiler gets);
 - kunit_parser.py from Debian's linux-source-6.1 (`parse_run_tests`) on a 5 MB log
   and a 2 MB one built the same way (at its speed 100 MB takes a minute or more and
   hundreds of MB: `--full-baseline` runs it too; its memory grows with the log, which
@@ -43,6 +45,10 @@ PREFIX = "[    0.060000] "
 OURS = """
 import resource, sys, time
 from pytest_lkft.parsers import ktap
+if sys.argv[2:] == ["regex"]:
+    ktap.SCANNER = None
+elif ktap.SCANNER is None:
+    sys.exit("the C scanner is not built: pip install -e . with gcc and python3-dev")
 start, wall = time.process_time(), time.perf_counter()
 count = 0
 with open(sys.argv[1], errors="replace") as log:
@@ -159,6 +165,7 @@ def main() -> int:
         big = measure(OURS, logs["big"])
         report("ours", big)
         report("ours (1/10 size)", measure(OURS, logs["small"]))
+        report("ours without the C scanner", measure(OURS, logs["big"], "regex"))
         ours_base = measure(OURS, logs["base"])
         report("ours (baseline log)", ours_base)
         tool = kunit_tool()

@@ -34,9 +34,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
+from types import ModuleType
+from typing import BinaryIO
 
 from pytest_lkft.parsers.lines import clean, parse_int
 from pytest_lkft.parsers.model import Case, Result
+
+SCANNER: ModuleType | None
+try:  # the C line scanner, built at install where a C compiler is
+    from pytest_lkft.parsers import _ktapscan as SCANNER
+except ImportError:  # not built: the regex fast path does the same, 2-3x slower
+    SCANNER = None
 
 LOG_LINES = 200
 MAX_MISSING = 1000
@@ -51,6 +59,7 @@ GLUED = re.compile(r"ok \d(?:(?<=[^\w\s#]ok \d)|(?<=[^\w\s#]not ok \d))")
 DIRECTIVE = re.compile(r"\s#(?=\s|$)")
 KERNEL_MSG = re.compile(r"(?:<\d{1,3}>)?\[ *\d+\.\d+\]")
 CHUNK_LINES = 4096
+BLOCK_BYTES = 1 << 20  # read size of `iter_binary`
 # printk/syslog prefix as `lines.strip_prefix` takes it; atomic so that a line that is
 # no event fails fast (this regex runs over every line of a 100 MB log)
 PREFIX = r"(?><\d{1,3}>)?+(?>\[ *+\d++\.\d++\])?+(?>\[ *+[TC]\d++\])?+(?:(?<=[>\]]) )?+"
@@ -86,6 +95,11 @@ class Block:
     @property
     def complete(self) -> bool:
         return self.expected is not None and self.seen >= self.expected
+
+
+# a stack level as the C scanner hands it back: block (None for one it opened), name,
+# indent, prefix, expected, seen, log
+ScannedLevel = tuple[Block | None, str | None, int, str | None, int | None, int, list[str]]
 
 
 @dataclass
@@ -378,13 +392,8 @@ class KtapParser:
 def iter_cases(lines: Iterable[str], suite: str = "kunit") -> Iterator[Case]:
     """Yield the leaf cases of every KTAP document in `lines`, as they complete.
 
-    Lines are read in chunks of `CHUNK_LINES`. Inside a document, a chunk without
-    escapes, CRs, glued results or end markers loses its printk prefixes in one regex
-    substitution and is scanned by one regex (`FAST_EVENT`) for the lines that change
-    the structure; the lines between them only feed the case logs. Any other chunk goes
-    line by line through `LineStream`-style cleaning. Both paths give the same cases;
-    the fast one is what makes 100 MB logs take seconds (issue 3: at least 20x
-    kunit_parser).
+    Lines are read in chunks of `CHUNK_LINES` and go through `ChunkReader.read`; the
+    cases are the ones `KtapParser.feed` gives line by line.
     """
     reader = ChunkReader(KtapParser(suite))
     source = iter(lines)
@@ -395,8 +404,43 @@ def iter_cases(lines: Iterable[str], suite: str = "kunit") -> Iterator[Case]:
     yield from reader.drain()
 
 
+def iter_binary(stream: BinaryIO, suite: str = "kunit", head: Iterable[str] = ()) -> Iterator[Case]:
+    """`iter_cases` on a log opened in binary mode: read in blocks of `BLOCK_BYTES`, lines
+    split at `\\n` and decoded as UTF-8 with `errors="replace"` (as `lines.decode_lines`
+    does). `head` are lines already read from `stream` (format detection), parsed first.
+    """
+    reader = ChunkReader(KtapParser(suite))
+    first = list(head)
+    if first:
+        reader.read(first)
+        yield from reader.drain()
+    pending: list[bytes] = []
+    while data := stream.read(BLOCK_BYTES):
+        cut = data.rfind(b"\n") + 1
+        if not cut:  # no line ends in this block: keep it for the next
+            pending.append(data)
+            continue
+        reader.read_bytes(b"".join([*pending, data[:cut]]))
+        pending = [data[cut:]]
+        yield from reader.drain()
+    rest = b"".join(pending)
+    if rest:
+        reader.read_bytes(rest + b"\n")
+    reader.parser.finish(reader.number)
+    yield from reader.drain()
+
+
 class ChunkReader:
-    """Feeds a `KtapParser` chunk by chunk, choosing the fast or the line-by-line path."""
+    """Feeds a `KtapParser` chunk by chunk, choosing the fast or the line-by-line path.
+
+    Inside a document, a chunk goes to the C scanner (`SCANNER.scan`, which hands the
+    lines it is not sure of to `feed` one by one) where it is built. Without it, a chunk
+    with no escapes, CRs, glued results or end markers loses its printk prefixes in one
+    regex substitution and is scanned by one regex (`FAST_EVENT`) for the lines that
+    change the structure (`read_fast`); any other chunk goes line by line through
+    `feed`. Every path gives the cases `feed` gives; the fast ones are what make 100 MB
+    logs take a second or two (issue 3: at least 20x kunit_parser).
+    """
 
     def __init__(self, parser: KtapParser) -> None:
         self.parser = parser
@@ -415,12 +459,55 @@ class ChunkReader:
             if not block:
                 return
         chunk = join_lines(block)
+        if chunk is not None and SCANNER is not None:
+            self.scan(chunk.encode("utf-8", "surrogatepass"), "surrogatepass")
+            return
         if chunk is not None:
             chunk = strip_prefixes(chunk)
             if not needs_slow_path(chunk):
                 self.read_fast(chunk)
                 return
         self.read_slowly(block)
+
+    def read_bytes(self, data: bytes) -> None:
+        """Process `\\n`-ended lines of UTF-8 (invalid bytes decode to U+FFFD)."""
+        if SCANNER is not None:
+            self.scan(data, "replace")
+            return
+        text = data.decode("utf-8", "replace")
+        self.read([line + "\n" for line in text[:-1].split("\n")])
+
+    def scan(self, data: bytes, errors: str) -> None:
+        """Run the C scanner over `data`; `feed` the lines it leaves, and those outside
+        documents, one by one (decoded with `errors`)."""
+        assert SCANNER is not None
+        parser, pos, end = self.parser, 0, len(data)
+        while pos < end:
+            if parser.stack:
+                context = (Case, parser.suite, *PLAIN.values(), parser.out, LOG_LINES, MAX_NESTING)
+                pos, self.number, levels, to_python = SCANNER.scan(
+                    data, pos, self.number, parser.stack, context
+                )
+                self.restore(levels)
+                if not to_python:
+                    continue
+            newline = data.find(b"\n", pos)
+            stop = end if newline < 0 else newline + 1
+            self.number += 1
+            parser.feed(clean(data[pos:stop].decode("utf-8", errors)), self.number)
+            pos = stop
+
+    def restore(self, levels: list[ScannedLevel]) -> None:
+        """Set the parser's stack to what the scanner returned."""
+        stack = self.parser.stack
+        stack.clear()
+        for block, name, indent, prefix, expected, seen, log in levels:
+            if block is None:
+                block = Block(name, indent, prefix)
+            block.expected, block.seen = expected, seen
+            block.log.clear()
+            block.log.extend(log)
+            stack.append(block)
 
     def read_until_document(self, block: list[str]) -> int:
         """Read lines one by one until a document opens; return how many were read."""
