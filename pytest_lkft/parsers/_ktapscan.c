@@ -4,10 +4,11 @@
  * `KtapParser.feed` does for the lines a KUnit run is made of: diagnostics and kernel
  * messages go to the open block's log, `# Subtest:` headers open blocks, plans set
  * them, plain `ok`/`not ok` leaves become `Case`s, a complete suite's result line closes
- * it. It stops at the first line it is not sure of (a byte that is not printable ASCII
- * or a tab, a version line, a directive or `[` on a result it would report, a line
- * that may hold a crash marker or a glued result, a header or result in an unusual
- * state) and leaves that line to `feed`, which stays the one definition of the format.
+ * it. It stops at the first line it is not sure of and leaves that line to `feed`,
+ * which stays the one definition of the format: a byte that is not printable ASCII or
+ * a tab (but for the carriage returns of a CRLF ending), a version line, a directive
+ * or `[` on a result it would report, a line that may hold a crash marker or a glued
+ * result, a header or result in an unusual state.
  *
  * The parser's stack is taken from the Python `Block`s at entry and handed back as
  * tuples at return, so that `feed` and `scan` can take turns line by line. Line
@@ -521,6 +522,9 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             outcome = TO_PYTHON; /* a last line without its newline */
             break;
         }
+        const char *next = end + 1;
+        while (end > start && end[-1] == '\r')
+            end--; /* a CRLF ending: `clean` strips it */
         const char *p = start;
         while (p < end && SIMPLE[(unsigned char)*p])
             p++;
@@ -537,7 +541,7 @@ scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (outcome == TO_PYTHON)
             break;
         number++;
-        pos = end - data + 1;
+        pos = next - data;
         if (outcome == ENDED)
             break;
     }
