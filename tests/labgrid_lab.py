@@ -10,6 +10,7 @@ boot Debian's U-Boot for QEMU and load the kernel over tftp), as a lab admin wou
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shlex
@@ -38,6 +39,8 @@ UBOOT_QEMU = [*QEMU_MACHINE, "-m", "512"]
 UBOOT_BIOS = "/usr/lib/u-boot/qemu_arm64/u-boot.bin"
 UBOOT_TAGS = {"board": "qemu-standin-uboot"}
 EXPORTER_NAME = "standin"
+# ser2net as labgrid-exporter starts it, but listening on 127.0.0.1 only (tests/bin/ser2net)
+SER2NET_SHIM = HERE / "bin"
 
 
 def free_port() -> int:
@@ -65,6 +68,30 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def listening_addresses(pid: int) -> list[str]:
+    """`address:port` of every TCP socket `pid` listens on (IPv4 and IPv6), from /proc."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table in ("tcp", "tcp6"):
+        for row in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                address, port = fields[1].split(":")
+                found.append(f"{decode_address(address)}:{int(port, 16)}")
+    return found
+
+
+def decode_address(hex_address: str) -> str:
+    """An address as /proc/net/tcp{,6} prints it (host-order 32-bit words) as text."""
+    raw = bytes.fromhex(hex_address)
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(words))
 
 
 def child_pids(pid: int) -> list[int]:
@@ -101,10 +128,12 @@ class StandinLab:
             raise AssertionError(f"{shlex.join(command)} failed: {done.stderr.strip()}")
         return done.stdout
 
-    def _start(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
+    def _start(self, name: str, command: list[str],
+               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.root / f"{name}.log").open("wb")
         process = subprocess.Popen(command, cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # Ctrl-C in a test reaches us only
+                                   start_new_session=True,  # Ctrl-C in a test reaches us only
+                                   env=env)
         self.processes[name] = process
         return process
 
@@ -161,7 +190,8 @@ class StandinLab:
         exporter = self.root / "exporter.yaml"
         exporter.write_text(self.exporter_config(power_port))
         self._start("exporter", [labgrid_tool("labgrid-exporter"), "-c", self.coordinator,
-                                 "-n", EXPORTER_NAME, "--hostname", "127.0.0.1", str(exporter)])
+                                 "-n", EXPORTER_NAME, "--hostname", "127.0.0.1", str(exporter)],
+                    env={**os.environ, "PATH": f"{SER2NET_SHIM}:{os.environ.get('PATH', '')}"})
         wait_for("labgrid-exporter", lambda: EXPORTER_NAME in self.client("resources",
                                                                           check=False))
         for board in self.all_boards():

@@ -25,6 +25,7 @@ from labgrid_lab import (
     UBOOT_BIOS,
     UBOOT_TAGS,
     StandinLab,
+    listening_addresses,
     standin_lab,
     wait_for,
 )
@@ -201,6 +202,8 @@ def test_lost_serial_breaks_the_board(lab: StandinLab, lease: PlaceLease,
     board.boot()
     try:
         assert board.run("true").exit_status == 0
+        serving = [a for pid in lab.ser2net_pids() for a in listening_addresses(pid)]
+        assert serving and all(a.startswith("127.0.0.1:") for a in serving), serving
         for pid in lab.ser2net_pids():  # the exporter's ser2net: the serial line goes away
             os.kill(pid, signal.SIGKILL)
         with pytest.raises(DeviceBroken) as error:
