@@ -31,6 +31,11 @@ RC_MARKER = re.compile(r"LKFT-RC=(\d+)")
 START_MARKER = r"LKFT-START\r*\n"
 TAIL_LINES = 30
 PANIC_SETTLE = 3.0  # seconds to keep reading after a panic, for the rest of the trace
+# Characters of console output each expect searches when more arrives (pexpect's
+# searchwindowsize). Without it pexpect copies and searches everything since the last
+# match on every read: O(n^2) in a boot log or a suite's output (issue 6). Every pattern
+# matches within a line; the window holds a whole read (maxread, 2000) and more.
+SEARCH_WINDOW = 4096
 
 
 @dataclass
@@ -104,7 +109,7 @@ class Console:
         try:
             self.child = pexpect.spawn(
                 self.command[0], self.command[1:], encoding="utf-8", codec_errors="replace",
-                timeout=None, dimensions=(50, 1000), echo=False,
+                timeout=None, dimensions=(50, 1000), echo=False, searchwindowsize=SEARCH_WINDOW,
             )
         except pexpect.ExceptionPexpect as error:
             raise BootError(f"cannot start {self.command[0]}: {error}") from None

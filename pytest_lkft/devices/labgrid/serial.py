@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pexpect
 from pexpect.spawnbase import SpawnBase
 
-from pytest_lkft.console import CommandResult, Console, ConsoleLog
+from pytest_lkft.console import SEARCH_WINDOW, CommandResult, Console, ConsoleLog
 from pytest_lkft.devices.labgrid.labfile import BootSpec
 from pytest_lkft.errors import BootError, DeviceBroken
 
@@ -32,7 +32,8 @@ class SerialSpawn(_SpawnBase):
     """pexpect over a labgrid ConsoleProtocol driver: a closed connection reads as EOF."""
 
     def __init__(self, driver: Any) -> None:
-        super().__init__(timeout=None, encoding="utf-8", codec_errors="replace")
+        super().__init__(timeout=None, searchwindowsize=SEARCH_WINDOW, encoding="utf-8",
+                         codec_errors="replace")
         self.driver = driver
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 

@@ -1,0 +1,30 @@
+"""The console's command framing on a plain local shell (no QEMU): output longer than
+pexpect's search window comes back whole, with its exit status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_lkft.console import SEARCH_WINDOW, Console, ConsoleLog
+from pytest_lkft.crash import CrashDetector
+from pytest_lkft.lab import load_crash_patterns
+
+
+@pytest.fixture
+def shell(tmp_path: Path) -> Iterator[Console]:
+    log = ConsoleLog(tmp_path / "console.log", CrashDetector(load_crash_patterns()), None)
+    console = Console(["env", "PS1=", "PS2=", "sh"], log)  # no prompt in the output
+    console.start()
+    yield console
+    console.stop()
+    log.close()
+
+
+def test_output_longer_than_the_search_window_comes_back_whole(shell: Console) -> None:
+    lines = 20 * SEARCH_WINDOW // 6  # about 20 windows of "12345\n"
+    result = shell.run(f"seq 1 {lines}; false", 60)
+    assert result.output.splitlines() == [str(n) for n in range(1, lines + 1)]
+    assert result.exit_status == 1
