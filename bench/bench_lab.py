@@ -12,9 +12,9 @@ The copies stand in for the further suites a lab run has on each board (LTP, kse
 like any suite run, each powers the board on, boots it and runs its commands. A real
 lab run per board is a boot and several suites; with boot + smoke alone (`--suites 2`,
 the workload before) a run is ~20 s, and the fixed start-up of xdist's workers weighs
-as much as the work. pytest runs with plugin autoload off and only pytest-lkft and
-xdist loaded (as bench_boot.py does), so other installed plugins (hypothesis' terminal
-summary alone takes ~1 s in each process) are not counted.
+as much as the work. pytest runs in `harness_env()`, as bench_boot.py does: plugin
+autoload off and only pytest-lkft and xdist loaded (hypothesis' terminal summary alone
+takes ~1 s in each process), and byte-code caching on as in a user's shell.
 
 The stand-in boards boot on the host's CPU (QEMU), which a real board does not: two
 boards booting at once compete for this machine's two cores. `--firmware-delay SECONDS`
@@ -42,6 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from harness_env import harness_env  # noqa: E402
 from labgrid_lab import STANDIN_LAB, StandinLab, standin_lab  # noqa: E402
 
 SUITES = ("test_boot.py", "test_smoke.py", "smoke.yaml")
@@ -74,8 +75,7 @@ def timed_run(lab: StandinLab, workdir: Path, cache: Path, suites: list[Path],
                "-p", "no:cacheprovider", "-q"]
     start = time.monotonic()
     done = subprocess.run(command, cwd=workdir, capture_output=True, text=True,
-                          env={**os.environ, "LKFT_LAB": str(STANDIN_LAB),
-                               "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+                          env=harness_env(LKFT_LAB=str(STANDIN_LAB)))
     elapsed = time.monotonic() - start
     if done.returncode:
         raise SystemExit(f"-n {workers} run failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
