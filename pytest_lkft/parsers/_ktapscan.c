@@ -49,15 +49,19 @@ static unsigned char SIMPLE[256];
 static PyObject *EMPTY; /* a case's reason */
 
 static void
+drop(Level *l)
+{
+    Py_XDECREF(l->block);
+    Py_XDECREF(l->name);
+    Py_XDECREF(l->prefix);
+    Py_XDECREF(l->log);
+}
+
+static void
 release(State *s)
 {
-    for (int i = 0; i < s->depth; i++) {
-        Level *l = &s->levels[i];
-        Py_XDECREF(l->block);
-        Py_XDECREF(l->name);
-        Py_XDECREF(l->prefix);
-        Py_XDECREF(l->log);
-    }
+    for (int i = 0; i < s->depth; i++)
+        drop(&s->levels[i]);
     s->depth = 0;
 }
 
@@ -172,15 +176,22 @@ ascii_str(const char *start, Py_ssize_t len)
 }
 
 static int
-log_line(State *s, const char *start, const char *end)
+append_text(PyObject *list, const char *start, const char *end)
 {
-    Level *top = &s->levels[s->depth - 1];
     PyObject *text = ascii_str(start, end - start);
     if (text == NULL)
         return -1;
-    int failed = PyList_Append(top->log, text);
+    int failed = PyList_Append(list, text);
     Py_DECREF(text);
-    if (failed)
+    return failed;
+}
+
+/* A line for the open block's log, which keeps its last `log_lines` lines. */
+static int
+log_line(State *s, const char *start, const char *end)
+{
+    Level *top = &s->levels[s->depth - 1];
+    if (append_text(top->log, start, end) < 0)
         return -1;
     if (PyList_GET_SIZE(top->log) > s->log_lines)
         return PySequence_DelItem(top->log, 0);
@@ -190,11 +201,7 @@ log_line(State *s, const char *start, const char *end)
 static void
 pop(State *s)
 {
-    Level *l = &s->levels[--s->depth];
-    Py_XDECREF(l->block);
-    Py_XDECREF(l->name);
-    Py_XDECREF(l->prefix);
-    Py_XDECREF(l->log);
+    drop(&s->levels[--s->depth]);
 }
 
 static int
@@ -307,12 +314,7 @@ leaf(State *s, int ok, const char *name, const char *name_end, const char *text,
 {
     Level *top = &s->levels[s->depth - 1];
     top->seen++;
-    PyObject *line = ascii_str(text, end - text);
-    if (line == NULL)
-        return -1;
-    int failed = PyList_Append(top->log, line);
-    Py_DECREF(line);
-    if (failed)
+    if (append_text(top->log, text, end) < 0) /* its own line ends its log */
         return -1;
     PyObject *relative = ascii_str(name, name_end - name);
     if (relative == NULL)
@@ -332,7 +334,7 @@ leaf(State *s, int ok, const char *name, const char *name_end, const char *text,
     Py_DECREF(at);
     if (found == NULL)
         return -1;
-    failed = PyList_Append(s->out, found);
+    int failed = PyList_Append(s->out, found);
     Py_DECREF(found);
     if (failed)
         return -1;
@@ -492,6 +494,7 @@ PyDoc_STRVAR(scan_doc,
 static PyObject *
 scan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
+    (void)module;
     if (nargs != 5 || !PyBytes_Check(args[0]) || !PyList_Check(args[3])) {
         PyErr_SetString(PyExc_TypeError, "scan(data: bytes, pos, number, stack: list, context)");
         return NULL;
@@ -559,6 +562,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_ktapscan", "KTAP line scanner (see ktap.py).", -1, methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC
