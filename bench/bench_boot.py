@@ -7,10 +7,9 @@ harness writes to reproducer.sh), from process start to the shell prompt:
 - harness: `pytest --lkft-device=...` on a pty (as a user runs it in a terminal) with
   the bench's `prompt_clock` plugin, which stamps the moment the harness's own console
   reader matched the prompt (and when it spawned QEMU). Each QEMU console then has one
-  reader, as on a user's run. Streaming
-  the console to the terminal (`--lkft-console`, -s) puts a second reader behind the
-  first (the terminal): ~0.2 s more here, shown by `--stream`, which times the harness
-  by its terminal output instead.
+  reader, as on a user's run. Streaming the console to the terminal (`--lkft-console`,
+  -s) puts a second reader behind the first (the terminal): ~0.2 s more here, shown by
+  `--stream`, which times the harness by its terminal output instead.
 
     python bench/bench_boot.py [--device qemu-arm64] [--rounds 5] [--stream]
 
