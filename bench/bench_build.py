@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_lkft.builds import KernelBuild
+from pytest_lkft.build.kernel import KernelBuild
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path.home() / ".cache" / "lkft-test"

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lkft.console import SEARCH_WINDOW, Console, ConsoleLog
-from pytest_lkft.crash import CrashDetector
-from pytest_lkft.lab import load_crash_patterns
+from pytest_lkft.devices.console import SEARCH_WINDOW, Console, ConsoleLog
+from pytest_lkft.devices.crash import CrashDetector, load_crash_patterns
 
 
 @pytest.fixture

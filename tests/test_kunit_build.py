@@ -98,9 +98,9 @@ def test_the_built_kernel_boots_an_ext4_rootfs(pytester: pytest.Pytester, tmp_pa
     default, unpacked into a real ext4 filesystem (mkfs.ext4 -d), mounted as / by a kernel
     with virtio-blk and ext4 built in (Debian's kernels have them as modules)."""
     need_qemu("qemu-system-aarch64")
-    from pytest_lkft.artifacts import ArtifactCache
-    from pytest_lkft.debian import default_artifacts
-    from pytest_lkft.lab import load_devices
+    from pytest_lkft.artifacts.cache import ArtifactCache
+    from pytest_lkft.provision.defaults import default_artifacts
+    from pytest_lkft.settings.devices import load_devices
 
     monkeypatch.setenv("CCACHE_DIR", str(artifact_cache.parent / "ccache"))
     shared = ArtifactCache(artifact_cache)

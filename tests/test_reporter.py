@@ -8,23 +8,17 @@ from pathlib import Path
 import pytest
 
 from pytest_lkft.parsers.model import Counts
-from pytest_lkft.reporting.reporter import SUMMARY_TITLE
+from pytest_lkft.pytestplugin.reporter import SUMMARY_TITLE
 from pytest_lkft.reporting.store import Change, Store
 
 pytest_plugins = ["pytester"]
 
-# Until plugin.py wires the reporter, the pytester conftest does (idempotent afterwards).
+# plugin.py wires the reporter; configuring it again from a conftest changes nothing.
 WIRING = """
-from pytest_lkft.reporting import options
-
-def pytest_addoption(parser):
-    try:
-        options.add_options(parser.getgroup("lkft"))
-    except ValueError:  # the lkft plugin added them already
-        pass
+from pytest_lkft.pytestplugin import reporter
 
 def pytest_configure(config):
-    options.configure(config)
+    reporter.configure(config)
 """
 
 ITEMS = """

@@ -15,13 +15,14 @@ from typing import Any
 
 import yaml
 
-from pytest_lkft.console import ConsoleLog, TextSink
 from pytest_lkft.devices.base import ConsoleDevice
+from pytest_lkft.devices.console import ConsoleLog, TextSink
 from pytest_lkft.devices.labgrid.labfile import LabDevice
 from pytest_lkft.devices.labgrid.lease import PlaceLease, wait_for_session_view
 from pytest_lkft.devices.labgrid.serial import SerialConsole
-from pytest_lkft.devices.qemu import DeviceArtifacts, Timeouts
 from pytest_lkft.errors import LkftError, UserError
+from pytest_lkft.provision.device import DeviceArtifacts
+from pytest_lkft.settings.device import Timeouts
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 

@@ -1,0 +1,60 @@
+"""Collection: devices as parameters, parsed suites' known cases, results logs as items.
+
+Each suite module is parametrized over the `--lkft-device` names at module scope (one
+boot per suite run); a parsed suite's cases are the cases its last run saw (see
+`parsed`); `--lkft-results` logs are collected as files of case items (see `items`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_lkft.pytestplugin.items import RESULTS_KEY, ResultsFile, results_paths
+from pytest_lkft.pytestplugin.naming import crash_checks_last
+from pytest_lkft.pytestplugin.options import SETTINGS_KEY
+from pytest_lkft.pytestplugin.parsed import foreign_case, parsed_cases
+
+
+def collect_results(config: pytest.Config) -> None:
+    """With --lkft-results, collect those logs (instead of testpaths, beside given paths)."""
+    logs = results_paths(config)
+    if not logs:
+        return
+    config.stash[RESULTS_KEY] = frozenset(logs)
+    explicit = config.args_source is pytest.Config.ArgsSource.ARGS
+    config.args = [*(config.args if explicit else []), *map(str, logs)]
+
+
+def results_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """A ResultsFile for a --lkft-results log, None for any other file."""
+    if file_path in parent.config.stash.get(RESULTS_KEY, frozenset()):
+        return ResultsFile.from_parent(parent, path=file_path)
+    return None
+
+
+def generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize device tests by device (module scope), parsed suites by known case."""
+    if "lkft_device_name" not in metafunc.fixturenames:  # `device` and tests asking the name
+        return
+    names = metafunc.config.stash[SETTINGS_KEY].devices
+    if names:
+        metafunc.parametrize("lkft_device_name", names, ids=names, scope="module")
+    if "lkft_case_name" in metafunc.fixturenames:
+        metafunc.parametrize("lkft_case_name", parsed_cases(metafunc))
+
+
+def modify_items(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop cases no run of this device knows; order each suite run (run, cases, crash)."""
+    unknown = [i for i in items if _no_known_case(i) or foreign_case(i)]
+    if unknown:  # parsed suites never run before, or cases only other devices have
+        config.hook.pytest_deselected(items=unknown)
+        dropped = set(map(id, unknown))
+        items[:] = [i for i in items if id(i) not in dropped]
+    items[:] = crash_checks_last(items)
+
+
+def _no_known_case(item: pytest.Item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return "lkft_case_name" in params and not isinstance(params["lkft_case_name"], str)
