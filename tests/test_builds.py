@@ -28,7 +28,7 @@ from pytest_lkft.errors import UserError
 from pytest_lkft.pytestplugin.build import device_overlays, failure_reason
 
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
-KUNIT_FRAGMENT = REPO / "lab" / "kconfig" / "qemu-virt-kunit.config"
+KUNIT_FRAGMENT = REPO / "pytest_lkft" / "data" / "kconfig" / "qemu-virt-kunit.config"
 FAKE_MAKEFILE = """\
 # A stand-in for the kernel's Makefile: config works, the kernel fails, headers install.
 tinyconfig defconfig:

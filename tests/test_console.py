@@ -27,3 +27,27 @@ def test_output_longer_than_the_search_window_comes_back_whole(shell: Console) -
     result = shell.run(f"seq 1 {lines}; false", 60)
     assert result.output.splitlines() == [str(n) for n in range(1, lines + 1)]
     assert result.exit_status == 1
+
+
+# A "device" whose shell loses the first line it is sent, as busybox's can while it waits
+# for the answer to its ESC[6n cursor query: the boot must still reach the shell.
+LOSES_FIRST_LINE = """
+echo 'Linux version 6.1.0-test (lkft@test) #1 SMP'
+printf '/ # \\033[6n'
+read lost
+exec env PS1='/ # ' sh -i
+"""
+
+
+def test_the_boot_asks_again_when_the_shell_lost_its_first_line(tmp_path: Path) -> None:
+    log = ConsoleLog(tmp_path / "console.log", CrashDetector(load_crash_patterns()), None)
+    console = Console(["sh", "-c", LOSES_FIRST_LINE], log)
+    console.start()
+    try:
+        elapsed = console.boot(timeout=30)
+        assert console.kernel_version == "6.1.0-test"
+        assert elapsed < 30
+        assert "hello" in console.run("echo hello", 10).output.splitlines()
+    finally:
+        console.stop()
+        log.close()

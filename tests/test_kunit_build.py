@@ -1,7 +1,7 @@
 """One command builds, boots and tests: KUnit cases of a kernel built from linux-source-6.1.
 
 `pytest --lkft-device=qemu-arm64 --lkft-tree=SRC --lkft-kconfig=tinyconfig
---lkft-kconfig-add=lab/kconfig/qemu-virt-kunit.config` cross-builds the kernel (ccache
+--lkft-kconfig-add=qemu-virt-kunit` cross-builds the kernel (ccache
 shared on this machine), boots it in QEMU and turns every KUnit case into its own test.
 """
 
@@ -19,7 +19,7 @@ from conftest import REPO, TESTSUITES, need_qemu
 from pytest_lkft.parsers.detect import parse
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel_build]
-FRAGMENT = REPO / "lab" / "kconfig" / "qemu-virt-kunit.config"
+FRAGMENT = REPO / "pytest_lkft" / "data" / "kconfig" / "qemu-virt-kunit.config"
 
 
 def kunit_cases(junit: Path) -> dict[str, str]:

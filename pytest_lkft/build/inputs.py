@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_lkft.errors import UserError
+from pytest_lkft.files import write_atomically
 from pytest_lkft.settings.archs import Arch, load_archs
+from pytest_lkft.settings.tables import data_path
 
 TOOLCHAIN = re.compile(r"^(?P<family>gcc|clang|llvm)(?:-(?P<version>\d+))?$")
 CONFIG_LINE = re.compile(r"^(CONFIG_\w+=.*|# CONFIG_\w+ is not set)$")
@@ -130,7 +132,8 @@ def is_url(text: str) -> bool:
 
 @dataclass(frozen=True)
 class Fragment:
-    """One `--lkft-kconfig-add`: a file or URL, an inline `CONFIG_X=y`, or `make:<target>`."""
+    """One `--lkft-kconfig-add`: a file or URL, an inline `CONFIG_X=y`, `make:<target>`, or
+    the name of a fragment of the lab directory's `kconfig/` (`qemu-virt-kunit`)."""
 
     kind: str  # file | url | inline | make
     value: str
@@ -149,9 +152,12 @@ class Fragment:
         if CONFIG_LINE.match(text.strip()):
             return cls("inline", text.strip())
         path = Path(text).expanduser()
+        if not path.is_file() and MAKE_TARGET.match(text):
+            path = data_path(f"kconfig/{text}.config")
         if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in data_path("kconfig").glob("*.config")))
             raise UserError(f"kconfig fragment {text} does not exist; give a file, a URL, "
-                            "CONFIG_X=y or make:<target>")
+                            f"CONFIG_X=y, make:<target> or a fragment's name ({known})")
         return cls("file", str(path.resolve()))
 
 
@@ -286,17 +292,14 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (tmp + os.replace)."""
+    """Write JSON atomically (`pytest_lkft.files.write_atomically`)."""
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def write_text(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write a text file atomically (tmp + os.replace)."""
+    """Write a text file atomically, creating its directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    partial.write_text(text)
-    partial.chmod(mode)
-    os.replace(partial, path)
+    write_atomically(path, text, mode)
 
 
 

@@ -253,8 +253,9 @@ class BuildRun:
         if dependency is None or self.results[dependency]["status"] == PASS:
             steps = self.steps_for(target)
         self.show(target, "starting", force=True)
-        ok = steps is not None and all(self.run_step(step) for step in steps)
-        status = SKIP if steps is None else PASS if ok else FAIL
+        status = SKIP
+        if steps is not None:
+            status = PASS if all(self.run_step(step) for step in steps) else FAIL
         duration = round(time.monotonic() - start, 3)
         self.results[target] = {"status": status, "duration": duration}
         self.log.write(f"I: {target}: {status} in {duration:.1f}s\n")

@@ -1,6 +1,7 @@
 """`lkft` (alias `pytest-lkft`): the command line beside the plugin.
 
-Each sub-command is one module of this package; this file only wires them. A module provides `add_arguments(parser)` and `run(args) -> int`.
+Each sub-command is one module of this package; this file only wires them. A module
+provides `add_arguments(parser)` and `run(args) -> int`.
 """
 
 from __future__ import annotations

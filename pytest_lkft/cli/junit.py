@@ -8,11 +8,11 @@ Plain `xml.etree`, so no extra dependency.
 from __future__ import annotations
 
 import argparse
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from pytest_lkft.errors import UserError
+from pytest_lkft.files import atomically
 
 COUNTERS = ("tests", "failures", "errors", "skipped")
 
@@ -60,11 +60,10 @@ def merge(paths: list[Path]) -> ET.Element:
 
 
 def write(root: ET.Element, output: Path) -> None:
-    """Write the merged XML atomically (tmp file + os.replace)."""
+    """Write the merged XML atomically."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
-    os.replace(tmp, output)
+    with atomically(output) as partial:
+        ET.ElementTree(root).write(partial, encoding="utf-8", xml_declaration=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ NEWLINE = re.compile(r"\r+\n")
 RC_MARKER = re.compile(r"LKFT-RC=(\d+)")
 START_MARKER = r"LKFT-START\r*\n"
 TAIL_LINES = 30
+SYNC_RETRY = 3.0  # seconds before the shell is asked again whether it reads our input
 PANIC_SETTLE = 3.0  # seconds to keep reading after a panic, for the rest of the trace
 # Characters of console output each expect searches when more arrives (pexpect's
 # searchwindowsize). Without it pexpect copies and searches everything since the last
@@ -174,9 +175,25 @@ class Console:
         raise BootError(self._why(f"{why}: {reason}"))
 
     def _sync(self, deadline: float) -> None:
-        """Make sure a shell reads our input (a prompt-like kernel line can fool a regex)."""
-        self.spawned.sendline('echo "LKFT""-READY"')
-        self._expect_boot(r"LKFT-READY\r*\n", "the shell did not answer", deadline)
+        """Make sure a shell reads our input (a prompt-like kernel line can fool a regex).
+
+        Asked again every SYNC_RETRY seconds: a line sent while busybox's shell still waits
+        for the answer to its `ESC[6n` cursor query can be lost, and the boot then timed
+        out with the prompt on the console.
+        """
+        ready = r"LKFT-READY\r*\n"
+        while time.monotonic() < deadline:
+            self.spawned.sendline('echo "LKFT""-READY"')
+            wait = max(0.1, min(SYNC_RETRY, deadline - time.monotonic()))
+            try:
+                index = self.spawned.expect([ready, pexpect.EOF, pexpect.TIMEOUT], timeout=wait)
+            except pexpect.ExceptionPexpect:
+                break
+            if index == 0:
+                return
+            if index == 1:
+                break
+        self._expect_boot(ready, "the shell did not answer", deadline)  # says why, raises
 
     def run(self, command: str, timeout: float) -> CommandResult:
         """Run `command` in the device's shell; DeviceBroken on timeout, crash or exit."""

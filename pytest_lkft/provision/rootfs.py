@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pytest_lkft.errors import UserError
-from pytest_lkft.files import write_atomically
+from pytest_lkft.files import atomically, write_atomically
 
 # /init of the generated rootfs. devtmpfs has no /dev/fd or /dev/stdout (kselftest's
 # runner writes to /dev/stdout), so they are linked to /proc/self/fd (FACTS.md).
@@ -46,8 +46,8 @@ PROFILE = "export PS1='\\w # '\nexport PATH=/bin:/sbin:/usr/bin:/usr/sbin\n"
 # Changes with /init and the profile, so cached initramfs files are rebuilt when they change.
 ROOTFS_VERSION = hashlib.sha256((INIT_SCRIPT + PROFILE).encode()).hexdigest()[:12]
 
-NEWC_HEADER = "070701{ino:08X}{mode:08X}{uid:08X}{gid:08X}{nlink:08X}{mtime:08X}{size:08X}" \
-    "00000000{maj:08X}00000000{min:08X}{namesize:08X}00000000"
+NEWC_HEADER = ("070701{ino:08X}{mode:08X}{uid:08X}{gid:08X}{nlink:08X}{mtime:08X}{size:08X}"
+               "00000000{maj:08X}00000000{min:08X}{namesize:08X}00000000")
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,10 @@ def _check_link(tarball: Path, member: tarfile.TarInfo, name: str) -> None:
         resolved = target
     depth = 0
     for part in resolved.parts:
-        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if part == "..":
+            depth -= 1
+        elif part != ".":
+            depth += 1
         if depth < 0:
             break
     if target.is_absolute() or depth < 0:
@@ -253,27 +256,23 @@ def rootfs_kind(path: Path) -> str:
 def decompress_to(path: Path, dest: Path) -> Path:
     """`path` decompressed into `dest`, afresh (ext4 images must be raw for QEMU); `path` if raw."""
     import lzma
-    import os
     import shutil
     import subprocess
-
-    from pytest_lkft.files import partial_path
 
     kind = compression(path)
     if kind is None:
         return path
-    partial = partial_path(dest)
-    if kind == "zstd":
-        try:
-            subprocess.run(["zstd", "-dqf", str(path), "-o", str(partial)], check=True)
-        except (OSError, subprocess.CalledProcessError) as error:
-            raise UserError(f"cannot decompress {path} with zstd ({error}); install zstd "
-                            "(apt-get install zstd) or pass an uncompressed image") from None
-    else:
-        opener = gzip.open if kind == "gzip" else lzma.open
-        with opener(path) as src, partial.open("wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
-    os.replace(partial, dest)
+    with atomically(dest) as partial:
+        if kind == "zstd":
+            try:
+                subprocess.run(["zstd", "-dqf", str(path), "-o", str(partial)], check=True)
+            except (OSError, subprocess.CalledProcessError) as error:
+                raise UserError(f"cannot decompress {path} with zstd ({error}); install zstd "
+                                "(apt-get install zstd) or pass an uncompressed image") from None
+        else:
+            opener = gzip.open if kind == "gzip" else lzma.open
+            with opener(path) as src, partial.open("wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
     return dest
 
 

@@ -24,6 +24,7 @@ from pytest_lkft.artifacts.cache import (
 from pytest_lkft.errors import UserError
 from pytest_lkft.pytestplugin.options import add_to_group, resolver
 from pytest_lkft.pytestplugin.terminal import terminal
+from pytest_lkft.settings.device import is_url
 from pytest_lkft.settings.options import OPTIONS
 
 CACHE_KEY = pytest.StashKey[ArtifactCache]()
@@ -86,3 +87,10 @@ def summary_line(cache: ArtifactCache) -> str:
     stats = cache.session_stats()
     return (f"lkft cache: {format_size(stats['upstream_bytes'])} fetched upstream, "
             f"{format_size(stats['served_bytes'])} served")
+
+
+def local_file(config: pytest.Config, value: str) -> Path:
+    """An option's file: fetched through the session's cache when it is a URL."""
+    if is_url(value):
+        return config.stash[CACHE_KEY].fetch(value)
+    return Path(value)

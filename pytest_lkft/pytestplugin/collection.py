@@ -17,6 +17,25 @@ from pytest_lkft.pytestplugin.options import SETTINGS_KEY
 from pytest_lkft.pytestplugin.parsed import foreign_case, parsed_cases
 
 
+def packaged_suites() -> Path | None:
+    """The suites the plugin ships: `pytest_lkft/testsuites/` in a wheel, the checkout's
+    `testsuites/` beside the package otherwise."""
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package / "testsuites", package.parent / "testsuites"):
+        if (candidate / "test_boot.py").is_file():
+            return candidate
+    return None
+
+
+def collect_suites(config: pytest.Config) -> None:
+    """With devices and neither paths nor testpaths given (`pytest --lkft-device=x` from
+    any directory), collect the plugin's own suites beside the current directory."""
+    devices = config.stash[SETTINGS_KEY].devices
+    suites = packaged_suites()
+    if devices and suites and config.args_source is pytest.Config.ArgsSource.INVOCATION_DIR:
+        config.args = [*config.args, str(suites)]
+
+
 def collect_results(config: pytest.Config) -> None:
     """With --lkft-results, collect those logs (instead of testpaths, beside given paths)."""
     logs = results_paths(config)

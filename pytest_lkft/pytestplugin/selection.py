@@ -27,12 +27,13 @@ def item_suite(item: pytest.Item) -> tuple[str, bool] | None:
         return item.case.suite, False
     marker = item.get_closest_marker("lkft_suite")
     if marker is None:  # a suite module without the marker is named after its file
-        return (suite_name(item), False) if "device" in getattr(item, "fixturenames", ()) \
-            else None
+        if "device" not in getattr(item, "fixturenames", ()):
+            return None
+        return suite_name(item), False
     name = suite_name(item)
     template = str(marker.args[0])
-    return name, PLACEHOLDER.search(template) is not None and \
-        name == PLACEHOLDER.sub("", template)
+    is_template = PLACEHOLDER.search(template) is not None
+    return name, is_template and name == PLACEHOLDER.sub("", template)
 
 
 def matches(suite: str, placeholder: bool, pattern: str) -> bool:

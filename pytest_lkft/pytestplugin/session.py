@@ -13,7 +13,7 @@ from pytest_lkft.errors import UserError
 from pytest_lkft.parsers import formats
 from pytest_lkft.pytestplugin import build, junit, labgrid, phases, reporter
 from pytest_lkft.pytestplugin.cache import CACHE_KEY, cache_from_config, summary_line
-from pytest_lkft.pytestplugin.collection import collect_results
+from pytest_lkft.pytestplugin.collection import collect_results, collect_suites
 from pytest_lkft.pytestplugin.devicekinds import check_devices, configure_kinds, device_arch
 from pytest_lkft.pytestplugin.extras import ExtraCases
 from pytest_lkft.pytestplugin.options import SETTINGS_KEY, resolve_settings
@@ -56,6 +56,7 @@ def configure(config: pytest.Config) -> None:
     reporter.configure(config)
     junit.configure(config)
     phases.configure(config)
+    collect_suites(config)
     collect_results(config)
     if not hasattr(config, "workerinput"):
         config.pluginmanager.register(ExtraCases(config), "lkft-extra-cases")

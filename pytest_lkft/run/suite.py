@@ -63,16 +63,19 @@ def run_suite(device: Device, suite: str, command: str | None, fmt: str,
             text, status = result.output, result.exit_status
     except DeviceBroken as error:  # what the console showed since the command began
         run.problem = str(error).splitlines()[0]
-        text = console_text(device) if command is None else \
-            since_last_command(device) if started else ""
+        text = ""
+        if command is None:
+            text = console_text(device)
+        elif started:
+            text = since_last_command(device)
     run.cases = dict(unique_names(parse(text.splitlines(), fmt, suite), lambda c: c.name))
     if not run.cases and not run.problem:
         run.silent = True
         run.problem = f"no {fmt} output found; see {device.console_log}"
         if status != 0 and text.strip():  # the command said why, e.g. a file it lacks
             last = text.strip().splitlines()[-1].strip()
-            run.problem = f"{last} (exit status {status}, no {fmt} output; see " \
-                          f"{device.console_log})"
+            run.problem = (f"{last} (exit status {status}, no {fmt} output; see "
+                           f"{device.console_log})")
     return run
 
 

@@ -44,10 +44,14 @@ class Option:
 
     def help_text(self) -> str:
         """The help with where else the value may come from."""
-        where = [f"env {self.env}" + (", comma-separated" if self.kind == "list" else "")
-                 if self.env else "", f"ini {self.ini}" if self.ini else ""]
-        extra = ", ".join(w for w in where if w)
-        return f"{self.help} [{extra}]" if extra else self.help
+        where = []
+        if self.env:
+            where.append(f"env {self.env}")
+            if self.kind == "list":
+                where.append("comma-separated")
+        if self.ini:
+            where.append(f"ini {self.ini}")
+        return f"{self.help} [{', '.join(where)}]" if where else self.help
 
 
 DEVICE_HELP = "Device to test on, e.g. qemu-arm64 (repeat for a device matrix)"

@@ -7,16 +7,14 @@ line that the kselftest suite reports, and the other suites still run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from pytest_lkft.errors import LkftError
 from pytest_lkft.provision.kselftest import KselftestInstall, read_install
 from pytest_lkft.pytestplugin.build import BUILD_SETTINGS_KEY
-from pytest_lkft.pytestplugin.cache import CACHE_KEY
+from pytest_lkft.pytestplugin.cache import local_file
 from pytest_lkft.pytestplugin.options import SETTINGS_KEY
-from pytest_lkft.settings.device import is_url
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ def install(config: pytest.Config) -> KselftestInstall | Unusable | None:
 def _read_kselftest(config: pytest.Config, source: str) -> KselftestInstall | Unusable:
     shown = f"{config.stash[SETTINGS_KEY].source('lkft_kselftest')} {source}"
     try:
-        path = config.stash[CACHE_KEY].fetch(source) if is_url(source) else Path(source)
+        path = local_file(config, source)
         if not path.is_file():
             return Unusable(f"{shown}: no such file; check the path or give a URL")
         return read_install(path, shown)

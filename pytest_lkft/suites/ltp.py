@@ -8,9 +8,8 @@ import pytest
 
 from pytest_lkft.errors import LkftError
 from pytest_lkft.provision import ltp
-from pytest_lkft.pytestplugin.cache import CACHE_KEY
+from pytest_lkft.pytestplugin.cache import local_file
 from pytest_lkft.pytestplugin.options import SETTINGS_KEY
-from pytest_lkft.settings.device import is_url
 
 LTP_KEY = pytest.StashKey[dict[str, list[str]]]()
 
@@ -34,9 +33,7 @@ def _plans(config: pytest.Config) -> dict[str, list[str]]:
     if not settings.ltp:
         return {f"ltp-{name}": [] for name in settings.ltp_runtest}
     try:
-        path = config.stash[CACHE_KEY].fetch(settings.ltp) if is_url(settings.ltp) \
-            else Path(settings.ltp)
-        texts = ltp.runtest_files(path)
+        texts = ltp.runtest_files(local_file(config, settings.ltp))
         names = ltp.choose_runtests(list(texts), settings.ltp_runtest, settings.ltp)
     except LkftError as error:  # one line, not a collection traceback
         pytest.fail(str(error), pytrace=False)
@@ -54,9 +51,7 @@ def setup(config: pytest.Config) -> str | None:
         return None
     skipfile = settings.ltp_skipfile
     try:
-        path = (config.stash[CACHE_KEY].fetch(skipfile) if is_url(skipfile) else Path(skipfile)) \
-            if skipfile else None
-        skips = ltp.read_skipfile(path) if path else []
+        skips = ltp.read_skipfile(local_file(config, skipfile)) if skipfile else []
     except LkftError as error:  # one line, not a fixture traceback
         pytest.fail(str(error).splitlines()[0], pytrace=False)
     return ltp.rootfs_setup(settings.ltp_shard, skips, Path(skipfile or "").name)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pytest_lkft.errors import LkftError
 from pytest_lkft.provision.rootfs import module_names
-from pytest_lkft.pytestplugin.cache import CACHE_KEY
+from pytest_lkft.pytestplugin.cache import local_file
 from pytest_lkft.pytestplugin.options import SETTINGS_KEY
-from pytest_lkft.settings.device import is_url
 
 
 def modules_under_test(config: pytest.Config) -> list[str]:
@@ -19,7 +16,7 @@ def modules_under_test(config: pytest.Config) -> list[str]:
     if not source:
         return []
     try:
-        path = config.stash[CACHE_KEY].fetch(source) if is_url(source) else Path(source)
+        path = local_file(config, source)
         return module_names(path)
     except LkftError as error:  # one line, not a collection traceback
         pytest.fail(f"--lkft-modules {source}: {error}", pytrace=False)
