@@ -7,6 +7,7 @@ with the prompt, so echo, line editing and `ESC[6n` cursor queries do not matter
     echo LKFT""-START; <command>; echo "LKFT""-RC=$?"
 
 The echoed command line shows `LKFT""-START`, only the shell's output shows `LKFT-START`.
+The console tail that failures show leaves these markers out (`harness_free`).
 """
 
 from __future__ import annotations
@@ -15,17 +16,16 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import pexpect
 
 from pytest_lkft.devices.crash import CrashDetector
 from pytest_lkft.errors import BootError, DeviceBroken
+from pytest_lkft.settings.device import BootMessages
 
-KERNEL_START = r"Linux version (\S+)"
 LOGIN_PROMPT = r"(?m)login:\s*$"
 PASSWORD_PROMPT = r"(?i)password:\s*$"
-SHELL_PROMPT = r"[#$] (?:\x1b\[6n)?$"
 NEWLINE = re.compile(r"\r+\n")
 RC_MARKER = re.compile(r"LKFT-RC=(\d+)")
 START_MARKER = r"LKFT-START\r*\n"
@@ -55,6 +55,25 @@ def shown(command: str) -> str:
     return repr(f"{first} ..." if rest else first)
 
 
+HARNESS_ECHO = re.compile(r'echo "LKFT""-(?:START|READY|RC=\$\?)";? ?')
+HARNESS_LINE = re.compile(r"^LKFT-(?:START|READY|RC=\d+)$")
+TERMINAL_CODES = re.compile(r"\x1b(?:\[[0-9;?]*[A-Za-z]|c)")
+PROMPT_ONLY = re.compile(r"^\S*\s?[#$]\s*$")
+
+
+def harness_free(text: str) -> str:
+    """Console text without the harness's markers, its echoed marker commands and
+    terminal control sequences (`ESC[6n`): what the device itself printed."""
+    lines = []
+    for line in text.split("\n"):
+        clean = TERMINAL_CODES.sub("", line)
+        bare = HARNESS_ECHO.sub("", clean)
+        if HARNESS_LINE.match(bare.strip()) or (bare != clean and PROMPT_ONLY.match(bare)):
+            continue
+        lines.append(bare)
+    return "\n".join(lines)
+
+
 def _strip_rc_echo(output: str) -> str:
     """Drop the prompt line that echoed the exit-status command (it follows the output)."""
     echo = output.rfind('echo "LKFT""-RC=$?"')
@@ -76,8 +95,10 @@ class ConsoleLog:
         self.detector = detector
         self.stream = stream
         self.tail: list[str] = []
+        self.last_output = time.monotonic()
 
     def write(self, text: str) -> None:
+        self.last_output = time.monotonic()
         self.file.write(text)
         self.detector.feed(text)
         self.tail = (self.tail + text.splitlines(keepends=True))[-TAIL_LINES:]
@@ -92,16 +113,46 @@ class ConsoleLog:
         self.file.close()
 
     def tail_text(self) -> str:
-        """The last lines seen, for failure messages."""
-        return "".join(self.tail).replace("\r", "")
+        """The last lines seen, for failure messages, without the harness's markers."""
+        return harness_free("".join(self.tail).replace("\r", ""))
+
+
+@dataclass
+class BootClock:
+    """When a boot gives up: at its deadline, or once the console printed nothing for
+    `silence` seconds (a kernel that never starts is stopped that early)."""
+
+    deadline: float
+    silence: float | None
+    log: ConsoleLog
+
+    def wait(self) -> float:
+        """Seconds to wait for the next pattern before asking `expired` again."""
+        now = time.monotonic()
+        left = self.deadline - now
+        if self.silence is not None:
+            left = min(left, self.log.last_output + self.silence - now)
+        return max(0.1, left)
+
+    def expired(self) -> str:
+        """Why the boot gives up now ("" while it may wait on)."""
+        now = time.monotonic()
+        if now >= self.deadline:
+            return "timed out"
+        if self.silence is not None and now - self.log.last_output >= self.silence:
+            return (f"the console printed nothing for {self.silence:g} s "
+                    "(--lkft-timeouts silence=S)")
+        return ""
 
 
 class Console:
     """A running device's console: boot to a shell, run commands, stop the device."""
 
-    def __init__(self, command: list[str], log: ConsoleLog) -> None:
+    def __init__(self, command: list[str], log: ConsoleLog,
+                 messages: BootMessages | None = None) -> None:
         self.command = command
         self.log = log
+        self.messages = messages or BootMessages()
         self.child: pexpect.spawn[str] | None = None
         self.kernel_version = ""
 
@@ -123,36 +174,54 @@ class Console:
             raise DeviceBroken("the console is not started")
         return self.child
 
-    def _deadline_expect(self, patterns: list[Any], deadline: float) -> int:
-        return int(self.spawned.expect(patterns, timeout=max(0.1, deadline - time.monotonic())))
+    def boot(self, timeout: float, silence: float | None = None, username: str = "root",
+             password: str = "") -> float:
+        """Reach a shell, logging in if asked; return the seconds taken.
 
-    def boot(self, timeout: float, username: str = "root", password: str = "") -> float:
-        """Wait for kernel start, log in if asked, reach a shell; return seconds taken."""
+        The kernel-start message gives the kernel version; a shell prompt without it
+        (`quiet`) is proof enough that the kernel started, and `uname -r` says which.
+        """
         start = time.monotonic()
-        deadline = start + timeout
-        self._expect_boot(KERNEL_START, "the kernel never started", deadline)
-        self.kernel_version = self._group(1)
-        fatal = self.log.detector.any.pattern
+        clock = BootClock(start + timeout, silence, self.log)
+        self.log.last_output = start
+        patterns = [self.messages.kernel_start, LOGIN_PROMPT, self.log.detector.any.pattern,
+                    *self.messages.prompts]
+        started = False
         while True:
-            index = self._expect_boot([LOGIN_PROMPT, SHELL_PROMPT, fatal], "no shell prompt",
-                                      deadline)
+            why = "no shell prompt" if started else "the kernel never started"
+            index = self._expect_boot(patterns, why, clock)
             if index == 0:
-                self.spawned.sendline(username)
-                if password:
-                    self._expect_boot(PASSWORD_PROMPT, "no password prompt", deadline)
-                    self.spawned.sendline(password)
-                continue
-            if index == 2 and self._fatal_seen():
+                started = True
+                self.kernel_version = self._group(1)
+            elif index == 1:
+                self._log_in(username, password, clock)
+            elif index == 2 and self._fatal_seen():
                 raise BootError(self._why("the kernel crashed while booting"))
-            if index == 1:
+            elif index > 2:
                 break
         elapsed = time.monotonic() - start
-        self._sync(deadline)
+        self._sync(clock)
+        if not self.kernel_version:
+            self.kernel_version = self._uname(clock)
         return elapsed
+
+    def _log_in(self, username: str, password: str, clock: BootClock) -> None:
+        self.spawned.sendline(username)
+        if password:
+            self._expect_boot(PASSWORD_PROMPT, "no password prompt", clock)
+            self.spawned.sendline(password)
+
+    def _uname(self, clock: BootClock) -> str:
+        """The running kernel's release, asked of the shell ("" if it cannot say)."""
+        result = self.run("uname -r", max(1.0, clock.deadline - time.monotonic()))
+        words = result.output.split()
+        return words[0] if result.exit_status == 0 and words else ""
 
     def _group(self, index: int) -> str:
         match = self.spawned.match
-        return str(match.group(index)) if isinstance(match, re.Match) else ""
+        if not isinstance(match, re.Match) or match.re.groups < index:
+            return ""
+        return str(match.group(index) or "")
 
     def _fatal_seen(self) -> bool:
         if self.log.detector.fatal is None:
@@ -160,21 +229,27 @@ class Console:
         self._settle()
         return True
 
-    def _expect_boot(self, patterns: str | list[str], why: str, deadline: float) -> int:
+    def _expect_boot(self, patterns: str | list[str], why: str, clock: BootClock) -> int:
+        """The index of the first of `patterns` seen; BootError once `clock` expires or
+        the device exits."""
         wanted = [patterns] if isinstance(patterns, str) else patterns
-        try:
-            index = self._deadline_expect([*wanted, pexpect.EOF, pexpect.TIMEOUT], deadline)
-        except pexpect.ExceptionPexpect as error:
-            index, why = len(wanted), f"{why} ({error})"
-        if index < len(wanted):
-            return index
+        while True:
+            try:
+                index = int(self.spawned.expect([*wanted, pexpect.EOF, pexpect.TIMEOUT],
+                                                timeout=clock.wait()))
+            except pexpect.ExceptionPexpect as error:
+                index, why = len(wanted), f"{why} ({error})"
+            if index < len(wanted):
+                return index
+            reason = clock.expired() if index > len(wanted) else "the device exited"
+            if reason:
+                break
         if index == len(wanted):
             self._settle()
         self.stop()
-        reason = "timed out" if index == len(wanted) + 1 else "the device exited"
         raise BootError(self._why(f"{why}: {reason}"))
 
-    def _sync(self, deadline: float) -> None:
+    def _sync(self, clock: BootClock) -> None:
         """Make sure a shell reads our input (a prompt-like kernel line can fool a regex).
 
         Asked again every SYNC_RETRY seconds: a line sent while busybox's shell still waits
@@ -182,9 +257,9 @@ class Console:
         out with the prompt on the console.
         """
         ready = r"LKFT-READY\r*\n"
-        while time.monotonic() < deadline:
+        while time.monotonic() < clock.deadline:
             self.spawned.sendline('echo "LKFT""-READY"')
-            wait = max(0.1, min(SYNC_RETRY, deadline - time.monotonic()))
+            wait = max(0.1, min(SYNC_RETRY, clock.deadline - time.monotonic()))
             try:
                 index = self.spawned.expect([ready, pexpect.EOF, pexpect.TIMEOUT], timeout=wait)
             except pexpect.ExceptionPexpect:
@@ -193,7 +268,7 @@ class Console:
                 return
             if index == 1:
                 break
-        self._expect_boot(ready, "the shell did not answer", deadline)  # says why, raises
+        self._expect_boot(ready, "the shell did not answer", clock)  # says why, raises
 
     def run(self, command: str, timeout: float) -> CommandResult:
         """Run `command` in the device's shell; DeviceBroken on timeout, crash or exit."""
@@ -229,7 +304,10 @@ class Console:
         fatal = self.log.detector.fatal
         if fatal is not None:
             reason += f"; {fatal.describe()}"
-        return f"{reason}\n--- console tail ---\n{self.log.tail_text()}"
+        tail = self.log.tail_text()
+        if not tail.strip():
+            return reason
+        return f"{reason}\n--- console tail ---\n{tail}"
 
     def stop(self) -> None:
         """Kill the device's process and reap it; nothing is left behind."""
