@@ -70,9 +70,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     collection.generate_tests(metafunc)
 
 
-@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    collection.modify_items(config, items)
+@pytest.hookimpl(trylast=True)  # after -k, -m and pytest's reordering by fixture parameters
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    collection.modify_items(session, config, items)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -60,7 +60,7 @@ def test_main_job_on_qemu_arm64(pytester: pytest.Pytester, artifact_cache: Path)
     ])
     cases = junit_cases(junit)
     boot = cases["qemu-arm64:boot/boot"]
-    assert (boot.get("classname"), boot.get("name")) == ("boot", "boot")
+    assert (boot.get("classname"), boot.get("name")) == ("boot", "boot [qemu-arm64]")
     props = properties(boot)
     assert props["lkft.device"] == "qemu-arm64"
     assert props["lkft.meta.kernel"].startswith("debian:linux-image-")
@@ -69,7 +69,7 @@ def test_main_job_on_qemu_arm64(pytester: pytest.Pytester, artifact_cache: Path)
     assert props["lkft.meta.qemu_version"][0].isdigit()
     assert float(props["lkft.metric.boot-time"].split()[0]) > 0
     uname = cases["qemu-arm64:smoke/uname"]
-    assert (uname.get("classname"), uname.get("name")) == ("smoke", "uname")
+    assert (uname.get("classname"), uname.get("name")) == ("smoke", "uname [qemu-arm64]")
     assert "GNU/Linux" in (uname.findtext("system-out") or "")  # the command's output
     run_dir = pytester.path / "lkft-results" / "qemu-arm64" / "smoke"
     assert "aarch64" in (run_dir / "console.log").read_text()

@@ -4,12 +4,18 @@ Thin: each one delegates to the library (provision, devices, the suite run). Dev
 parametrized per `--lkft-device` at module scope, so a suite module boots each device
 once and all its cases share that boot. The device's kind (QEMU, a labgrid board, ...)
 makes it: see `pytest_lkft.pytestplugin.devicekinds`.
+
+A device that cannot be made (nothing to boot, no place) or does not boot is one error,
+reported by the first test that meets it, with the whole reason; every later test of that
+device in this process is skipped as its consequence, naming that first test, and the
+device is not booted again (the same artifacts would fail the same way).
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 
@@ -22,7 +28,9 @@ from pytest_lkft.run.suite import SuiteRun, run_suite
 from pytest_lkft.settings.device import Settings
 
 USED_KEY = pytest.StashKey[set[tuple[str, str, str]]]()  # suite runs a case used
+FAILED_KEY = pytest.StashKey[dict[str, str]]()  # device -> the test that reported its failure
 NO_DEVICE = "no device given: pass --lkft-device NAME (e.g. --lkft-device=qemu-arm64)"
+CONSEQUENCE = "not run: {device} failed earlier in this run (see {first})"
 
 
 @pytest.fixture(scope="session")
@@ -89,12 +97,13 @@ def _lkft_case(request: pytest.FixtureRequest) -> None:
     if item.get_closest_marker("lkft_crash_check") is not None and suite_run(item) not in used:
         pytest.skip("no case of this suite ran on the device")  # and do not boot it for this
     used.add(suite_run(item))
-    dev: Device = request.getfixturevalue("device")
+    dev = _working_device(request)
     suite, case = suite_name(item), case_name(item)
-    item.user_properties += [("lkft.suite", suite), ("lkft.test", case),
-                             ("lkft.device", dev.name), ("lkft.console_log", str(dev.console_log))]
+    item.user_properties += [("lkft.console_log", str(dev.console_log))]
     dev.boot()
     item.user_properties += [(f"lkft.meta.{k}", v) for k, v in sorted(dev.metadata.items()) if v]
+    if dev.boot_error is not None:
+        _first_failure(request, dev.name, f"{dev.name} did not boot: {dev.boot_error}")
     dev.set_context(f"{suite}/{case}")
     parsed = item.get_closest_marker("lkft_parsed")
     # A parsed suite's case replays what its run saw (the console, or the command's
@@ -104,3 +113,27 @@ def _lkft_case(request: pytest.FixtureRequest) -> None:
     if dev.broken and item.get_closest_marker("lkft_device_check") is None and not replays:
         first = dev.broken.splitlines()[0]
         pytest.fail(f"not run: the device is broken ({first})", pytrace=False)
+
+
+def _working_device(request: pytest.FixtureRequest) -> Device:
+    """The test's device; skipped as a consequence once that device failed in this run."""
+    name = str(request.getfixturevalue("lkft_device_name"))
+    failed = request.config.stash.setdefault(FAILED_KEY, {})
+    if name in failed:
+        pytest.skip(CONSEQUENCE.format(device=name, first=failed[name]))
+    try:
+        return cast(Device, request.getfixturevalue("device"))
+    except pytest.fail.Exception:  # nothing to boot, no place: this is the first to say so
+        failed[name] = request.node.nodeid
+        raise
+
+
+def _first_failure(request: pytest.FixtureRequest, device: str, reason: str) -> None:
+    """The device failed: the first test to meet it reports why (the boot test in its own
+    words), every later one is a consequence."""
+    failed = request.config.stash.setdefault(FAILED_KEY, {})
+    if device in failed:
+        pytest.skip(CONSEQUENCE.format(device=device, first=failed[device]))
+    failed[device] = request.node.nodeid
+    if request.node.get_closest_marker("lkft_device_check") is None:
+        pytest.fail(reason, pytrace=False)

@@ -45,6 +45,17 @@ def case_name(item: pytest.Item) -> str:
     return getattr(item, "originalname", item.name).removeprefix("test_")
 
 
+def identity(item: pytest.Item) -> list[tuple[str, object]]:
+    """The reporting contract's names of a device test (suite, test, device), given at
+    collection: JUnit and the reporter name every test of a device alike, also one skipped
+    before its fixtures ran (a placeholder saying what to pass)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "lkft_device_name" not in params:
+        return []
+    return [("lkft.suite", suite_name(item)), ("lkft.test", case_name(item)),
+            ("lkft.device", str(params["lkft_device_name"]))]
+
+
 def suite_run(item: pytest.Item) -> tuple[str, str, str]:
     """(file, device, suite): one boot; a module may hold several suites (kselftest-*)."""
     callspec = getattr(item, "callspec", None)
