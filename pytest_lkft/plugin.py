@@ -14,7 +14,7 @@ import pytest
 from pytest_lkft import hookspecs
 from pytest_lkft.provision.device import BUILT_IN_STAGES
 from pytest_lkft.provision.stages import Stage
-from pytest_lkft.pytestplugin import collection, options
+from pytest_lkft.pytestplugin import collection, options, rootdir
 from pytest_lkft.pytestplugin import session as run
 from pytest_lkft.pytestplugin.cache import lkft_artifact  # noqa: F401  (fixtures by name)
 from pytest_lkft.pytestplugin.devicekinds import DeviceKind
@@ -43,6 +43,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     run.configure(config)
+
+
+@pytest.hookimpl(tryfirst=True)  # before conftests are looked for from the rootdir
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    rootdir.keep_project_setup(early_config, args)
 
 
 @pytest.hookimpl(tryfirst=True)
