@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
-from typing import cast
 
 import pytest
 
-from pytest_lkft.devices.base import Device
+from pytest_lkft.devices.base import Device, UnavailableDevice
 from pytest_lkft.pytestplugin.devicekinds import kind_of
-from pytest_lkft.pytestplugin.naming import case_name, fill, suite_name, suite_run
+from pytest_lkft.pytestplugin.naming import case_name, fill_command, suite_name, suite_run
 from pytest_lkft.pytestplugin.options import SETTINGS_KEY
 from pytest_lkft.pytestplugin.terminal import terminal
 from pytest_lkft.run.suite import SuiteRun, run_suite
@@ -53,8 +52,11 @@ def device(request: pytest.FixtureRequest, lkft_device_name: str) -> Iterator[De
     suite = suite_name(request.node)
     run_dir = settings.results_dir / lkft_device_name / suite
     stream = terminal(config) if settings.console else None
-    made = kind_of(config, lkft_device_name).make(config, lkft_device_name, suite, run_dir,
-                                                  stream)
+    try:
+        made = kind_of(config, lkft_device_name).make(config, lkft_device_name, suite, run_dir,
+                                                      stream)
+    except pytest.fail.Exception as error:  # nothing to boot, no place: `_lkft_case` says so
+        made = UnavailableDevice(lkft_device_name, run_dir, str(error.msg))
     try:
         yield made
     finally:
@@ -80,7 +82,8 @@ def lkft_suite_run(request: pytest.FixtureRequest, device: Device) -> SuiteRun:
         device.boot()
         settings = request.config.stash[SETTINGS_KEY]
         command, setup = marker.kwargs.get("command"), marker.kwargs.get("setup")
-        runs[suite] = run_suite(device, suite, fill(command, request.node) if command else None,
+        runs[suite] = run_suite(device, suite,
+                                fill_command(command, request.node) if command else None,
                                 marker.kwargs.get("format", "auto"),
                                 settings.timeouts.for_suite(marker.kwargs.get("timeout")),
                                 setup(request.config) if callable(setup) else None)
@@ -97,13 +100,20 @@ def _lkft_case(request: pytest.FixtureRequest) -> None:
     if item.get_closest_marker("lkft_crash_check") is not None and suite_run(item) not in used:
         pytest.skip("no case of this suite ran on the device")  # and do not boot it for this
     used.add(suite_run(item))
-    dev = _working_device(request)
+    dev: Device = request.getfixturevalue("device")
+    failed = request.config.stash.setdefault(FAILED_KEY, {})
+    if dev.name in failed:  # not booted again: the same artifacts would fail the same way
+        pytest.skip(CONSEQUENCE.format(device=dev.name, first=failed[dev.name]))
     suite, case = suite_name(item), case_name(item)
     item.user_properties += [("lkft.console_log", str(dev.console_log))]
     dev.boot()
     item.user_properties += [(f"lkft.meta.{k}", v) for k, v in sorted(dev.metadata.items()) if v]
-    if dev.boot_error is not None:
-        _first_failure(request, dev.name, f"{dev.name} did not boot: {dev.boot_error}")
+    if dev.boot_error is not None:  # the first test to meet it says why
+        failed[dev.name] = item.nodeid
+        _report_failed_device(item, dev)
+    if item.get_closest_marker("lkft_crash_check") is not None and not _console_seen(dev):
+        pytest.fail(f"no console to check for crashes: {dev.console_log} is empty",
+                    pytrace=False)  # an error, never a pass
     dev.set_context(f"{suite}/{case}")
     parsed = item.get_closest_marker("lkft_parsed")
     # A parsed suite's case replays what its run saw (the console, or the command's
@@ -115,25 +125,16 @@ def _lkft_case(request: pytest.FixtureRequest) -> None:
         pytest.fail(f"not run: the device is broken ({first})", pytrace=False)
 
 
-def _working_device(request: pytest.FixtureRequest) -> Device:
-    """The test's device; skipped as a consequence once that device failed in this run."""
-    name = str(request.getfixturevalue("lkft_device_name"))
-    failed = request.config.stash.setdefault(FAILED_KEY, {})
-    if name in failed:
-        pytest.skip(CONSEQUENCE.format(device=name, first=failed[name]))
+def _console_seen(dev: Device) -> bool:
     try:
-        return cast(Device, request.getfixturevalue("device"))
-    except pytest.fail.Exception:  # nothing to boot, no place: this is the first to say so
-        failed[name] = request.node.nodeid
-        raise
+        return dev.console_log.stat().st_size > 0
+    except OSError:
+        return False
 
 
-def _first_failure(request: pytest.FixtureRequest, device: str, reason: str) -> None:
-    """The device failed: the first test to meet it reports why (the boot test in its own
-    words), every later one is a consequence."""
-    failed = request.config.stash.setdefault(FAILED_KEY, {})
-    if device in failed:
-        pytest.skip(CONSEQUENCE.format(device=device, first=failed[device]))
-    failed[device] = request.node.nodeid
-    if request.node.get_closest_marker("lkft_device_check") is None:
-        pytest.fail(reason, pytrace=False)
+def _report_failed_device(item: pytest.Item, dev: Device) -> None:
+    """An error with the whole reason; the boot test says it in its own words."""
+    if isinstance(dev, UnavailableDevice):
+        pytest.fail(str(dev.boot_error), pytrace=False)
+    if item.get_closest_marker("lkft_device_check") is None:
+        pytest.fail(f"{dev.name} did not boot: {dev.boot_error}", pytrace=False)
