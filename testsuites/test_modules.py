@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from pytest_lkft.devices.base import Device
@@ -19,7 +21,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def test_module(device: Device, case: str, request: pytest.FixtureRequest) -> None:
-    run_case(device, f"modprobe {case} && modprobe -r {case}", request.node)
+    module = shlex.quote(case)  # a name from the tarball is one word, never a command
+    run_case(device, f"modprobe {module} && modprobe -r {module}", request.node)
 
 
 from pytest_lkft.suites import test_crash  # noqa: E402, F401  (every suite ends with it)

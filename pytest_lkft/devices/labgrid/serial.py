@@ -23,10 +23,11 @@ from pytest_lkft.devices.console import (
     ConsoleLog,
 )
 from pytest_lkft.devices.labgrid.labfile import BootSpec
-from pytest_lkft.errors import BootError, DeviceBroken
+from pytest_lkft.errors import BootError, DeviceBroken, UserError
 from pytest_lkft.settings.device import BootMessages
 
 EARLY_TIMEOUT = 0.05  # a serial read that "times out" sooner than this: the peer closed
+UBOOT_PLAIN = re.compile(r"[\w./:=,+@%-]*")  # words U-Boot's shell takes unquoted
 UBOOT_ERROR = re.compile(r"(?i)\b(?:error|not found|unknown command|abort|failed)\b")
 
 if TYPE_CHECKING:
@@ -136,5 +137,16 @@ class SerialConsole(Console):
 
 def _fill(command: str, values: dict[str, str]) -> str:
     for key, value in values.items():
-        command = command.replace(f"{{{key}}}", value)
+        command = command.replace(f"{{{key}}}", hush_quoted(value))
     return command
+
+
+def hush_quoted(value: str) -> str:
+    """`value` as one word of U-Boot's shell: as it is when plain, else in single quotes
+    (no `;`, `$` or space then splits or expands it); a quote or newline is refused."""
+    if UBOOT_PLAIN.fullmatch(value):
+        return value
+    if "'" in value or "\n" in value:
+        raise UserError(f"U-Boot cannot take {value!r} (a ' or a newline) in one command; "
+                        "leave them out of --lkft-boot-args")
+    return f"'{value}'"
