@@ -29,8 +29,9 @@ def run(*command: str | Path, cwd: Path | None = None,
 def test_the_wheel_boots_qemu_arm64_from_an_empty_directory(tmp_path: Path,
                                                             private_cache: Path) -> None:
     need_qemu("qemu-system-aarch64")
-    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-        "-w", tmp_path / "dist", REPO)
+    built = run(sys.executable, "-m", "pip", "wheel", "-v", "--no-deps",
+                "-w", tmp_path / "dist", REPO)
+    assert "Deprecat" not in built.stdout + built.stderr  # e.g. `license = {text = ...}`
     wheel = next((tmp_path / "dist").glob("pytest_lkft-*.whl"))
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)
