@@ -11,6 +11,7 @@ Each suite run's items stay together, in order, whatever reordered them before
 from __future__ import annotations
 
 from collections.abc import Generator
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -35,11 +36,19 @@ def packaged_suites() -> Path | None:
 
 def collect_suites(config: pytest.Config) -> None:
     """With devices and neither paths nor testpaths given (`pytest --lkft-device=x` from
-    any directory), collect the plugin's own suites beside the current directory."""
+    a directory with no tests of its own), collect the plugin's own suites."""
     devices = config.stash[SETTINGS_KEY].devices
     suites = packaged_suites()
     if devices and suites and config.args_source is pytest.Config.ArgsSource.INVOCATION_DIR:
-        config.args = [*config.args, str(suites)]
+        if not has_tests(config, config.invocation_params.dir):
+            config.args = [*config.args, str(suites)]
+
+
+def has_tests(config: pytest.Config, directory: Path) -> bool:
+    """True when `directory` holds test modules (pytest's python_files) or a conftest.py."""
+    patterns = [*config.getini("python_files"), "conftest.py"]
+    return any(fnmatch(path.name, pattern) for path in directory.iterdir() if path.is_file()
+               for pattern in patterns)
 
 
 def collect_results(config: pytest.Config) -> None:
