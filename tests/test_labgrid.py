@@ -8,6 +8,7 @@ small QEMU arm64 board whose serial line labgrid-exporter serves through ser2net
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -143,12 +144,13 @@ def test_uboot_board_loads_the_kernel_over_tftp(lab: StandinLab, artifacts: Devi
                                                 tmp_path: Path) -> None:
     lease = PlaceLease(lab.coordinator, [f"{k}={v}" for k, v in UBOOT_TAGS.items()])
     assert lease.acquire(timeout=30) == UBOOT_BOARD
-    board = LabgridDevice(load_lab(STANDIN_LAB)["standin-uboot"], lease, artifacts, tmp_path,
-                          TIMEOUTS)
+    boot_args = "lkft.x=1;echo INJECTED-$((6*7))"  # one word for U-Boot's shell (issue 17)
+    board = LabgridDevice(load_lab(STANDIN_LAB)["standin-uboot"], lease,
+                          dataclasses.replace(artifacts, boot_args=boot_args), tmp_path, TIMEOUTS)
     try:
         board.boot()
         assert board.boot_error is None
-        assert board.run("cat /proc/cmdline").output == "console=ttyAMA0 panic=-1\n"
+        assert board.run("cat /proc/cmdline").output == f"console=ttyAMA0 panic=-1 {boot_args}\n"
     finally:
         board.close()
         lease.release()
