@@ -113,7 +113,11 @@ class Settings:
         sources = {dest: resolved.source for dest, resolved in found.items()}
         check_files(values, sources)
         tests = options.values("lkft_tests")
-        shard, timeouts = values["lkft_ltp_shard"], values["lkft_timeouts"]
+        shard, timeouts = None, Timeouts()
+        if values["lkft_ltp_shard"]:
+            shard = parse_shard(values["lkft_ltp_shard"], origin(sources["lkft_ltp_shard"]))
+        if values["lkft_timeouts"]:
+            timeouts = Timeouts.parse(values["lkft_timeouts"], sources["lkft_timeouts"])
         return cls(
             devices=options.values("lkft_device").value,
             kernel=values["lkft_kernel"],
@@ -126,11 +130,10 @@ class Settings:
                               (options.value("lkft_ltp_runtest").value or "").split(",")
                               if name.strip()),
             ltp_skipfile=values["lkft_ltp_skipfile"],
-            ltp_shard=parse_shard(shard, origin(sources["lkft_ltp_shard"])) if shard else None,
+            ltp_shard=shard,
             boot_args=values["lkft_boot_args"] or "",
             qemu_binary=values["lkft_qemu_binary"],
-            timeouts=Timeouts.parse(timeouts, sources["lkft_timeouts"]) if timeouts
-            else Timeouts(),
+            timeouts=timeouts,
             results_dir=Path(invocation_dir, values["lkft_results_dir"] or "lkft-results"),
             console=console or options.flag("lkft_console"),
             tests=tests.value,
