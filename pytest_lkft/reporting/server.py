@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, unquote
 
 from pytest_lkft.errors import UserError
 from pytest_lkft.parsers.model import Case, Metric, Result
-from pytest_lkft.reporting import knownissues
+from pytest_lkft.reporting import api, knownissues
 from pytest_lkft.reporting.knownissues import KnownIssue
 from pytest_lkft.reporting.store import Comparison, RunRecord, Store
 
@@ -41,6 +41,7 @@ NAME = r"[a-zA-Z0-9][a-zA-Z0-9_.-]*"
 SUBMIT = re.compile(rf"^/api/submit/(~?{NAME})/({NAME})/({NAME})/({NAME})/?$")
 PROJECT_PAGE = re.compile(rf"^/(~?{NAME})/({NAME})/?$")
 BUILD_PAGE = re.compile(rf"^/(~?{NAME})/({NAME})/build/([^/]+)/?$")
+PROJECT_API = re.compile(r"^/api/projects/(?:(\d+)/)?$")
 SPECIAL_METADATA = ("build_url", "datetime", "job_id", "job_status", "job_url", "resubmit_url")
 SQUAD_RESULTS = {"pass": Result.PASS, "fail": Result.FAIL}
 MAX_BODY = 512 * 1024 * 1024
@@ -217,26 +218,92 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def authorised(self) -> bool:
-        """Check SQUAD's `Authorization: Token X` or `Auth-Token: X` header."""
+        """Check SQUAD's `Authorization: Token X` (keyword in any case) or `Auth-Token: X`."""
         given = self.headers.get("Auth-Token") or ""
-        auth = self.headers.get("Authorization") or ""
-        if auth.startswith("Token "):
-            given = auth[len("Token "):]
-        return bool(self.server.token) and hmac.compare_digest(given, self.server.token)
+        keyword, _, value = (self.headers.get("Authorization") or "").strip().partition(" ")
+        if keyword.lower() == "token":
+            given = value.strip()
+        return bool(self.server.token) and hmac.compare_digest(given.encode(),
+                                                                self.server.token.encode())
+
+    def body(self) -> bytes:
+        """The request body; a missing, bad or oversized Content-Length is refused."""
+        raw = self.headers.get("Content-Length")
+        try:
+            length = int(raw or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            raise SubmitRefused(400, f"bad Content-Length {raw!r}; send the body's size in bytes")
+        if length > MAX_BODY:
+            raise SubmitRefused(413, f"submission of {length} bytes is over {MAX_BODY}")
+        return self.rfile.read(length)
+
+    def reply_json(self, status: int, data: object) -> None:
+        """Send a JSON answer (a plain string goes as text, as SQUAD's version does)."""
+        if isinstance(data, str):
+            self.reply(status, data)
+            return
+        self.reply(status, json.dumps(data), "application/json")
+
+    def api_write(self, path: str) -> None:
+        """SQUAD's project create (POST /api/projects/) and update (PATCH .../<id>/)."""
+        match = PROJECT_API.match(path)
+        if match is None:
+            self.reply_json(405, {"detail": f'Method "{self.command}" not allowed.'})
+            return
+        if not self.authorised():
+            self.reply_json(401, {"detail": "Authentication credentials were not provided."})
+            return
+        try:
+            form = parse_qs(self.body().decode("utf-8", errors="replace"), keep_blank_values=True)
+            request = api.Request(path[len("/api/"):], {}, self.base_url(), True, form)
+            with self.server.write_lock, Store(self.server.store_path) as store:
+                ident = int(match[1]) if match[1] else None
+                project = api.save_project(store, request, ident)
+        except SubmitRefused as refused:
+            self.reply_json(refused.status, {"detail": str(refused)})
+            return
+        except api.ApiError as error:
+            self.reply_json(error.status, {"detail": str(error)})
+            return
+        self.reply_json(201 if match[1] is None else 200, project)
+
+    def do_PATCH(self) -> None:  # noqa: N802 - http.server's name
+        """Handle `PATCH /api/projects/<id>/` (squad-client's create-or-update-project)."""
+        self.api_write(self.path.split("?")[0])
+
+    def base_url(self) -> str:
+        """This server's URL as the client addressed it (SQUAD's hyperlinks use it)."""
+        address = self.server.server_address
+        host = self.headers.get("Host") or f"{address[0]!s}:{address[1]}"
+        return f"http://{host}"
+
+    def do_api_get(self, path: str, query: str) -> None:
+        """Answer SQUAD's REST read API."""
+        request = api.Request(path[len("/api/"):], api.parse_query(query), self.base_url(),
+                              self.authorised())
+        try:
+            with Store(self.server.store_path) as store:
+                data = api.answer(store, request)
+        except api.ApiError as error:
+            self.reply_json(error.status, {"detail": str(error)})
+            return
+        self.reply_json(200, data)
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         """Handle `POST /api/submit/...`."""
         match = SUBMIT.match(self.path.split("?")[0])
+        if not match and PROJECT_API.match(self.path.split("?")[0]):
+            self.api_write(self.path.split("?")[0])
+            return
         if not match:
             self.reply(404, f"no such endpoint {self.path}; submit to /api/submit/G/P/BUILD/ENV")
             return
         try:
             if not self.authorised():
                 raise SubmitRefused(401, "missing or wrong token: send 'Authorization: Token X'")
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                raise SubmitRefused(413, f"submission of {length} bytes is over {MAX_BODY}")
-            form = parse_form(self.headers.get("Content-Type", ""), self.rfile.read(length))
+            form = parse_form(self.headers.get("Content-Type", ""), self.body())
             testrun = self.server.submit(match.groups(), form)
         except SubmitRefused as refused:
             self.reply(refused.status, str(refused))
@@ -245,7 +312,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         """Serve the project list, a project page or a build page."""
-        path = unquote(self.path.split("?")[0])
+        path, _, query = self.path.partition("?")
+        path = unquote(path)
+        if path == "/api" or path.startswith("/api/"):
+            self.do_api_get(path if path != "/api" else "/api/", query)
+            return
         try:
             with Store(self.server.store_path) as store:
                 if path == "/":

@@ -1,0 +1,134 @@
+"""A build's SQUAD status and SQUAD's regressions and fixes between two builds.
+
+SQUAD 1.98 (`core/comparison.py`, `TestComparison(..., regressions_and_fixes_only=True)`)
+pairs each target test with the baseline test of the same environment and full name, both
+with a result (skips are left out) and different results: a target fail (not a known
+issue) is a regression, a target pass is a fix (from fail or xfail). An xfail in the target
+is neither. A build's baseline is the project's previous build that has test runs.
+
+`status()` computes a build's figures once and keeps them in the store's `build_status`
+table; recording a run in the build, or deleting a build, drops what depended on it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from dataclasses import asdict, dataclass, field
+
+from pytest_lkft.reporting.store import Store
+
+CHANGES = """
+SELECT DISTINCT t.environment_id, s.slug, t.name, t.result
+FROM test t JOIN test b ON b.build_id = ? AND b.environment_id = t.environment_id
+    AND b.suite_id = t.suite_id AND b.name = t.name
+JOIN suite s ON s.id = t.suite_id
+WHERE t.build_id = ? AND t.result != 'skip' AND b.result != 'skip'
+    AND (t.result = 'pass') != (b.result = 'pass')
+"""
+Grouped = dict[str, dict[str, list[str]]]  # environment -> suite -> test names
+
+
+@dataclass
+class Changes:
+    """Regressions and fixes, each environment -> suite -> test names (sorted)."""
+
+    regressions: Grouped = field(default_factory=dict)
+    fixes: Grouped = field(default_factory=dict)
+
+    @staticmethod
+    def flat(grouped: Grouped) -> dict[str, list[str]]:
+        """environment -> full test names, as SQUAD's build status lists them."""
+        return {env: sorted(f"{suite}/{name}" for suite, names in suites.items()
+                            for name in names) for env, suites in grouped.items()}
+
+
+@dataclass
+class Status:
+    """What SQUAD's `/api/builds/<id>/status/` says of a build, without URLs."""
+
+    build_id: int
+    baseline_id: int | None
+    tests_pass: int
+    tests_fail: int
+    tests_skip: int
+    tests_xfail: int
+    test_runs: int
+    metrics_summary: float
+    has_metrics: bool
+    last_updated: float | None
+    created_at: float
+    regressions: dict[str, list[str]]
+    fixes: dict[str, list[str]]
+
+    @property
+    def tests_total(self) -> int:
+        """Every test with a result word."""
+        return self.tests_pass + self.tests_fail + self.tests_skip + self.tests_xfail
+
+
+def compare_ids(db: sqlite3.Connection, baseline: int, target: int) -> Changes:
+    """SQUAD's regressions and fixes from build `baseline` to build `target`."""
+    envs = {int(i): str(s) for i, s in db.execute("SELECT id, slug FROM environment")}
+    changes = Changes()
+    for env_id, suite, name, result in db.execute(CHANGES, (baseline, target)):
+        kind = changes.fixes if result == "pass" else changes.regressions
+        if result in ("fail", "error", "pass"):
+            kind.setdefault(envs[int(env_id)], {}).setdefault(str(suite), []).append(str(name))
+    for grouped in (changes.regressions, changes.fixes):
+        for suites in grouped.values():
+            for names in suites.values():
+                names.sort()
+    return changes
+
+
+def baseline_of(db: sqlite3.Connection, build_id: int) -> int | None:
+    """The project's previous build with test runs (SQUAD's baseline)."""
+    row = db.execute(
+        "SELECT id FROM build WHERE project_id = (SELECT project_id FROM build WHERE id = ?)"
+        " AND id < ? AND EXISTS (SELECT 1 FROM testrun WHERE testrun.build_id = build.id)"
+        " ORDER BY id DESC LIMIT 1", (build_id, build_id)).fetchone()
+    return int(row[0]) if row else None
+
+
+def geometric_mean(values: list[float]) -> float:
+    """SQUAD's metrics summary: the geometric mean of the positive values, else 0."""
+    positive = [v for v in values if v > 0]
+    return math.exp(sum(map(math.log, positive)) / len(positive)) if positive else 0.0
+
+
+def compute(db: sqlite3.Connection, build_id: int) -> Status:
+    """A build's status from its tests, metrics and test runs."""
+    counts = dict.fromkeys(("pass", "fail", "skip", "xfail", "error"), 0)
+    for word, number in db.execute(
+            "SELECT result, count(*) FROM test WHERE build_id = ? GROUP BY result", (build_id,)):
+        counts[str(word)] = int(number)
+    values = [float(v) for (v,) in db.execute(
+        "SELECT value FROM metric WHERE build_id = ?", (build_id,))]
+    runs, updated = db.execute("SELECT count(*), max(created_at) FROM testrun"
+                               " WHERE build_id = ?", (build_id,)).fetchone()
+    created = float(db.execute("SELECT created_at FROM build WHERE id = ?",
+                               (build_id,)).fetchone()[0])
+    baseline = baseline_of(db, build_id)
+    changes = compare_ids(db, baseline, build_id) if baseline is not None and runs else Changes()
+    return Status(build_id, baseline, counts["pass"], counts["fail"] + counts["error"],
+                  counts["skip"], counts["xfail"], int(runs), geometric_mean(values),
+                  bool(values), updated, created, Changes.flat(changes.regressions),
+                  Changes.flat(changes.fixes))
+
+
+def status(store: Store, build_id: int) -> Status:
+    """A build's status, from the store's cache or computed and cached."""
+    row = store.db.execute("SELECT data FROM build_status WHERE build_id = ?",
+                           (build_id,)).fetchone()
+    if row is not None:
+        return Status(**json.loads(row[0]))
+    found = compute(store.db, build_id)
+    try:
+        store.db.execute("INSERT OR REPLACE INTO build_status (build_id, baseline_id, data)"
+                         " VALUES (?, ?, ?)", (build_id, found.baseline_id,
+                                               json.dumps(asdict(found))))
+    except sqlite3.OperationalError:
+        pass  # a writer holds the file: answer without caching
+    return found
