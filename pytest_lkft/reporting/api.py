@@ -598,6 +598,7 @@ SETTINGS_TYPES: dict[str, Callable[[str], object]] = {
 
 def save_project(store: Store, request: Request, ident: int | None) -> Json:
     """SQUAD's POST /api/projects/ (create) and PATCH /api/projects/<id>/ (update)."""
+    store.db.row_factory = sqlite3.Row
     data = {k: v[-1] for k, v in request.data.items()}
     if ident is None:
         match = re.search(r"/api/groups/(\d+)/?$", data.get("group", ""))

@@ -13,6 +13,7 @@ per device and suite and the regressions and fixes against the previous build.
 from __future__ import annotations
 
 import datetime
+import os
 import sqlite3
 import subprocess
 import uuid
@@ -23,7 +24,7 @@ import pytest
 
 from pytest_lkft.parsers.model import Case, Counts, Metric, Result
 from pytest_lkft.reporting import knownissues
-from pytest_lkft.reporting.options import Settings
+from pytest_lkft.reporting.options import TOKEN_ENV, Settings
 from pytest_lkft.reporting.store import Comparison, RunRecord, Store
 
 SUITE, TEST, DEVICE, RESULT = "lkft.suite", "lkft.test", "lkft.device", "lkft.result"
@@ -118,6 +119,8 @@ class LkftReporter:
     def pytest_report_header(self) -> str:
         """Say where results go: `lkft: store=... project=... squad=...`."""
         squad = self.settings.squad_url or "off"
+        if self.settings.squad_url and not os.environ.get(TOKEN_ENV):
+            squad += f" ({TOKEN_ENV} is empty: runs will be spooled, not submitted)"
         issues = len(self.settings.known_issues)
         return (f"lkft: store={self.settings.store} project={self.settings.group}/"
                 f"{self.settings.project} squad={squad} known-issues={issues}")
@@ -244,9 +247,13 @@ class LkftReporter:
 
     def submit(self, records: list[RunRecord]) -> None:
         """Submit each run to SQUAD; what cannot be sent is spooled for `lkft push`."""
-        from pytest_lkft.reporting.squad import SquadClient
+        from pytest_lkft.reporting.squad import SquadClient, push_known_issues
 
         client = SquadClient(self.settings.squad_url)
+        pushed = push_known_issues(client, self.settings.group, self.settings.project,
+                                   self.settings.known_issues, [r.environment for r in records])
+        if pushed:
+            self.messages.append(pushed)
         logs = [run.console_logs for _, run in sorted(self.devices.items())]
         for record, console_log in zip(records, logs, strict=True):
             self.messages.append(client.submit_or_spool(record, console_log))

@@ -195,6 +195,9 @@ class StoreServer(ThreadingHTTPServer):
         with self.write_lock, Store(self.store_path) as store:
             if record.job_id and store.has_job(record.job_id):
                 raise SubmitRefused(400, f"There is already a test run with job_id {record.job_id}")
+            for issue in self.issues:  # the project's known issues, as the API lists them
+                store.add_known_issue(record.group, record.project, issue.test,
+                                      list(issue.environments), issue.reason)
             return store.record(record)
 
 
