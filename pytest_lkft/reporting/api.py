@@ -347,6 +347,7 @@ RESOURCES: dict[str, Resource] = {
         {"id": "test.id", "build": "test.build_id", "environment": "test.environment_id",
          "suite": "test.suite_id", "test_run": "test.testrun_id", "name": "test.name",
          "metadata__name": "test.name", "short_name": "test.name",
+         "build__version": "build.version", "build__project": "build.project_id",
          "has_known_issues": "(test.result = 'xfail')",
          "result": "(CASE test.result WHEN 'pass' THEN 1 WHEN 'skip' THEN NULL ELSE 0 END)"},
         "build.project_id IN ({ids})", test_json, cursor=True),

@@ -25,7 +25,7 @@ import pytest
 from pytest_lkft.parsers.model import Case, Counts, Metric, Result
 from pytest_lkft.reporting import knownissues
 from pytest_lkft.reporting.options import TOKEN_ENV, Settings
-from pytest_lkft.reporting.store import Comparison, RunRecord, Store
+from pytest_lkft.reporting.store import Comparison, RunRecord, Store, join_logs
 
 SUITE, TEST, DEVICE, RESULT = "lkft.suite", "lkft.test", "lkft.device", "lkft.result"
 METRIC, META, CONSOLE_LOG = "lkft.metric.", "lkft.meta.", "lkft.console_log"
@@ -138,7 +138,9 @@ class LkftReporter:
         if report.when == "teardown":
             self.finish_item(report, props)
             return
-        if report.when == "setup" and report.passed:
+        if report.when == "setup" and report.passed:  # the boot: counted in the run's time
+            run = self.devices.setdefault(props.get(DEVICE, "unknown"), DeviceRun())
+            run.duration += report.duration
             return
         self.record_case(report, props)
 
@@ -211,7 +213,8 @@ class LkftReporter:
                 metadata={**run.metadata, "device": device},
                 job_id=f"lkft-{uuid.uuid4().hex}",
                 job_url=self.settings.job_url,
-                log="\n".join(read_log(path) for path in run.console_logs),
+                log=join_logs((Path(path).parent.name, read_log(path))
+                              for path in run.console_logs),
                 duration=run.duration,
             )
             for device, run in sorted(self.devices.items())

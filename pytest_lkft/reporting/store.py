@@ -75,6 +75,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         " baseline_id INTEGER, data TEXT NOT NULL)",
     ),
 }
+# A test run's log is its suites' console logs, each after a line naming the suite.
+SUITE_LOG_MARK = "===== lkft console log of suite "
 WORD = {r: r.value for r in Result}  # Enum.value is a slow property; this is a hot loop
 FAILING = frozenset({Result.FAIL.value, Result.ERROR.value})
 
@@ -150,6 +152,24 @@ class TestRow:
     name: str
     result: str
     log: str
+
+
+def join_logs(logs: Iterable[tuple[str, str]]) -> str:
+    """One test run log from (suite, console log text) pairs, each under its mark line."""
+    return "".join(f"{SUITE_LOG_MARK}{suite}\n{text}" for suite, text in logs)
+
+
+def split_logs(log: str) -> dict[str, str]:
+    """A test run log back into suite -> console log ('' for text before any mark)."""
+    found: dict[str, str] = {}
+    suite = ""
+    for line in log.splitlines(keepends=True):
+        if line.startswith(SUITE_LOG_MARK):
+            suite = line[len(SUITE_LOG_MARK):].strip()
+            found.setdefault(suite, "")
+        elif line or suite:
+            found[suite] = found.get(suite, "") + line
+    return found
 
 
 def split_project(full: str) -> tuple[str, str]:
