@@ -13,6 +13,7 @@ from pytest_lkft.console import Console, ConsoleLog, TextSink
 from pytest_lkft.devices.base import ConsoleDevice
 from pytest_lkft.errors import LkftError, UserError
 from pytest_lkft.files import write_atomically
+from pytest_lkft.kernelimage import image_banner, kernel_facts
 from pytest_lkft.lab import QemuSpec
 from pytest_lkft.rootfs import decompress_to, rootfs_kind
 
@@ -142,6 +143,7 @@ class QemuDevice(ConsoleDevice):
         self.attempted = True
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.detector.context = "boot"
+        self.metadata.update(kernel_facts(image_banner(self.artifacts.kernel)))  # boot or not
         try:
             command = self.command()
             self._write_reproducer(command)
@@ -149,7 +151,7 @@ class QemuDevice(ConsoleDevice):
                                                        self.stream))
             self.console.start()
             self.boot_time = self.console.boot(self.timeouts.boot)
-            self.metadata["kernel_version"] = self.console.kernel_version
+            self.metadata.update(kernel_facts(self.console.kernel_banner))
         except (LkftError, OSError) as error:
             self.boot_error = self.broken = str(error)
         self.metadata["qemu_version"] = qemu_version(self.binary)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import sqlite3
 import subprocess
 import uuid
@@ -189,13 +190,15 @@ class LkftReporter:
     # -- session end ------------------------------------------------------------------
 
     def default_build(self) -> str:
-        """The build name: option, kernel version, `git describe`, else the date."""
+        """The build name: option, the kernel's (distro) version, `git describe`, else the
+        date. Devices are looked at by name, so a matrix gets one name whatever finished
+        first; a kernel path is never a name (a failed boot still has the image's banner)."""
         if self.settings.build:
             return self.settings.build
-        for run in self.devices.values():
-            for key in ("kernel_version", "kernel"):
-                if run.metadata.get(key):
-                    return run.metadata[key]
+        for _, run in sorted(self.devices.items()):
+            name = build_name(run.metadata)
+            if name:
+                return name
         described = git_describe(self.config.rootpath)
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
         return described or f"local-{stamp}"
@@ -278,6 +281,16 @@ class LkftReporter:
                 tr.write_line(line)
         for message in self.messages:
             tr.write_line(message)
+
+
+DISTRO_VERSION = re.compile(r"#\S*\s.*?\b(?:Debian|Ubuntu)\s+(\d\S*)")
+
+
+def build_name(metadata: dict[str, str]) -> str:
+    """A run's build: the distribution's kernel version when the banner has one (the same
+    for every architecture: `Debian 6.1.192-3`), else the whole release (`uname -r`)."""
+    found = DISTRO_VERSION.search(metadata.get("kernel_banner", ""))
+    return found.group(1) if found else metadata.get("kernel_version", "")
 
 
 def read_log(path: str) -> str:

@@ -22,6 +22,7 @@ from pytest_lkft.devices.labgrid.lease import PlaceLease, wait_for_session_view
 from pytest_lkft.devices.labgrid.serial import SerialConsole
 from pytest_lkft.devices.qemu import DeviceArtifacts, Timeouts
 from pytest_lkft.errors import LkftError, UserError
+from pytest_lkft.kernelimage import image_banner, kernel_facts
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -146,7 +147,8 @@ class LabgridDevice(ConsoleDevice):
         except Exception as error:  # labgrid raises many kinds: each is the lab failing
             self.boot_error = self.broken = (f"{self.name} on place {self.lease.place}: labgrid "
                                              f"failed: {type(error).__name__}: {error}")
-        self.metadata["kernel_version"] = self.console.kernel_version
+        self.metadata.update(kernel_facts(self.console.kernel_banner
+                                          or image_banner(self.artifacts.kernel)))
 
     def _power_on_to_shell(self, console: SerialConsole) -> None:
         self._write_reproducer()
