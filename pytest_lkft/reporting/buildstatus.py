@@ -19,14 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 from pytest_lkft.reporting.store import Store
 
-CHANGES = """
-SELECT DISTINCT t.environment_id, s.slug, t.name, t.result
-FROM test t JOIN test b ON b.build_id = ? AND b.environment_id = t.environment_id
-    AND b.suite_id = t.suite_id AND b.name = t.name
-JOIN suite s ON s.id = t.suite_id
-WHERE t.build_id = ? AND t.result != 'skip' AND b.result != 'skip'
-    AND (t.result = 'pass') != (b.result = 'pass')
-"""
+RESULTS = "SELECT environment_id, suite_id, name, result FROM test WHERE build_id = ?"
 Grouped = dict[str, dict[str, list[str]]]  # environment -> suite -> test names
 
 
@@ -36,6 +29,7 @@ class Changes:
 
     regressions: Grouped = field(default_factory=dict)
     fixes: Grouped = field(default_factory=dict)
+    missing: Grouped = field(default_factory=dict)  # in the baseline, not in the target
 
     @staticmethod
     def flat(grouped: Grouped) -> dict[str, list[str]]:
@@ -61,6 +55,7 @@ class Status:
     created_at: float
     regressions: dict[str, list[str]]
     fixes: dict[str, list[str]]
+    missing: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def tests_total(self) -> int:
@@ -70,16 +65,32 @@ class Status:
 
 def compare_ids(db: sqlite3.Connection, baseline: int, target: int) -> Changes:
     """SQUAD's regressions and fixes from build `baseline` to build `target`."""
+    before: dict[tuple[int, int, str], set[bool]] = {}
+    for env, suite, name, word in db.execute(RESULTS, (baseline,)):
+        was = before.setdefault((env, suite, name), set())
+        if word != "skip":
+            was.add(word == "pass")
     envs = {int(i): str(s) for i, s in db.execute("SELECT id, slug FROM environment")}
+    suites = {int(i): str(s) for i, s in db.execute("SELECT id, slug FROM suite")}
     changes = Changes()
-    for env_id, suite, name, result in db.execute(CHANGES, (baseline, target)):
-        kind = changes.fixes if result == "pass" else changes.regressions
-        if result in ("fail", "error", "pass"):
-            kind.setdefault(envs[int(env_id)], {}).setdefault(str(suite), []).append(str(name))
-    for grouped in (changes.regressions, changes.fixes):
-        for suites in grouped.values():
-            for names in suites.values():
-                names.sort()
+    seen: set[tuple[int, int, str]] = set()
+    for env, suite, name, word in db.execute(RESULTS, (target,)):
+        passed = word == "pass"
+        results = before.get((env, suite, name))
+        # a pair of different results, the target's a fail (not a known issue) or a pass
+        seen.add((env, suite, name))
+        if word in ("skip", "xfail") or (not passed) not in (results or ()):
+            continue
+        kind = changes.fixes if passed else changes.regressions
+        names = kind.setdefault(envs[env], {}).setdefault(suites[suite], [])
+        if not names or names[-1] != name:
+            names.append(name)
+    for env, suite, name in before.keys() - seen:
+        changes.missing.setdefault(envs[env], {}).setdefault(suites[suite], []).append(name)
+    for grouped in (changes.regressions, changes.fixes, changes.missing):
+        for by_suite in grouped.values():
+            for suite_name, names in by_suite.items():
+                by_suite[suite_name] = sorted(set(names))
     return changes
 
 
@@ -115,7 +126,7 @@ def compute(db: sqlite3.Connection, build_id: int) -> Status:
     return Status(build_id, baseline, counts["pass"], counts["fail"] + counts["error"],
                   counts["skip"], counts["xfail"], int(runs), geometric_mean(values),
                   bool(values), updated, created, Changes.flat(changes.regressions),
-                  Changes.flat(changes.fixes))
+                  Changes.flat(changes.fixes), Changes.flat(changes.missing))
 
 
 def status(store: Store, build_id: int) -> Status:

@@ -5,7 +5,8 @@
   (boots included), newest first;
 - `/<group>/<project>/build/<version>/` the build's metadata (kernel, rootfs, QEMU,
   toolchain ...), its environment x suite matrix with a link to each suite's console log,
-  regressions, fixes and missing tests against the previous build, and the failing tests;
+  regressions and fixes as SQUAD counts them (the API's build status) and missing tests
+  against the previous build, and the failing tests with their logs (the first 500);
 - `/<group>/<project>/build/<version>/log/<testrun>/<suite>/` one suite's console log;
 - `/<group>/<project>/test/?name=<suite/test>` a test's history: its result per build and
   environment, and the first build it failed in.
@@ -22,9 +23,11 @@ import time
 from urllib.parse import quote
 
 from pytest_lkft.errors import UserError
-from pytest_lkft.reporting.store import Comparison, Store, split_logs
+from pytest_lkft.reporting import buildstatus
+from pytest_lkft.reporting.store import Store, split_logs
 
 OPEN_LOGS = 20  # failing tests' logs start unfolded up to this many
+LISTED = 500  # tests listed per section of a build page (the API has them all)
 META_KEYS = ("kernel_version", "kernel", "arch", "rootfs", "qemu_version", "toolchain",
              "kernel_release", "git_describe", "git_sha", "job_url")
 STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;
@@ -170,18 +173,24 @@ def matrix_cell(counts: dict[str, int] | None, log: int | None, suite: str) -> s
     return f"<td class='{'fail' if fail else 'pass'}'>{text}{link}</td>"
 
 
-def changes_html(comparison: Comparison | None) -> str:
-    """Regressions, fixes and missing tests against the previous build."""
-    if comparison is None:
+def changes_html(store: Store, found: buildstatus.Status) -> str:
+    """Regressions, fixes (SQUAD's, as the API has them) and missing tests against the
+    previous build."""
+    if found.baseline_id is None:
         return "<p id='comparison'>No previous build to compare with.</p>"
-    parts = [f"<h2 id='comparison'>Compared with {esc(comparison.base)}</h2>"]
-    for title, changes in (("Regressions", comparison.regressions), ("Fixes", comparison.fixes)):
-        items = "".join(f"<li>{esc(x.environment)}: {test_link(x.name)}"
-                        f" ({x.before} &rarr; {x.after})</li>" for x in changes)
-        parts.append(f"<h3>{title} ({len(changes)})</h3><ul id='{title.lower()}'>{items}</ul>")
-    items = "".join(f"<li>{esc(k.environment)}: {test_link(k.name)}</li>"
-                    for k in comparison.missing)
-    parts.append(f"<h3>Missing tests ({len(comparison.missing)})</h3><ul id='missing'>{items}</ul>")
+    base = store.db.execute("SELECT version FROM build WHERE id = ?",
+                            (found.baseline_id,)).fetchone()[0]
+    parts = [f"<h2 id='comparison'>Compared with <a href='../{quote(str(base))}/'>{esc(base)}"
+             "</a></h2>"]
+    for title, grouped, change in (("Regressions", found.regressions, " (pass &rarr; fail)"),
+                                   ("Fixes", found.fixes, " (fail &rarr; pass)"),
+                                   ("Missing tests", found.missing, "")):
+        shown = [(env, name) for env, names in sorted(grouped.items()) for name in names]
+        items = "".join(f"<li>{esc(env)}: {test_link(name)}{change}</li>"
+                        for env, name in shown[:LISTED])
+        more = f"<li>... and {len(shown) - LISTED} more</li>" if len(shown) > LISTED else ""
+        ident = title.split()[0].lower()
+        parts.append(f"<h3>{title} ({len(shown)})</h3><ul id='{ident}'>{items}{more}</ul>")
     return "".join(parts)
 
 
@@ -190,23 +199,32 @@ def test_link(name: str) -> str:
     return f"<a href='../../test/?name={quote(name, safe='/')}'>{esc(name)}</a>"
 
 
+FAILING = """
+SELECT environment.slug, suite.slug || '/' || test.name, test.log FROM test
+JOIN environment ON environment.id = test.environment_id JOIN suite ON suite.id = test.suite_id
+WHERE test.build_id = ? AND test.result IN ('fail', 'error') ORDER BY 1, 2 LIMIT ?
+"""
+
+
 def build_page(store: Store, group: str, project: str, version: str, authorised: bool) -> str:
     """A build: counts, metadata, the matrix, changes against the previous build, failures."""
     project_id = visible_project(store, group, project, authorised)
     build = build_id(store, project_id, version, f"{group}/{project}")
     counts = {str(w): int(n) for w, n in store.db.execute(
         "SELECT result, count(*) FROM test WHERE build_id = ? GROUP BY 1", (build,))}
-    previous = store.previous_build(group, project, version)
-    comparison = store.compare(group, project, previous, version) if previous else None
-    failing = [t for t in store.tests(group, project, version) if t.result in ("fail", "error")]
-    shown = " open" if len(failing) <= OPEN_LOGS else ""
+    failing = store.db.execute(FAILING, (build, LISTED)).fetchall()
+    total = counts.get("fail", 0) + counts.get("error", 0)
+    shown = " open" if total <= OPEN_LOGS else ""
     logs = "".join(f"<details class='failure'{shown}><summary class='fail'>"
-                   f"{esc(t.environment)}: {esc(t.name)}</summary><pre>{esc(t.log)}</pre>"
-                   "</details>" for t in failing)
+                   f"{esc(env)}: {esc(name)}</summary><pre>{esc(log)}</pre></details>"
+                   for env, name, log in failing)
+    if total > LISTED:
+        logs += f"<p>... and {total - LISTED} more</p>"
     head = "".join(f"<th>{c}</th>" for c in ("tests", "xfail", "pass", "skip", "fail"))
     summary = f"<table id='counts'><tr>{head}</tr><tr>{cells(counts)}</tr></table>"
     body = (f"{summary}{metadata_html(store, build)}{matrix_html(store, build)}"
-            f"{changes_html(comparison)}<h2>Failing tests ({len(failing)})</h2>{logs}")
+            f"{changes_html(store, buildstatus.status(store, build))}"
+            f"<h2>Failing tests ({total})</h2>{logs}")
     nav = f" / <a href='/{group}/{project}/'>{esc(group)}/{esc(project)}</a> / {esc(version)}"
     return page(f"{group}/{project} build {version}", body, nav)
 

@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, unquote
 
 from pytest_lkft.errors import UserError
 from pytest_lkft.parsers.model import Case, Metric, Result
-from pytest_lkft.reporting import api, knownissues, pages
+from pytest_lkft.reporting import api, buildstatus, knownissues, pages
 from pytest_lkft.reporting.knownissues import KnownIssue
 from pytest_lkft.reporting.store import RunRecord, Store
 
@@ -197,7 +197,11 @@ class StoreServer(ThreadingHTTPServer):
             for issue in self.issues:  # the project's known issues, as the API lists them
                 store.add_known_issue(record.group, record.project, issue.test,
                                       list(issue.environments), issue.reason)
-            return store.record(record)
+            testrun = store.record(record)
+            build = store.db.execute("SELECT build_id FROM testrun WHERE id = ?",
+                                     (testrun,)).fetchone()[0]
+            buildstatus.status(store, int(build))  # as SQUAD, on arrival: reads are cheap
+            return testrun
 
 
 class Handler(BaseHTTPRequestHandler):
