@@ -275,6 +275,7 @@ def test_known_issues_reach_squad_as_xfail(
 
 def test_no_token_is_said_before_any_attempt(
     project: pytest.Pytester, squad_server: SquadServer, isolated_home: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     result = project.runpytest(*squad_args(squad_server.url, "v6.1.11"))
     result.stdout.fnmatch_lines([
@@ -284,3 +285,7 @@ def test_no_token_is_said_before_any_attempt(
         " and SQUAD refuses submissions without a token); spooled to *"])
     assert squad_server.get_all("/api/builds/", version="v6.1.11") == []
     assert len(squad.spooled(isolated_home / "squad-spool")) == 1
+    assert main(["push"]) != 0
+    assert "LKFT_SQUAD_TOKEN is empty: set it to the SQUAD token, then `lkft push` (1 spooled" \
+        in capsys.readouterr().err
+    assert squad.spooled(isolated_home / "squad-spool") != []

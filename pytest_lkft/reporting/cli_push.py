@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import os
 import shutil
 from pathlib import Path
 
 from pytest_lkft.errors import UserError
-from pytest_lkft.reporting.options import spool_dir
+from pytest_lkft.reporting.options import TOKEN_ENV, spool_dir
 from pytest_lkft.reporting.squad import SquadClient, SubmitError, load_spooled, spooled
 
 
@@ -52,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         if not paths:
             print(f"nothing spooled in {root}")
             return 0
+        if not os.environ.get(TOKEN_ENV):
+            raise UserError(f"{TOKEN_ENV} is empty: set it to the SQUAD token, then `lkft push`"
+                            f" ({len(paths)} spooled in {root})")
         sent = sum(push_one(path, args.url) for path in paths)
     print(f"pushed {sent} of {len(paths)} spooled submissions")
     return 0 if sent == len(paths) else 1
