@@ -200,3 +200,22 @@ def test_newer_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"has schema version 99, newer than this pytest-lkft's"
                                         r" 2; upgrade pytest-lkft to read it"):
         Store(path)
+
+
+def test_build_status_is_cached_and_dropped_when_its_builds_change(store: Store) -> None:
+    from pytest_lkft.reporting import buildstatus
+
+    v2 = store.db.execute("SELECT id FROM build WHERE version = 'v2'").fetchone()[0]
+    found = buildstatus.status(store, v2)
+    # SQUAD's rules: ltp/a pass -> fail; ltp/b fail -> pass; kunit/x pass -> xfail is neither;
+    # ltp/c passed and failed in v2 (two runs): a regression as well
+    assert found.regressions == {"qemu-arm64": ["ltp/a", "ltp/c"]}
+    assert found.fixes == {"qemu-arm64": ["ltp/b"]}
+    assert found.missing == {"qemu-arm64": ["ltp/gone"]}
+    assert store.db.execute("SELECT count(*) FROM build_status").fetchone() == (1,)
+    store.record(run_of("v2", "qemu-x86_64", {"ltp/a": Result.PASS}))
+    assert store.db.execute("SELECT count(*) FROM build_status").fetchone() == (0,)
+    assert buildstatus.status(store, v2).test_runs == 3
+    store.delete_build("lkft", "linux", "v1")
+    again = buildstatus.status(store, v2)
+    assert (again.baseline_id, again.regressions, again.missing) == (None, {}, {})
