@@ -138,10 +138,11 @@ def squad_client_submit(clients: Path, url: str, token: str, work: Path, name: s
     metadata = write(work / f"riscv-{name}.json", json.dumps(
         {"job_id": f"{name}-riscv", "kernel_version": "6.1.2", "git_repo":
          "https://git.example.org/linux", "git_ref": "master", "git_sha": "abc2"}))
+    write(work / "riscv-console.log", "OpenSBI v1.2\nLinux version 6.1.2\nlogin:\n")
     done = run(clients, "squad-client", "--squad-host", url, "--squad-token", token, "submit",
                "--group", GROUP, "--project", PROJECT, "--build", "v6.1.2",
                "--environment", "qemu-riscv64", "--results", str(results),
-               "--metadata", str(metadata))
+               "--metadata", str(metadata), "--attachments", "riscv-console.log", cwd=work)
     assert "TESTRUN_ID" in done.stderr + done.stdout, done.stderr
 
 
@@ -194,7 +195,8 @@ def api_dump(clients: Path, url: str, token: str) -> dict[str, object]:
             test.get("metadata", {}).pop("job_id", None) if isinstance(
                 test.get("metadata"), dict) else None
             test.pop("metadata", None) if not isinstance(test.get("metadata"), dict) else None
-            test.pop("attachments", None)  # lkft serve keeps the log, not the files
+            for attachment in test.get("attachments") or []:
+                attachment.pop("download_url")
         build["metadata"].pop("job_id", None)
     return data
 
@@ -259,6 +261,19 @@ def test_private_project_needs_the_token(servers: dict[str, str], clients: Path,
         assert (name, anonymous["count"], with_token["count"]) == (name, 0, 1)
         assert with_token["results"][0]["is_public"] is False
         assert with_token["results"][0]["description"] == "not for everyone"
+
+
+def test_download_attachments_is_the_same(servers: dict[str, str], clients: Path, token: str,
+                                          tmp_path: Path) -> None:
+    for name, url in servers.items():
+        runs = requests.get(f"{url}/api/testruns/", params={"job_id": f"{name}-riscv"},
+                            timeout=60).json()["results"]
+        assert [a["filename"] for a in runs[0]["attachments"]] == ["riscv-console.log"]
+        (tmp_path / name).mkdir()
+        run(clients, "squad-client", "--squad-host", url, "--squad-token", token,
+            "download-attachments", "--testrun", str(runs[0]["id"]), cwd=tmp_path / name)
+        got = (tmp_path / name / "riscv-console.log").read_text()
+        assert got == "OpenSBI v1.2\nLinux version 6.1.2\nlogin:\n", name
 
 
 def test_version_and_lowercase_token(servers: dict[str, str], token: str) -> None:

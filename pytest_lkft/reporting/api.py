@@ -36,6 +36,7 @@ from pytest_lkft.reporting.squadjson import (
     Json,
     Request,
     Row,
+    attachment_names,
     build_json,
     environment_json,
     group_json,
@@ -48,7 +49,7 @@ from pytest_lkft.reporting.squadjson import (
     testrun_json,
     when,
 )
-from pytest_lkft.reporting.store import Store
+from pytest_lkft.reporting.store import Store, split_logs
 
 __all__ = ["ApiError", "Request", "answer", "parse_query", "save_project", "when"]
 
@@ -163,7 +164,7 @@ RESOURCES: dict[str, Resource] = {
                                 "project": "project_id"}, "project_id IN ({ids})", suite_json),
     "testruns": Resource(
         "SELECT testrun.id, testrun.build_id, testrun.environment_id, testrun.job_id,"
-        " testrun.job_url, testrun.created_at,"
+        " testrun.job_url, testrun.created_at, testrun.log,"
         " EXISTS (SELECT 1 FROM test WHERE test.testrun_id = testrun.id) AS tests,"
         " EXISTS (SELECT 1 FROM metric WHERE metric.testrun_id = testrun.id) AS metrics"
         " FROM testrun JOIN build ON build.id = testrun.build_id",
@@ -380,8 +381,13 @@ def testrun_action(store: Store, ctx: Context, request: Request, ident: int, act
         return cursor_page(store, ctx, nested, RESOURCES[action], action)
     if action == "metadata_file":
         return json.loads(row["metadata"])
-    if action == "log_file":
-        return str(row["log"])
+    if action == "log_file":  # the submitted `log`; attachments have their own endpoint
+        return split_logs(str(row["log"])).get("", "")
+    if action == "attachments":
+        found = attachment_names(str(row["log"])).get(request.query.get("filename", ""))
+        if found is None:
+            raise ApiError(404, "Not found.")
+        return found
     raise ApiError(404, "Not found.")
 
 

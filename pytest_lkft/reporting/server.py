@@ -36,7 +36,7 @@ from pytest_lkft.errors import UserError
 from pytest_lkft.parsers.model import Case, Metric, Result
 from pytest_lkft.reporting import api, buildstatus, knownissues, pages
 from pytest_lkft.reporting.knownissues import KnownIssue
-from pytest_lkft.reporting.store import RunRecord, Store
+from pytest_lkft.reporting.store import RunRecord, Store, join_logs
 
 NAME = r"[a-zA-Z0-9][a-zA-Z0-9_.-]*"
 SUBMIT = re.compile(rf"^/api/submit/(~?{NAME})/({NAME})/({NAME})/({NAME})/?$")
@@ -151,12 +151,11 @@ def metadata_of(form: Form) -> dict[str, str]:
 
 
 def console_log(form: Form) -> str:
-    """The run's log: the `log` field, else the attachments' text."""
-    log = form.text("log")
-    if log:
-        return log
-    texts = [data.decode("utf-8", errors="replace") for _, data in form.files.get("attachment", [])]
-    return "\n".join(texts)
+    """The run's log: the `log` field, then each attachment under a line naming it (the
+    API lists them as the test run's attachments)."""
+    files = [(name, data.decode("utf-8", errors="replace"))
+             for name, data in form.files.get("attachment", [])]
+    return (form.text("log") or "") + join_logs(files)
 
 
 def record_of(path: tuple[str, ...], form: Form, issues: list[KnownIssue]) -> RunRecord:

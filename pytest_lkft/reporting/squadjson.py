@@ -12,9 +12,10 @@ import json
 import re
 import sqlite3
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from pytest_lkft.reporting import buildstatus
-from pytest_lkft.reporting.store import Store
+from pytest_lkft.reporting.store import Store, split_logs
 
 Row = sqlite3.Row
 Json = dict[str, object]
@@ -160,12 +161,30 @@ def testrun_json(r: Request, row: Row, ctx: Context) -> Json:
             "metadata_file": f"{url}metadata_file/", "log_file": f"{url}log_file/",
             "tests": f"{url}tests/" if row["tests"] else None,
             "metrics": f"{url}metrics/" if row["metrics"] else None,
-            "attachments": [], "created_at": when(row["created_at"]), "completed": True,
+            "attachments": attachments_json(r, row), "created_at": when(row["created_at"]),
+            "completed": True,
             "datetime": when(row["created_at"]), "build_url": None, "job_id": row["job_id"],
             "job_status": None, "job_url": row["job_url"] or None, "resubmit_url": None,
             "data_processed": True, "status_recorded": True,
             "build": r.url("builds", row["build_id"]),
             "environment": r.url("environments", row["environment_id"])}
+
+
+def attachment_names(log: str) -> dict[str, str]:
+    """A test run's attachments, file name -> text, named as the plugin sends them to SQUAD:
+    a name with a dot as it came, else `console.log` alone or `<suite>-console.log`."""
+    parts = {name: text for name, text in split_logs(log).items() if name}
+    return {name if "." in name else "console.log" if len(parts) == 1 else
+            f"{name}-console.log": text for name, text in parts.items()}
+
+
+def attachments_json(r: Request, row: Row) -> list[Json]:
+    """SQUAD's attachment objects of a test run."""
+    url = r.url("testruns", row["id"])
+    return [{"download_url": f"{url}attachments/?filename={quote(name, safe='')}",
+             "filename": name, "mimetype": "application/octet-stream",
+             "length": len(text.encode())}
+            for name, text in attachment_names(str(row["log"] or "")).items()]
 
 
 def test_json(r: Request, row: Row, ctx: Context) -> Json:

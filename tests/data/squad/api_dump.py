@@ -42,7 +42,8 @@ def main():
             "build": fields(build),
             "status": {k: v for k, v in vars(status).items() if not k.startswith("_")},
             "metadata": {k: v for k, v in vars(build.metadata).items() if not k.startswith("_")},
-            "testruns": [fields(t) | {"metadata": vars(t.metadata)}
+            "testruns": [fields(t) | {"metadata": vars(t.metadata),
+                                      "attachments": [vars(a) for a in t.attachments]}
                          for t in build.testruns(prefetch_metadata=True).values()],
             "tests": [fields(t) for t in build.tests().values()],
             "metrics": [fields(m) for m in build.metrics().values()],
