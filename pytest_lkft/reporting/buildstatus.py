@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
-from pytest_lkft.reporting.store import Store
+from pytest_lkft.reporting.store import Store, split_logs
 
 RESULTS = "SELECT environment_id, suite_id, name, result FROM test WHERE build_id = ?"
 Grouped = dict[str, dict[str, list[str]]]  # environment -> suite -> test names
@@ -56,6 +56,9 @@ class Status:
     regressions: dict[str, list[str]]
     fixes: dict[str, list[str]]
     missing: dict[str, list[str]] = field(default_factory=dict)
+    # for pages: [environment, suite, result word, count] and [environment, suite, test run]
+    cells: list[tuple[str, str, str, int]] = field(default_factory=list)
+    logs: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
     def tests_total(self) -> int:
@@ -109,6 +112,22 @@ def geometric_mean(values: list[float]) -> float:
     return math.exp(sum(map(math.log, positive)) / len(positive)) if positive else 0.0
 
 
+CELLS = """
+SELECT environment.slug, suite.slug, test.result, count(*) FROM test
+JOIN suite ON suite.id = test.suite_id JOIN environment ON environment.id = test.environment_id
+WHERE test.build_id = ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+"""
+
+
+def suite_logs(db: sqlite3.Connection, build_id: int) -> list[tuple[str, str, int]]:
+    """[environment, suite, test run] of each suite console log in the build's runs."""
+    runs = db.execute("SELECT testrun.id, environment.slug, testrun.log FROM testrun JOIN"
+                      " environment ON environment.id = testrun.environment_id"
+                      " WHERE build_id = ? ORDER BY 2, 1", (build_id,))
+    return [(str(env), suite, int(ident)) for ident, env, log in runs
+            for suite, text in split_logs(str(log)).items() if suite and text]
+
+
 def compute(db: sqlite3.Connection, build_id: int) -> Status:
     """A build's status from its tests, metrics and test runs."""
     counts = dict.fromkeys(("pass", "fail", "skip", "xfail", "error"), 0)
@@ -126,15 +145,19 @@ def compute(db: sqlite3.Connection, build_id: int) -> Status:
     return Status(build_id, baseline, counts["pass"], counts["fail"] + counts["error"],
                   counts["skip"], counts["xfail"], int(runs), geometric_mean(values),
                   bool(values), updated, created, Changes.flat(changes.regressions),
-                  Changes.flat(changes.fixes), Changes.flat(changes.missing))
+                  Changes.flat(changes.fixes), Changes.flat(changes.missing),
+                  [(str(e), str(s), str(w), int(n))
+                   for e, s, w, n in db.execute(CELLS, (build_id,))],
+                  suite_logs(db, build_id))
 
 
 def status(store: Store, build_id: int) -> Status:
     """A build's status, from the store's cache or computed and cached."""
     row = store.db.execute("SELECT data FROM build_status WHERE build_id = ?",
                            (build_id,)).fetchone()
-    if row is not None:
-        return Status(**json.loads(row[0]))
+    cached = json.loads(row[0]) if row is not None else {}
+    if cached.keys() == {f.name for f in fields(Status)}:  # else written by another version
+        return Status(**cached)
     found = compute(store.db, build_id)
     try:
         store.db.execute("INSERT OR REPLACE INTO build_status (build_id, baseline_id, data)"

@@ -6,7 +6,7 @@
 - `/<group>/<project>/build/<version>/` the build's metadata (kernel, rootfs, QEMU,
   toolchain ...), its environment x suite matrix with a link to each suite's console log,
   regressions and fixes as SQUAD counts them (the API's build status) and missing tests
-  against the previous build, and the failing tests with their logs (the first 500);
+  against the previous build, and the failing tests with their logs (the first 200);
 - `/<group>/<project>/build/<version>/log/<testrun>/<suite>/` one suite's console log;
 - `/<group>/<project>/test/?name=<suite/test>` a test's history: its result per build and
   environment, and the first build it failed in.
@@ -27,7 +27,7 @@ from pytest_lkft.reporting import buildstatus
 from pytest_lkft.reporting.store import Store, split_logs
 
 OPEN_LOGS = 20  # failing tests' logs start unfolded up to this many
-LISTED = 500  # tests listed per section of a build page (the API has them all)
+LISTED = 200  # tests listed per section of a build page (the API has them all)
 META_KEYS = ("kernel_version", "kernel", "arch", "rootfs", "qemu_version", "toolchain",
              "kernel_release", "git_describe", "git_sha", "job_url")
 STYLE = """body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;
@@ -138,22 +138,14 @@ def metadata_html(store: Store, build: int) -> str:
     return f"<h2>Metadata</h2><table id='metadata'>{rows}</table>"
 
 
-def matrix_html(store: Store, build: int) -> str:
+def matrix_html(found: buildstatus.Status) -> str:
     """Environment x suite: counts per cell, and a link to each suite's console log."""
-    runs = store.db.execute(
-        "SELECT testrun.id, environment.slug, testrun.log FROM testrun JOIN environment ON"
-        " environment.id = testrun.environment_id WHERE build_id = ? ORDER BY 2, 1",
-        (build,)).fetchall()
     counts: dict[tuple[str, str], dict[str, int]] = {}
-    for env, suite, word, number in store.db.execute(
-            "SELECT environment.slug, suite.slug, test.result, count(*) FROM test JOIN suite ON"
-            " suite.id = test.suite_id JOIN environment ON environment.id = test.environment_id"
-            " WHERE test.build_id = ? GROUP BY 1, 2, 3", (build,)):
-        counts.setdefault((str(env), str(suite)), {})[str(word)] = int(number)
-    envs = sorted({e for e, _ in counts} | {str(r[1]) for r in runs})
+    for env, suite, word, number in found.cells:
+        counts.setdefault((env, suite), {})[word] = number
+    logs = {(env, suite): ident for env, suite, ident in found.logs}
+    envs = sorted({e for e, _ in counts} | {e for e, _ in logs})
     suites = sorted({s for _, s in counts})
-    logs = {(str(env), suite): int(ident) for ident, env, log in runs
-            for suite, text in split_logs(str(log)).items() if suite and text}
     head = "<tr><th>suite</th>" + "".join(f"<th>{esc(e)}</th>" for e in envs) + "</tr>"
     rows = [f"<tr><td>{esc(s)}</td>" + "".join(matrix_cell(counts.get((e, s)), logs.get((e, s)),
                                                             s) for e in envs) + "</tr>"
@@ -202,7 +194,7 @@ def test_link(name: str) -> str:
 FAILING = """
 SELECT environment.slug, suite.slug || '/' || test.name, test.log FROM test
 JOIN environment ON environment.id = test.environment_id JOIN suite ON suite.id = test.suite_id
-WHERE test.build_id = ? AND test.result IN ('fail', 'error') ORDER BY 1, 2 LIMIT ?
+WHERE test.build_id = ? AND test.result IN ('fail', 'error') ORDER BY test.id LIMIT ?
 """
 
 
@@ -210,8 +202,10 @@ def build_page(store: Store, group: str, project: str, version: str, authorised:
     """A build: counts, metadata, the matrix, changes against the previous build, failures."""
     project_id = visible_project(store, group, project, authorised)
     build = build_id(store, project_id, version, f"{group}/{project}")
-    counts = {str(w): int(n) for w, n in store.db.execute(
-        "SELECT result, count(*) FROM test WHERE build_id = ? GROUP BY 1", (build,))}
+    found = buildstatus.status(store, build)
+    counts: dict[str, int] = {}
+    for _, _, word, number in found.cells:
+        counts[word] = counts.get(word, 0) + number
     failing = store.db.execute(FAILING, (build, LISTED)).fetchall()
     total = counts.get("fail", 0) + counts.get("error", 0)
     shown = " open" if total <= OPEN_LOGS else ""
@@ -222,8 +216,8 @@ def build_page(store: Store, group: str, project: str, version: str, authorised:
         logs += f"<p>... and {total - LISTED} more</p>"
     head = "".join(f"<th>{c}</th>" for c in ("tests", "xfail", "pass", "skip", "fail"))
     summary = f"<table id='counts'><tr>{head}</tr><tr>{cells(counts)}</tr></table>"
-    body = (f"{summary}{metadata_html(store, build)}{matrix_html(store, build)}"
-            f"{changes_html(store, buildstatus.status(store, build))}"
+    body = (f"{summary}{metadata_html(store, build)}{matrix_html(found)}"
+            f"{changes_html(store, found)}"
             f"<h2>Failing tests ({total})</h2>{logs}")
     nav = f" / <a href='/{group}/{project}/'>{esc(group)}/{esc(project)}</a> / {esc(version)}"
     return page(f"{group}/{project} build {version}", body, nav)
