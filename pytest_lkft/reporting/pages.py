@@ -3,6 +3,9 @@
 - `/` the projects;
 - `/<group>/<project>/` each build with tests, xfail, pass, skip, fail and duration
   (boots included), newest first;
+
+Counts and changes come from each build's status (`buildstatus`), computed once and kept in
+the store, so a page of a build of 168,000 tests reads no test rows but its failures.
 - `/<group>/<project>/build/<version>/` the build's metadata (kernel, rootfs, QEMU,
   toolchain ...), its environment x suite matrix with a link to each suite's console log,
   regressions and fixes as SQUAD counts them (the API's build status) and missing tests
@@ -92,6 +95,14 @@ def cells(counts: dict[str, int]) -> str:
                    for c, v in zip(classes, values, strict=True))
 
 
+def word_counts(found: buildstatus.Status) -> dict[str, int]:
+    """Result word -> how many, from a build's cached status."""
+    counts: dict[str, int] = {}
+    for _, _, word, number in found.cells:
+        counts[word] = counts.get(word, 0) + number
+    return counts
+
+
 def project_page(store: Store, group: str, project: str, authorised: bool) -> str:
     """LKFT's project page: each build with tests, xfail, pass, skip, fail and duration."""
     project_id = visible_project(store, group, project, authorised)
@@ -100,11 +111,7 @@ def project_page(store: Store, group: str, project: str, authorised: bool) -> st
         " testrun WHERE testrun.build_id = build.id), (SELECT count(DISTINCT environment_id)"
         " FROM testrun WHERE testrun.build_id = build.id) FROM build WHERE project_id = ?"
         " ORDER BY build.id DESC", (project_id,)).fetchall()
-    counts: dict[int, dict[str, int]] = {}
-    for ident, word, number in store.db.execute(
-            "SELECT build_id, result, count(*) FROM test WHERE build_id IN (SELECT id FROM build"
-            " WHERE project_id = ?) GROUP BY 1, 2", (project_id,)):
-        counts.setdefault(int(ident), {})[str(word)] = int(number)
+    counts = {int(b[0]): word_counts(buildstatus.status(store, int(b[0]))) for b in builds}
     head = "".join(f"<th>{c}</th>" for c in ("build", "date", "environments", "tests", "xfail",
                                              "pass", "skip", "fail", "duration"))
     rows = [f"<tr class='build'><td><a href='build/{quote(v)}/'>{esc(v)}</a></td>"
@@ -203,9 +210,7 @@ def build_page(store: Store, group: str, project: str, version: str, authorised:
     project_id = visible_project(store, group, project, authorised)
     build = build_id(store, project_id, version, f"{group}/{project}")
     found = buildstatus.status(store, build)
-    counts: dict[str, int] = {}
-    for _, _, word, number in found.cells:
-        counts[word] = counts.get(word, 0) + number
+    counts = word_counts(found)
     failing = store.db.execute(FAILING, (build, LISTED)).fetchall()
     total = counts.get("fail", 0) + counts.get("error", 0)
     shown = " open" if total <= OPEN_LOGS else ""
