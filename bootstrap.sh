@@ -15,7 +15,7 @@ MAIN_PACKAGES="python3-venv python3-pip qemu-system-arm qemu-system-x86 dpkg xz-
 # stand-in labgrid boards (serial over ser2net, U-Boot); gcc and python3-dev build the
 # KTAP parser's C scanner (without them pip skips it and the parser is ~3x slower)
 TEST_PACKAGES="$MAIN_PACKAGES gcc python3-dev qemu-system-ppc qemu-system-mips qemu-system-misc cpio git curl chromium \
-    linux-source-6.1 gcc-aarch64-linux-gnu ccache rsync flex bison bc make kmod \
+    linux-source-6.1 gcc-aarch64-linux-gnu libc6-dev-arm64-cross ccache rsync flex bison bc make kmod \
     ser2net u-boot-qemu"
 
 run() { echo "+ $*" >&2; "$@"; }

@@ -24,11 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_lkft.builds import KernelBuild
+from pytest_lkft.build.kernel import KernelBuild
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path.home() / ".cache" / "lkft-test"
-FRAGMENT = REPO / "lab" / "kconfig" / "qemu-virt-kunit.config"
+FRAGMENT = REPO / "pytest_lkft" / "data" / "kconfig" / "qemu-virt-kunit.config"
 
 
 def harness_build(tree: Path, out: Path | None, cache: Path, reuse: bool = True) -> KernelBuild:

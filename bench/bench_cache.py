@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from origin_server import Origin  # noqa: E402
 
-from pytest_lkft.artifacts import ArtifactCache  # noqa: E402
+from pytest_lkft.artifacts.cache import ArtifactCache  # noqa: E402
 
 TARGET = 0.8
 RUNS = 11  # alternated, medians compared: the machine may be busy

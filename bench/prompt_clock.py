@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pytest_lkft import console
+from pytest_lkft.devices import console
 
 
 def _stamp(event: str, wrapped: Callable[..., Any]) -> Callable[..., Any]:

@@ -1,9 +1,16 @@
-"""Files written so that a reader never sees half of one (xdist workers, pre-boot thread)."""
+"""Files written so that a reader never sees half of one (xdist workers, pre-boot thread).
+
+The one way the package publishes a file: write it under a unique temporary name beside
+its final path, then rename it over that path.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -12,14 +19,28 @@ def partial_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
 
 
-def write_atomically(path: Path, data: bytes | str, mode: int | None = None) -> Path:
-    """Write `data` to a unique temporary file, then rename it over `path`."""
+@contextlib.contextmanager
+def atomically(path: Path) -> Iterator[Path]:
+    """Yield the temporary path to write `path`'s content to; rename it over `path` when
+    the block ends, remove it when the block raises."""
     partial = partial_path(path)
-    if isinstance(data, str):
-        partial.write_text(data)
-    else:
-        partial.write_bytes(data)
-    if mode is not None:
-        partial.chmod(mode)
-    os.replace(partial, path)
+    try:
+        yield partial
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def write_atomically(path: Path, data: bytes | str | Path, mode: int | None = None) -> Path:
+    """Write `data` (bytes, text, or a copy of the file at a Path) to `path` atomically."""
+    with atomically(path) as partial:
+        if isinstance(data, Path):
+            shutil.copyfile(data, partial)
+        elif isinstance(data, str):
+            partial.write_text(data)
+        else:
+            partial.write_bytes(data)
+        if mode is not None:
+            partial.chmod(mode)
     return path

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from origin_server import Origin
 
-from pytest_lkft.artifacts import (
+from pytest_lkft.artifacts.cache import (
     ArtifactCache,
     ChecksumError,
     Entry,
@@ -289,7 +289,8 @@ def test_part_left_by_a_crash_is_resumed(tmp_path: Path, origin: Origin, blob: b
 
 PLUGIN_CONFTEST = """
 import pytest
-from pytest_lkft.cache_fixtures import add_options, cache_from_config, lkft_artifact, summary_line
+from pytest_lkft.pytestplugin.cache import (add_options, cache_from_config, lkft_artifact,
+                                           summary_line)
 
 def pytest_addoption(parser):
     add_options(parser.getgroup("lkft", "Linux kernel functional testing"))

@@ -22,13 +22,13 @@ import pexpect
 import pytest
 
 from conftest import REPO, SHARED_CACHE, TESTSUITES, need_qemu
-from pytest_lkft.build_fixtures import device_overlays, failure_reason
-from pytest_lkft.build_inputs import tree_stamp
-from pytest_lkft.builds import BuildResult, KernelBuild, build
+from pytest_lkft.build.inputs import tree_stamp
+from pytest_lkft.build.kernel import BuildResult, KernelBuild, build
 from pytest_lkft.errors import UserError
+from pytest_lkft.pytestplugin.build import device_overlays, failure_reason
 
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
-KUNIT_FRAGMENT = REPO / "lab" / "kconfig" / "qemu-virt-kunit.config"
+KUNIT_FRAGMENT = REPO / "pytest_lkft" / "data" / "kconfig" / "qemu-virt-kunit.config"
 FAKE_MAKEFILE = """\
 # A stand-in for the kernel's Makefile: config works, the kernel fails, headers install.
 tinyconfig defconfig:
@@ -203,7 +203,7 @@ def test_xdist_workers_build_once(pytester: pytest.Pytester) -> None:
     """kernel_build_for under -n 2: one worker runs make, the other waits and reuses it."""
     pytester.makepyfile(test_two="""
         import pytest
-        from pytest_lkft.build_fixtures import kernel_build_for
+        from pytest_lkft.pytestplugin.build import kernel_build_for
 
         @pytest.mark.parametrize("n", [1, 2])
         def test_kernel(pytestconfig, n):
@@ -372,9 +372,9 @@ def boot_and_run(kernel: Path, initrd: Path, command: str, timeout: float = 240)
 
 def busybox_rootfs(artifact_cache: Path) -> Path:
     """The plugin's default busybox initramfs for qemu-arm64."""
-    from pytest_lkft.artifacts import ArtifactCache
-    from pytest_lkft.debian import default_artifacts
-    from pytest_lkft.lab import load_devices
+    from pytest_lkft.artifacts.cache import ArtifactCache
+    from pytest_lkft.provision.defaults import default_artifacts
+    from pytest_lkft.settings.devices import load_devices
 
     with ArtifactCache(artifact_cache) as cache:
         return default_artifacts(load_devices().get("qemu-arm64"), artifact_cache,

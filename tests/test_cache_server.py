@@ -18,8 +18,8 @@ import requests
 from origin_server import Origin
 
 from pytest_lkft import cli
-from pytest_lkft.artifacts import ArtifactCache
-from pytest_lkft.cache_server import HostPolicy, parse_range
+from pytest_lkft.artifacts.cache import ArtifactCache
+from pytest_lkft.artifacts.server import HostPolicy, parse_range
 from pytest_lkft.errors import UserError
 
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lkft.console import SEARCH_WINDOW, Console, ConsoleLog
-from pytest_lkft.crash import CrashDetector
-from pytest_lkft.lab import load_crash_patterns
+from pytest_lkft.devices.console import SEARCH_WINDOW, Console, ConsoleLog
+from pytest_lkft.devices.crash import CrashDetector, load_crash_patterns
 
 
 @pytest.fixture
@@ -48,6 +47,30 @@ def test_kernel_version_is_read_whole_while_the_banner_trickles_in(tmp_path: Pat
         console.boot(60)
         assert console.kernel_version == "6.1.0-57-cloud-arm64"
         assert console.kernel_banner == BANNER.removeprefix("Linux version ")
+    finally:
+        console.stop()
+        log.close()
+
+
+# A "device" whose shell loses the first line it is sent, as busybox's can while it waits
+# for the answer to its ESC[6n cursor query: the boot must still reach the shell.
+LOSES_FIRST_LINE = """
+echo 'Linux version 6.1.0-test (lkft@test) #1 SMP'
+printf '/ # \\033[6n'
+read lost
+exec env PS1='/ # ' sh -i
+"""
+
+
+def test_the_boot_asks_again_when_the_shell_lost_its_first_line(tmp_path: Path) -> None:
+    log = ConsoleLog(tmp_path / "console.log", CrashDetector(load_crash_patterns()), None)
+    console = Console(["sh", "-c", LOSES_FIRST_LINE], log)
+    console.start()
+    try:
+        elapsed = console.boot(timeout=30)
+        assert console.kernel_version == "6.1.0-test"
+        assert elapsed < 30
+        assert "hello" in console.run("echo hello", 10).output.splitlines()
     finally:
         console.stop()
         log.close()

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lkft.crash import CrashDetector
-from pytest_lkft.lab import load_crash_patterns
+from pytest_lkft.devices.crash import CrashDetector, load_crash_patterns
 
 CONSOLE = Path(__file__).parent / "data" / "console"
 

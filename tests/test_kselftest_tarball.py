@@ -20,7 +20,7 @@ from test_builds import linux_source, need_tools  # noqa: F401  (linux_source is
 
 from conftest import TESTSUITES, need_qemu
 from pytest_lkft.errors import UserError
-from pytest_lkft.kselftests import read_install
+from pytest_lkft.provision.kselftest import read_install
 
 COLLECTIONS = ("breakpoints", "size")
 

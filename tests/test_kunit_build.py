@@ -1,7 +1,7 @@
 """One command builds, boots and tests: KUnit cases of a kernel built from linux-source-6.1.
 
 `pytest --lkft-device=qemu-arm64 --lkft-tree=SRC --lkft-kconfig=tinyconfig
---lkft-kconfig-add=lab/kconfig/qemu-virt-kunit.config` cross-builds the kernel (ccache
+--lkft-kconfig-add=qemu-virt-kunit` cross-builds the kernel (ccache
 shared on this machine), boots it in QEMU and turns every KUnit case into its own test.
 """
 
@@ -19,7 +19,7 @@ from conftest import REPO, TESTSUITES, need_qemu
 from pytest_lkft.parsers.detect import parse
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel_build]
-FRAGMENT = REPO / "lab" / "kconfig" / "qemu-virt-kunit.config"
+FRAGMENT = REPO / "pytest_lkft" / "data" / "kconfig" / "qemu-virt-kunit.config"
 
 
 def kunit_cases(junit: Path) -> dict[str, str]:
@@ -98,9 +98,9 @@ def test_the_built_kernel_boots_an_ext4_rootfs(pytester: pytest.Pytester, tmp_pa
     default, unpacked into a real ext4 filesystem (mkfs.ext4 -d), mounted as / by a kernel
     with virtio-blk and ext4 built in (Debian's kernels have them as modules)."""
     need_qemu("qemu-system-aarch64")
-    from pytest_lkft.artifacts import ArtifactCache
-    from pytest_lkft.debian import default_artifacts
-    from pytest_lkft.lab import load_devices
+    from pytest_lkft.artifacts.cache import ArtifactCache
+    from pytest_lkft.provision.defaults import default_artifacts
+    from pytest_lkft.settings.devices import load_devices
 
     monkeypatch.setenv("CCACHE_DIR", str(artifact_cache.parent / "ccache"))
     shared = ArtifactCache(artifact_cache)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_lkft.devices.qemu import Timeouts
 from pytest_lkft.errors import UserError
-from pytest_lkft.lab import load_devices
+from pytest_lkft.settings.device import Timeouts
+from pytest_lkft.settings.devices import load_devices
 
 TUXRUN_QEMU_DEVICES = [
     "qemu-arm64", "qemu-arm64be", "qemu-armv5", "qemu-armv7", "qemu-armv7be", "qemu-i386",
@@ -71,7 +71,7 @@ def test_bad_timeouts_say_what_to_do(text: str, message: str) -> None:
 ])
 def test_scheduler_groups_by_the_device_in_the_parameter_id(nodeid: str,
                                                             expected: str | None) -> None:
-    from pytest_lkft.scheduling import device_of
+    from pytest_lkft.pytestplugin.scheduling import device_of
 
     assert device_of(nodeid, ["qemu-arm64", "qemu-arm64be", "qemu-x86_64"]) == expected
 

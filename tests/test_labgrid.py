@@ -31,13 +31,14 @@ from labgrid_lab import (
 )
 
 from conftest import REPO, TESTSUITES, need_qemu
-from pytest_lkft.artifacts import ArtifactCache
-from pytest_lkft.debian import default_artifacts
+from pytest_lkft.artifacts.cache import ArtifactCache
 from pytest_lkft.devices.labgrid import LabgridDevice, PlaceLease, labgrid_tool, load_lab
-from pytest_lkft.devices.qemu import DeviceArtifacts, Timeouts
 from pytest_lkft.errors import DeviceBroken, InfraError, UserError
-from pytest_lkft.lab import load_devices
-from pytest_lkft.lab_fixtures import COORDINATOR_DOWN, check_coordinator
+from pytest_lkft.provision.defaults import default_artifacts
+from pytest_lkft.provision.device import DeviceArtifacts
+from pytest_lkft.pytestplugin.labgrid import COORDINATOR_DOWN, check_coordinator
+from pytest_lkft.settings.device import Timeouts
+from pytest_lkft.settings.devices import load_devices
 
 pytestmark = pytest.mark.qemu
 

@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 
 from conftest import TESTSUITES, junit_results, need_qemu
-from pytest_lkft import ltp
 from pytest_lkft.errors import UserError
-from pytest_lkft.rootfs import tarball_overlay
+from pytest_lkft.provision import ltp
+from pytest_lkft.provision.rootfs import tarball_overlay
+from pytest_lkft.settings.device import parse_shard
 
 # A stand-in for an LTP test program: `stand_in CODE` prints what a new-library test
 # with that exit status prints (the result line, the Summary block) and exits with it.
@@ -79,9 +80,9 @@ def ltp_tarball(path: Path, runtests: dict[str, str], root: str = "") -> Path:
 def rootfs_with_ltp(path: Path, artifact_cache: Path, runtests: dict[str, str]) -> Path:
     """The default busybox initramfs with the stand-in LTP tree at /opt/ltp appended (the
     kernel unpacks concatenated cpio archives): a rootfs that carries its own LTP."""
-    from pytest_lkft.artifacts import ArtifactCache
-    from pytest_lkft.debian import default_artifacts
-    from pytest_lkft.lab import load_devices
+    from pytest_lkft.artifacts.cache import ArtifactCache
+    from pytest_lkft.provision.defaults import default_artifacts
+    from pytest_lkft.settings.devices import load_devices
 
     with ArtifactCache(artifact_cache) as shared:
         busybox = default_artifacts(load_devices().get("qemu-arm64"), artifact_cache,
@@ -257,10 +258,10 @@ def test_plan_applies_the_shard_then_the_skipfile() -> None:
 
 
 def test_bad_shards_say_what_to_pass() -> None:
-    assert ltp.parse_shard("3/4") == ltp.Shard(3, 4)
+    assert parse_shard("3/4") == ltp.Shard(3, 4)
     for bad in ("0/4", "5/4", "x", "1/0", "1-4"):
         with pytest.raises(UserError, match=f"invalid shard '{bad}' from LKFT_LTP_SHARD"):
-            ltp.parse_shard(bad, "LKFT_LTP_SHARD")
+            parse_shard(bad, "LKFT_LTP_SHARD")
 
 
 def test_tarballs_with_and_without_the_opt_ltp_prefix(tmp_path: Path) -> None:

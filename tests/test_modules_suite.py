@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import TESTSUITES, need_qemu
-from pytest_lkft.artifacts import ArtifactCache
-from pytest_lkft.debian import Apt
+from pytest_lkft.artifacts.apt import Apt
+from pytest_lkft.artifacts.cache import ArtifactCache
 
 pytestmark = pytest.mark.qemu
 WANTED = 3

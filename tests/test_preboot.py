@@ -1,4 +1,4 @@
-"""The first device boots while pytest collects (pytest_lkft.preboot), only when tests will run.
+"""The first device boots while pytest collects (`pytestplugin.preboot`), only when tests run.
 
 A wrapper passed as --lkft-qemu-binary records each QEMU start (its pid) before exec'ing the
 real qemu-system-aarch64, so the tests count real boots.
@@ -96,13 +96,14 @@ def test_lkft_preboot_0_turns_it_off(pytester: pytest.Pytester, artifact_cache: 
 def test_download_progress_and_console_stream_from_the_boot_thread(
         pytester: pytest.Pytester, artifact_cache: Path) -> None:
     """The pre-boot thread fetches a slowly served kernel and streams the console: both reach
-    the terminal, and pytest's own output capture is left alone (see pytest_lkft.terminal)."""
+    the terminal, and pytest's own output capture is left alone (see
+    pytest_lkft.pytestplugin.terminal)."""
     need_qemu("qemu-system-aarch64")
     from origin_server import Origin
 
-    from pytest_lkft.artifacts import ArtifactCache
-    from pytest_lkft.debian import default_artifacts
-    from pytest_lkft.lab import load_devices
+    from pytest_lkft.artifacts.cache import ArtifactCache
+    from pytest_lkft.provision.defaults import default_artifacts
+    from pytest_lkft.settings.devices import load_devices
 
     shared = ArtifactCache(artifact_cache)
     found = default_artifacts(load_devices().get("qemu-arm64"), shared.root, shared.fetch)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TESTSUITES, need_qemu
-from pytest_lkft.scheduling import device_of
+from pytest_lkft.pytestplugin.scheduling import device_of
 
 pytestmark = pytest.mark.qemu
 
@@ -207,9 +207,9 @@ def test_bad_input_is_one_line(pytester: pytest.Pytester, artifact_cache: Path,
 
 def test_kernel_for_the_wrong_architecture(pytester: pytest.Pytester, artifact_cache: Path) -> None:
     need_qemu("qemu-system-aarch64", "qemu-system-x86_64")
-    from pytest_lkft.artifacts import ArtifactCache
-    from pytest_lkft.debian import default_artifacts
-    from pytest_lkft.lab import load_devices
+    from pytest_lkft.artifacts.cache import ArtifactCache
+    from pytest_lkft.provision.defaults import default_artifacts
+    from pytest_lkft.settings.devices import load_devices
 
     cache = ArtifactCache(artifact_cache)
     x86 = default_artifacts(load_devices().get("qemu-x86_64"), cache.root, cache.fetch).kernel
@@ -295,9 +295,9 @@ def test_kernel_and_rootfs_from_urls_go_through_the_cache(pytester: pytest.Pytes
                                                           artifact_cache: Path,
                                                           http_dir: tuple[Path, str]) -> None:
     need_qemu("qemu-system-aarch64")
-    from pytest_lkft.artifacts import ArtifactCache
-    from pytest_lkft.debian import default_artifacts
-    from pytest_lkft.lab import load_devices
+    from pytest_lkft.artifacts.cache import ArtifactCache
+    from pytest_lkft.provision.defaults import default_artifacts
+    from pytest_lkft.settings.devices import load_devices
 
     shared = ArtifactCache(artifact_cache)
     found = default_artifacts(load_devices().get("qemu-arm64"), shared.root, shared.fetch)

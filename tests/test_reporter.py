@@ -8,23 +8,17 @@ from pathlib import Path
 import pytest
 
 from pytest_lkft.parsers.model import Counts
-from pytest_lkft.reporting.reporter import SUMMARY_TITLE
+from pytest_lkft.pytestplugin.reporter import SUMMARY_TITLE
 from pytest_lkft.reporting.store import Change, Store
 
 pytest_plugins = ["pytester"]
 
-# Until plugin.py wires the reporter, the pytester conftest does (idempotent afterwards).
+# plugin.py wires the reporter; configuring it again from a conftest changes nothing.
 WIRING = """
-from pytest_lkft.reporting import options
-
-def pytest_addoption(parser):
-    try:
-        options.add_options(parser.getgroup("lkft"))
-    except ValueError:  # the lkft plugin added them already
-        pass
+from pytest_lkft.pytestplugin import reporter
 
 def pytest_configure(config):
-    options.configure(config)
+    reporter.configure(config)
 """
 
 ITEMS = """
@@ -259,7 +253,7 @@ def test_image_banner_without_booting(tmp_path: Path) -> None:
     import gzip
     import struct
 
-    from pytest_lkft.kernelimage import image_banner, kernel_facts
+    from pytest_lkft.provision.kernelimage import image_banner, kernel_facts
 
     banner = b"6.1.0-57-cloud-arm64 (debian-kernel@lists.debian.org) #1 SMP Debian 6.1.192-3"
     image = tmp_path / "Image.gz"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_lkft.errors import UserError
-from pytest_lkft.rootfs import (
+from pytest_lkft.provision.rootfs import (
     Entry,
     module_names,
     rootfs_kind,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import TESTSUITES, need_qemu
-from pytest_lkft.selection import NO_SUITE
+from pytest_lkft.pytestplugin.selection import NO_SUITE
 
 ALL_SUITES = "boot, build, kselftest, kunit, ltp, modules, smoke"
 KTAP = """KTAP version 1

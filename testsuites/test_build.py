@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_lkft.build_fixtures import BUILD_SETTINGS_KEY, kernel_build_for, target_properties
-from pytest_lkft.fixtures import SETTINGS_KEY
-from pytest_lkft.lab import load_devices
+from pytest_lkft.pytestplugin.build import BUILD_SETTINGS_KEY, kernel_build_for, target_properties
+from pytest_lkft.pytestplugin.devicekinds import device_arch
+from pytest_lkft.suites import SETTINGS_KEY
 
 pytestmark = pytest.mark.lkft_suite("build")
 NO_TREE = "nothing built: pass --lkft-tree DIR (and --lkft-kconfig) to build a kernel"
@@ -26,7 +26,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def test_target(request: pytest.FixtureRequest, lkft_device_name: str, target: str) -> None:
-    result = kernel_build_for(request.config, load_devices().get(lkft_device_name).arch)
+    result = kernel_build_for(request.config, device_arch(request.config, lkft_device_name))
     assert result is not None
     request.node.user_properties += [*target_properties(result, target),
                                      ("lkft.device", lkft_device_name)]

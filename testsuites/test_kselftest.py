@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_lkft.suites import kselftest_collections, kselftest_install
+from pytest_lkft.suites.kselftest import Unusable
 
 NO_KSELFTEST = ("no kselftests: pass --lkft-kselftest kselftest.tar.xz, or build them with "
                 "--lkft-tree, --lkft-build-targets including kselftest and --lkft-make-var "
@@ -43,10 +44,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("collection", names, scope="module", indirect=True)
         return
     crash_check = metafunc.definition.get_closest_marker("lkft_crash_check") is not None
-    if isinstance(install, str) and not crash_check:  # one error, from <suite>/run
+    if isinstance(install, Unusable) and not crash_check:  # one error, from <suite>/run
         placeholder = pytest.param("", id="none")
     else:
-        reason = f"kselftest did not run: {install}" if isinstance(install, str) else NO_KSELFTEST
+        reason = NO_KSELFTEST
+        if isinstance(install, Unusable):
+            reason = f"kselftest did not run: {install}"
         placeholder = pytest.param("", id="none", marks=pytest.mark.skip(reason=reason))
     metafunc.parametrize("collection", [placeholder], scope="module", indirect=True)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from pytest_lkft.console import CommandResult, Console, TextSink
-from pytest_lkft.crash import Crash, CrashDetector
+from pytest_lkft.devices.console import CommandResult, Console, TextSink
+from pytest_lkft.devices.crash import Crash, CrashDetector, load_crash_patterns
 from pytest_lkft.errors import DeviceBroken
-from pytest_lkft.lab import load_crash_patterns
 
 if TYPE_CHECKING:
-    from pytest_lkft.devices.qemu import DeviceArtifacts, Timeouts
+    from pytest_lkft.provision.device import DeviceArtifacts
+from pytest_lkft.settings.device import Timeouts
 
 
 class Device(Protocol):

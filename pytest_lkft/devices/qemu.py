@@ -6,60 +6,17 @@ import functools
 import shlex
 import shutil
 import subprocess
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from pytest_lkft.console import Console, ConsoleLog, TextSink
 from pytest_lkft.devices.base import ConsoleDevice
+from pytest_lkft.devices.console import Console, ConsoleLog, TextSink
 from pytest_lkft.errors import LkftError, UserError
 from pytest_lkft.files import write_atomically
-from pytest_lkft.kernelimage import image_banner, kernel_facts
-from pytest_lkft.lab import QemuSpec
-from pytest_lkft.rootfs import decompress_to, rootfs_kind
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Seconds allowed per phase: reaching a shell, and one test command."""
-
-    boot: float = 300.0
-    test: float = 600.0
-    given: tuple[str, ...] = field(default=(), compare=False)  # phases the user set
-
-    def for_suite(self, suite_default: float | None) -> float:
-        """A suite's command timeout: the user's test= first, then the suite's own."""
-        return self.test if "test" in self.given or not suite_default else suite_default
-
-    @classmethod
-    def parse(cls, text: str, source: str = "--lkft-timeouts") -> Timeouts:
-        """`boot=60,test=300` (any subset) into Timeouts; one-line UserError when bad."""
-        values: dict[str, float] = {}
-        for item in filter(None, (part.strip() for part in text.split(","))):
-            phase, _, seconds = item.partition("=")
-            if phase not in ("boot", "test"):
-                raise UserError(f"invalid phase {phase!r} in {source} {text!r}; "
-                                "use boot=SECONDS,test=SECONDS")
-            try:
-                values[phase] = float(seconds)
-            except ValueError:
-                values[phase] = -1.0
-            if not values[phase] > 0:  # also refuses nan
-                raise UserError(f"invalid timeout {seconds!r} for {phase} in {source} "
-                                f"{text!r}; give seconds, e.g. {phase}=300")
-        return cls(**values, given=tuple(sorted(values)))
-
-
-@dataclass
-class DeviceArtifacts:
-    """What a QEMU device boots: kernel, rootfs (cpio or ext4), overlays, dtb."""
-
-    kernel: Path
-    rootfs: Path | None = None
-    overlays: list[Path] = field(default_factory=list)
-    dtb: Path | None = None
-    boot_args: str = ""
-    qemu_binary: str | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
+from pytest_lkft.provision.device import DeviceArtifacts
+from pytest_lkft.provision.kernelimage import image_banner, kernel_facts
+from pytest_lkft.provision.rootfs import decompress_to, rootfs_kind
+from pytest_lkft.settings.device import Timeouts
+from pytest_lkft.settings.devices import QemuSpec
 
 
 def qemu_package_hint(spec: QemuSpec, binary: str) -> str:

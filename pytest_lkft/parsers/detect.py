@@ -1,7 +1,7 @@
 """Pick the parser for a log and run it: the one entry point for files and lines.
 
-`detect_format` looks at the first lines (up to `DETECT_LINES`) and answers, first
-match wins:
+`detect_format` looks at the first lines (up to `DETECT_LINES`) and asks the formats of
+`pytest_lkft.parsers.formats` in rank order; the built-in ones answer, first match wins:
 
 - `kirk`: the text starts with `{` (kirk's `--json-report`);
 - `lava`: a LAVA job-log line `- {"dt": ...`;
@@ -25,47 +25,26 @@ from itertools import chain, islice
 from pathlib import Path
 
 from pytest_lkft.errors import UserError
-from pytest_lkft.parsers import kirk, kselftest, ktap, lava, ltp
+from pytest_lkft.parsers import formats
 from pytest_lkft.parsers.lines import decode_lines
 from pytest_lkft.parsers.model import Case
 
-FORMATS = ("auto", "ktap", "kselftest", "ltp", "kirk", "lava")
 DETECT_LINES = 20000
-KSELFTEST = re.compile(r"^(?:(?:not )?ok \d+ |# )selftests: \S+: ", re.MULTILINE)
-KTAP = re.compile(r"^\s*(?:<\d+>)?(?:\[[^\]]*\]\s*)*K?TAP version \d+", re.MULTILINE)
-LTP = re.compile(
-    r"^(?:Testcase\s+Result\s+Exit Value|tag=\S+ stime=|<<<test_start>>>"
-    r"|\S+: (?:pass|fail|broken|skip)(?: \| tainted)?\s+\(\d+\.\d+s\)"
-    r"|INFO: Test start time:|.*\b(?:TPASS|TFAIL|TBROK|TCONF)\b)",
-    re.MULTILINE,
-)
 RUNLTP_LOG_FILE = re.compile(r"^LOG File: (\S+)", re.MULTILINE)
 
 
 def detect_format(first_lines: Iterable[str]) -> str:
     """Name the format of a log from its first lines (see the module docstring)."""
-    text = "\n".join(line.rstrip("\r\n") for line in first_lines)
-    if text.lstrip().startswith("{"):
-        return "kirk"
-    if '- {"dt": ' in text:
-        return "lava"
-    if KSELFTEST.search(text):
-        return "kselftest"
-    if KTAP.search(text):
-        return "ktap"
-    if "<LAVA_SIGNAL_" in text or "/bin/lava-test-runner" in text:
-        return "lava"
-    if LTP.search(text):
-        return "ltp"
-    return "ktap"
+    return formats.detect("\n".join(line.rstrip("\r\n") for line in first_lines))
 
 
 def parse(
     source: str | os.PathLike[str] | Iterable[str], format: str = "auto", suite: str | None = None
 ) -> list[Case]:
-    """Parse a log file (a path) or lines into cases; `format` is one of `FORMATS`."""
-    if format not in FORMATS:
-        raise UserError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}")
+    """Parse a log file (a path) or lines into cases; `format` is a registered format's name
+    or `auto`."""
+    if format != "auto":
+        formats.get(format)  # an unknown name: one line listing the known ones
     if isinstance(source, str | os.PathLike):
         return parse_file(Path(source), format, suite)
     return parse_lines(iter(source), format, suite)
@@ -88,8 +67,9 @@ def parse_file(path: Path, format: str, suite: str | None) -> list[Case]:
         head = list(islice(lines, DETECT_LINES))
         if format == "auto":
             format = detect_format(head)
-        if format == "ktap":  # read in blocks, not lines: the C scanner's fast input
-            cases = list(ktap.iter_binary(handle, suite or "kunit", head))
+        reader = formats.get(format).parse_binary
+        if reader is not None:  # e.g. KTAP's, in blocks: the C scanner's fast input
+            cases = list(reader(handle, suite, head))
         else:
             cases = parse_lines(chain(head, lines), format, suite)
     if format == "ltp" and not cases:
@@ -103,26 +83,7 @@ def parse_lines(lines: Iterator[str], format: str, suite: str | None) -> list[Ca
         head = list(islice(lines, DETECT_LINES))
         format = detect_format(head)
         lines = chain(head, lines)
-    if format == "kirk":
-        return kirk.parse_text(
-            "".join(line if line.endswith("\n") else line + "\n" for line in lines), suite
-        )
-    if format == "lava":
-        return parse_lava(lines, suite)
-    if format == "kselftest":
-        return kselftest.parse(lines, suite)
-    if format == "ltp":
-        return ltp.parse(lines, suite)
-    return ktap.parse(lines, suite or "kunit")
-
-
-def parse_lava(lines: Iterator[str], suite: str | None) -> list[Case]:
-    """A LAVA job log (`- {"dt": ...` lines) or a console with signals."""
-    head = list(islice(lines, 50))
-    lines = chain(head, lines)
-    if any(line.startswith('- {"dt"') for line in head):
-        return lava.parse_job_log(lines, suite)
-    return lava.parse_console(lines, suite)
+    return formats.get(format).parse(lines, suite)
 
 
 def parse_runltp_result_file(path: Path, head: list[str], suite: str | None) -> list[Case]:
@@ -137,4 +98,4 @@ def parse_runltp_result_file(path: Path, head: list[str], suite: str | None) -> 
     if not result_file.is_file() or result_file == path:
         return []
     with result_file.open("rb") as handle:
-        return ltp.parse(decode_lines(handle), suite)
+        return formats.get("ltp").parse(decode_lines(handle), suite)

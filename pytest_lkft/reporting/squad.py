@@ -32,8 +32,9 @@ from pathlib import Path
 import requests
 
 from pytest_lkft.reporting.knownissues import KnownIssue
-from pytest_lkft.reporting.options import TOKEN_ENV, spool_dir
+from pytest_lkft.reporting.settings import spool_dir
 from pytest_lkft.reporting.store import RunRecord
+from pytest_lkft.settings.options import TOKEN_ENV
 
 NOT_SLUG = re.compile(r"[^a-zA-Z0-9_.-]+")
 ALREADY = "already a test run with job_id"

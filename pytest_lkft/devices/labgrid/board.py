@@ -5,7 +5,6 @@ labgrid is imported only when a board boots.
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import socket
@@ -15,25 +14,18 @@ from typing import Any
 
 import yaml
 
-from pytest_lkft.console import ConsoleLog, TextSink
 from pytest_lkft.devices.base import ConsoleDevice
+from pytest_lkft.devices.console import ConsoleLog, TextSink
 from pytest_lkft.devices.labgrid.labfile import LabDevice
 from pytest_lkft.devices.labgrid.lease import PlaceLease, wait_for_session_view
 from pytest_lkft.devices.labgrid.serial import SerialConsole
-from pytest_lkft.devices.qemu import DeviceArtifacts, Timeouts
 from pytest_lkft.errors import LkftError, UserError
-from pytest_lkft.kernelimage import image_banner, kernel_facts
+from pytest_lkft.files import write_atomically
+from pytest_lkft.provision.device import DeviceArtifacts
+from pytest_lkft.provision.kernelimage import image_banner, kernel_facts
+from pytest_lkft.settings.device import Timeouts
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def _write_atomically(path: Path, data: bytes | Path) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    if isinstance(data, Path):
-        shutil.copyfile(data, partial)
-    else:
-        partial.write_bytes(data)
-    os.replace(partial, path)
 
 
 class LabgridDevice(ConsoleDevice):
@@ -110,12 +102,12 @@ class LabgridDevice(ConsoleDevice):
                                                                    socket.getfqdn())
         for name, path in files.items():
             if local:  # the exporter runs here: copy, no ssh
-                _write_atomically(Path(provider.internal) / name, path)
+                write_atomically(Path(provider.internal) / name, path)
                 staged[name] = provider.external + name
             else:
                 named = self.run_dir / "tftp" / name
                 if named != path:
-                    _write_atomically(named, path)
+                    write_atomically(named, path)
                 driver = self.target.get_driver("TFTPProviderDriver")
                 staged[name] = str(driver.stage(str(named)))
         return {"kernel": staged["Image"], "initrd": staged["initrd"],
@@ -123,10 +115,10 @@ class LabgridDevice(ConsoleDevice):
                 "tftp_host": staged["tftp_host"]}
 
     def _write_reproducer(self) -> None:
-        client = f"labgrid-client -x {shlex.quote(self.lease.address)} -p " \
-                 f"{shlex.quote(self.lease.place)}"
+        client = (f"labgrid-client -x {shlex.quote(self.lease.address)} -p "
+                  f"{shlex.quote(self.lease.place)}")
         script = self.run_dir / "reproducer.sh"
-        _write_atomically(script, (
+        write_atomically(script, (
             f"#!/bin/sh\n# {self.name} on place {self.lease.place}: boot as pytest-lkft did\n"
             f"# (files staged into the place's tftp directory: {self.run_dir / 'tftp'})\n"
             f"set -e\n{client} acquire\ntrap '{client} release' EXIT\n"

@@ -31,8 +31,8 @@ def start_client(address: str, *args: str) -> subprocess.Popen[str]:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
     except FileNotFoundError:
-        raise UserError("labgrid-client not found: install labgrid (pip install labgrid)") \
-            from None
+        missing = "labgrid-client not found: install labgrid (pip install labgrid)"
+        raise UserError(missing) from None
     _RUNNING.append(process)
     return process
 

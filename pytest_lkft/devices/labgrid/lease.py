@@ -196,8 +196,12 @@ class PlaceLease:
         """Release through labgrid-client: a signal interrupted this process's session."""
         if token and not place:  # interrupted while acquiring: the token names the place
             place = f"+{token}"
-        for args in ([("-p", place, "release")] if place else []) + \
-                ([("cancel-reservation", token)] if token else []):
+        commands: list[tuple[str, ...]] = []
+        if place:
+            commands.append(("-p", place, "release"))
+        if token:
+            commands.append(("cancel-reservation", token))
+        for args in commands:
             try:
                 labgrid_client(self.address, *args)
             except (LkftError, subprocess.TimeoutExpired):

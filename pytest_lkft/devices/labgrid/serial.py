@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pexpect
 from pexpect.spawnbase import SpawnBase
 
-from pytest_lkft.console import SEARCH_WINDOW, CommandResult, Console, ConsoleLog
+from pytest_lkft.devices.console import SEARCH_WINDOW, CommandResult, Console, ConsoleLog
 from pytest_lkft.devices.labgrid.labfile import BootSpec
 from pytest_lkft.errors import BootError, DeviceBroken
 

@@ -1,0 +1,372 @@
+"""What a kernel build starts from: architecture, toolchain, kconfig inputs, source state.
+
+Everything here is checked or hashed before make runs; the cache key is made of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import stat
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_lkft.errors import UserError
+from pytest_lkft.files import write_atomically
+from pytest_lkft.settings.archs import Arch, load_archs
+from pytest_lkft.settings.tables import data_path
+
+TOOLCHAIN = re.compile(r"^(?P<family>gcc|clang|llvm)(?:-(?P<version>\d+))?$")
+CONFIG_LINE = re.compile(r"^(CONFIG_\w+=.*|# CONFIG_\w+ is not set)$")
+MAKE_TARGET = re.compile(r"^[\w.+-]+$")
+
+
+# -- architectures and toolchains -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """gcc, gcc-N, clang, clang-N, llvm or llvm-N: the make variables and what they need."""
+
+    name: str
+    family: str
+    version: str = ""
+
+    @classmethod
+    def parse(cls, name: str) -> Toolchain:
+        """`gcc-12` -> Toolchain; one-line UserError for anything else."""
+        match = TOOLCHAIN.match(name)
+        if not match:
+            raise UserError(f"unknown toolchain {name!r}; use gcc, gcc-N, clang, clang-N, "
+                            "llvm or llvm-N (e.g. gcc-12, clang-15)")
+        return cls(name, match.group("family"), match.group("version") or "")
+
+    def compiler(self, arch: Arch) -> str:
+        """The compiler command, e.g. aarch64-linux-gnu-gcc-12 or clang-15."""
+        suffix = f"-{self.version}" if self.version else ""
+        if self.family == "gcc":
+            return f"{arch.cross_compile}gcc{suffix}"
+        return f"clang{suffix}"
+
+    def host_compiler(self) -> str:
+        """HOSTCC: the build machine's compiler of the same family."""
+        return "gcc" if self.family == "gcc" else self.compiler(load_archs()["x86_64"])
+
+    def apt_packages(self, arch: Arch) -> list[str]:
+        """The Debian packages this toolchain needs for `arch`."""
+        suffix = f"-{self.version}" if self.version else ""
+        if self.family == "gcc":
+            base = "gcc" if arch.native else arch.apt
+            return [base.replace("gcc", f"gcc{suffix}", 1)]
+        if self.family == "clang":
+            binutils = [] if arch.native else [arch.apt.replace("gcc-", "binutils-", 1)]
+            return [f"clang{suffix}", *binutils]
+        return [f"clang{suffix}", f"lld{suffix}", f"llvm{suffix}"]
+
+    def check(self, arch: Arch) -> None:
+        """One-line UserError naming the apt package when the compiler is not installed."""
+        needed = [self.compiler(arch)]
+        if self.family == "llvm":
+            needed.append(f"ld.lld-{self.version}" if self.version else "ld.lld")
+        elif self.family == "clang" and arch.cross_compile:
+            needed.append(f"{arch.cross_compile}ld")
+        for tool in needed:
+            if shutil.which(tool) is None:
+                packages = " ".join(self.apt_packages(arch))
+                raise UserError(f"{tool} not found: {self.name} for {arch.name} needs "
+                                f"`apt-get install {packages}`")
+
+    def make_vars(self, arch: Arch, wrapper: str) -> dict[str, str]:
+        """ARCH, CROSS_COMPILE, CC, HOSTCC and LLVM for make, the compiler behind `wrapper`."""
+        prefix = f"{wrapper} " if wrapper else ""
+        found: dict[str, str] = {"ARCH": arch.arch}
+        if arch.cross_compile and self.family != "llvm":
+            found["CROSS_COMPILE"] = arch.cross_compile
+        if self.family == "llvm":
+            found["LLVM"] = f"-{self.version}" if self.version else "1"
+        found["CC"] = prefix + self.compiler(arch)
+        found["HOSTCC"] = prefix + self.host_compiler()
+        return found
+
+
+def compiler_version(command: str) -> str:
+    """The first line of `command --version`, '' when it cannot run."""
+    try:
+        done = subprocess.run([command, "--version"], capture_output=True, text=True,
+                              timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return (done.stdout.splitlines() or [""])[0].strip()
+
+
+def parse_make_vars(values: list[str], option: str = "--make-var") -> dict[str, str]:
+    """['K=V', ...] into a dict; UserError naming the bad one."""
+    found: dict[str, str] = {}
+    for value in values:
+        name, sep, setting = value.partition("=")
+        if not sep or not name:
+            raise UserError(f"invalid {option} {value!r}; use NAME=VALUE")
+        found[name] = setting
+    return found
+
+
+def parse_targets(text: str) -> tuple[str, ...]:
+    """'config,kernel' -> ('config', 'kernel')."""
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+# -- kconfig inputs ---------------------------------------------------------------------------
+
+
+def is_url(text: str) -> bool:
+    """True for http(s) and file URLs."""
+    return text.startswith(("http://", "https://", "file://"))
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """One `--lkft-kconfig-add`: a file or URL, an inline `CONFIG_X=y`, `make:<target>`, or
+    the name of a fragment of the lab directory's `kconfig/` (`qemu-virt-kunit`)."""
+
+    kind: str  # file | url | inline | make
+    value: str
+
+    @classmethod
+    def parse(cls, text: str) -> Fragment:
+        """Tell the kind of a `--lkft-kconfig-add` value; UserError when it is none of them."""
+        if text.startswith("make:"):
+            target = text.removeprefix("make:")
+            if not MAKE_TARGET.match(target):
+                raise UserError(f"invalid make target in --lkft-kconfig-add {text!r}; "
+                                "use make:<target>, e.g. make:kvm_guest.config")
+            return cls("make", target)
+        if is_url(text):
+            return cls("url", text)
+        if CONFIG_LINE.match(text.strip()):
+            return cls("inline", text.strip())
+        path = Path(text).expanduser()
+        if not path.is_file() and MAKE_TARGET.match(text):
+            path = data_path(f"kconfig/{text}.config")
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in data_path("kconfig").glob("*.config")))
+            raise UserError(f"kconfig fragment {text} does not exist; give a file, a URL, "
+                            f"CONFIG_X=y, make:<target> or a fragment's name ({known})")
+        return cls("file", str(path.resolve()))
+
+
+def kconfig_kind(kconfig: str) -> str:
+    """`url`, `file` or `make` for a `--lkft-kconfig` value; UserError for a missing file."""
+    if is_url(kconfig):
+        return "url"
+    if Path(kconfig).expanduser().is_file():
+        return "file"
+    if "/" in kconfig or not MAKE_TARGET.match(kconfig):
+        raise UserError(f"kconfig {kconfig} does not exist; give a make target such as "
+                        "defconfig or tinyconfig, a file or a URL")
+    return "make"
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's content."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# -- the source tree --------------------------------------------------------------------------
+
+
+def check_tree(tree: Path) -> None:
+    """UserError unless `tree` looks like a kernel source (Makefile, Kconfig, Kbuild)."""
+    if not tree.is_dir():
+        raise UserError(f"kernel tree {tree} does not exist; pass --lkft-tree DIR")
+    missing = [n for n in ("Makefile", "Kconfig", "Kbuild") if not (tree / n).is_file()]
+    if missing:
+        raise UserError(f"{tree} is not a kernel source tree (no {', '.join(missing)}); "
+                        "pass the top directory of a Linux source")
+    if (tree / ".config").exists() or (tree / "include" / "config").exists():
+        raise UserError(f"{tree} has been configured in place (.config); out-of-tree builds "
+                        f"need a clean tree: run `make -C {tree} mrproper`")
+
+
+def _git(tree: Path, *args: str) -> bytes | None:
+    try:
+        done = subprocess.run(["git", "--no-optional-locks", "-C", str(tree), *args],
+                              capture_output=True, check=False)
+    except OSError:
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def git_state(tree: Path) -> dict[str, str] | None:
+    """HEAD, a digest of the uncommitted changes and untracked files; None outside git."""
+    top = _git(tree, "rev-parse", "--show-toplevel")
+    if top is None or Path(top.decode().strip()) != tree.resolve():
+        return None
+    head = (_git(tree, "rev-parse", "HEAD") or b"").decode().strip()
+    digest = hashlib.sha256(_git(tree, "diff", "HEAD", "--binary") or b"")
+    for name in sorted((_git(tree, "ls-files", "-o", "--exclude-standard", "-z") or b"")
+                       .split(b"\0")):
+        if name and (tree / name.decode()).is_file():
+            digest.update(name + file_digest(tree / name.decode()).encode())
+    return {"commit": head, "dirty": digest.hexdigest()}
+
+
+def walk_tree(tree: Path) -> Iterator[tuple[str, os.stat_result, str]]:
+    """(relative path, lstat, link target) of every directory, file and link, sorted."""
+    stack = [tree]
+    while stack:
+        directory = stack.pop()
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name, reverse=True)
+        for entry in reversed(entries):
+            link = os.readlink(entry.path) if entry.is_symlink() else ""
+            yield os.path.relpath(entry.path, tree), entry.stat(follow_symlinks=False), link
+        stack.extend(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False))
+
+
+def tree_stamp(tree: Path) -> str:
+    """Digest of every entry's name, size, mode and mtime: changes when anything is written."""
+    try:  # find(1) lists a kernel tree (80k entries) about twice as fast as os.scandir
+        listing = subprocess.run(["find", ".", "-printf", "%P\\0%s\\0%T@\\0%m\\0%y\\0%l\\n"],
+                                 cwd=tree, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise UserError(f"cannot list kernel tree {tree}: {error}") from None
+    return hashlib.sha256(b"\n".join(sorted(listing.split(b"\n")))).hexdigest()
+
+
+def tree_digest(tree: Path, memo_dir: Path) -> str:
+    """Content hash of a tree outside git, remembered by its entries' sizes and times."""
+    stamp = tree_stamp(tree)
+    memo = memo_dir / f"{hashlib.sha256(str(tree).encode()).hexdigest()[:16]}.json"
+    known = read_json(memo)
+    if known.get("stamp") == stamp:
+        return str(known["content"])
+    content = hashlib.sha256()
+    for name, st, link in walk_tree(tree):
+        if stat.S_ISREG(st.st_mode):
+            content.update(f"{name}\0{st.st_mode & 0o111}\0{file_digest(tree / name)}\n".encode())
+        elif link:
+            content.update(f"{name}\0->{link}\n".encode())
+    write_json(memo, {"tree": str(tree), "stamp": stamp, "content": content.hexdigest()})
+    return content.hexdigest()
+
+
+def source_state(tree: Path, memo_dir: Path) -> dict[str, str]:
+    """What the build key knows of the source: git HEAD plus changes, or a content hash."""
+    state = git_state(tree)
+    if state is not None:
+        return {"kind": "git", **state}
+    return {"kind": "content", "sha256": tree_digest(tree, memo_dir)}
+
+
+def kernel_version(tree: Path) -> str:
+    """VERSION.PATCHLEVEL.SUBLEVEL plus EXTRAVERSION from the top Makefile."""
+    fields: dict[str, str] = {}
+    for line in (tree / "Makefile").read_text(errors="replace").splitlines()[:10]:
+        name, _, value = line.partition("=")
+        fields[name.strip()] = value.strip()
+    return (f"{fields.get('VERSION', '?')}.{fields.get('PATCHLEVEL', '?')}."
+            f"{fields.get('SUBLEVEL', '?')}{fields.get('EXTRAVERSION', '')}")
+
+
+# -- small file helpers -----------------------------------------------------------------------
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from `path`; {} when missing or unreadable."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically (`pytest_lkft.files.write_atomically`)."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_text(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write a text file atomically, creating its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, text, mode)
+
+
+
+# -- what the build reads back ---------------------------------------------------------------
+
+
+def config_value(config: Path, name: str) -> str | None:
+    """The value of CONFIG_<name> in a .config file, None when unset."""
+    prefix = f"CONFIG_{name}="
+    try:
+        lines = config.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    return next((line[len(prefix):] for line in lines if line.startswith(prefix)), None)
+
+
+def requested_options(fragment: Path) -> dict[str, str]:
+    """CONFIG_X -> value ('n' for `is not set`) of a fragment's option lines."""
+    found: dict[str, str] = {}
+    for line in fragment.read_text(errors="replace").splitlines():
+        line = line.strip()
+        if line.startswith("# CONFIG_") and line.endswith(" is not set"):
+            found[line[2:].split()[0]] = "n"
+        elif line.startswith("CONFIG_") and "=" in line:
+            name, _, value = line.partition("=")
+            found[name] = value
+    return found
+
+
+def ccache_stats() -> dict[str, int]:
+    """ccache's hit and miss counters (ccache 4 `--print-stats`)."""
+    try:
+        out = subprocess.run(["ccache", "--print-stats"], capture_output=True, text=True,
+                             timeout=30, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    stats = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+    hits = sum(int(stats.get(k, 0)) for k in ("direct_cache_hit", "preprocessed_cache_hit"))
+    return {"cache_hits": hits, "cache_misses": int(stats.get("cache_miss", 0))}
+
+
+
+def git_metadata(tree: Path) -> dict[str, str]:
+    """tuxmake's git group: describe, branch, commit, origin URL; {} outside git."""
+    if git_state(tree) is None:
+        return {}
+    fields = {"git_describe": ("describe", "--always", "--tags", "--dirty"),
+              "git_branch": ("rev-parse", "--abbrev-ref", "HEAD"),
+              "git_commit": ("rev-parse", "HEAD"),
+              "git_url": ("remote", "get-url", "origin")}
+    return {k: (_git(tree, *args) or b"").decode().strip() for k, args in fields.items()}
+
+
+def os_release() -> dict[str, str]:
+    """NAME and VERSION_ID of /etc/os-release."""
+    values: dict[str, str] = {}
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            key, _, value = line.partition("=")
+            values[key] = value.strip('"')
+    except OSError:
+        return {}
+    return {"name": values.get("NAME", ""), "version": values.get("VERSION_ID", "")}
+
+
+def uname() -> dict[str, str]:
+    """tuxmake's uname group."""
+    u = platform.uname()
+    return {"kernel": u.system, "kernel_release": u.release, "kernel_version": u.version,
+            "machine": u.machine, "operating_system": "GNU/Linux"}

@@ -1,0 +1,95 @@
+"""What a device boots: the user's kernel, rootfs, modules and dtb, or the defaults.
+
+Paths are used as they are; URLs go through the artifact cache's fetch function, so every
+download is shared and resumable. A modules tarball becomes a cpio overlay appended to
+the initramfs (checked member by member, never extracted on the host), and so does a
+kselftest install (`--lkft-kselftest`, at /opt/kselftest).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_lkft.errors import UserError
+from pytest_lkft.provision.defaults import default_artifacts
+from pytest_lkft.provision.kernelimage import arch_matches, describe, image_arch
+from pytest_lkft.provision.kselftest import KselftestStage
+from pytest_lkft.provision.ltp import LtpStage
+from pytest_lkft.provision.rootfs import tarball_overlay_file
+from pytest_lkft.provision.stages import Getter, Stage, StageContext, Staged
+from pytest_lkft.settings.device import Settings, is_url
+from pytest_lkft.settings.devices import QemuSpec
+
+Fetch = Callable[[str, "str | None"], Path]
+
+
+@dataclass
+class DeviceArtifacts:
+    """What a QEMU device boots: kernel, rootfs (cpio or ext4), overlays, dtb."""
+
+    kernel: Path
+    rootfs: Path | None = None
+    overlays: list[Path] = field(default_factory=list)
+    dtb: Path | None = None
+    boot_args: str = ""
+    qemu_binary: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path,
+              stages: Sequence[Stage] | None = None) -> DeviceArtifacts:
+    """Resolve everything `spec` needs to boot, downloading through `fetch`; each stage
+    (default: the built-in ones) lays its overlays over the rootfs, in order."""
+    get = _getter(fetch)
+    kernel, rootfs = get(settings.kernel), get(settings.rootfs)
+    metadata = {"kernel": settings.kernel or "", "rootfs": settings.rootfs or ""}
+    if kernel is None or rootfs is None:
+        defaults = default_artifacts(spec, cache_root, fetch)
+        if kernel is None:
+            kernel, metadata["kernel"] = defaults.kernel, f"debian:{defaults.kernel_package}"
+        if rootfs is None:
+            rootfs, metadata["rootfs"] = defaults.rootfs, f"busybox:{defaults.busybox_package}"
+    _check_arch(spec, kernel, settings.kernel or str(kernel))
+    context = StageContext(settings, spec, get, cache_root)
+    overlays: list[Path] = []
+    for stage in BUILT_IN_STAGES if stages is None else stages:
+        staged = stage.stage(context)
+        if staged is not None:
+            overlays += staged.overlays
+            metadata.update(staged.metadata)
+    return DeviceArtifacts(kernel=kernel, rootfs=rootfs, overlays=overlays, dtb=get(settings.dtb),
+                           boot_args=settings.boot_args, qemu_binary=settings.qemu_binary,
+                           metadata=metadata)
+
+
+def _getter(fetch: Fetch) -> Getter:
+    def get(value: str | None) -> Path | None:
+        if not value:
+            return None
+        return fetch(value, None) if is_url(value) else Path(value).resolve()
+    return get
+
+
+def _check_arch(spec: QemuSpec, kernel: Path, shown: str) -> None:
+    found = image_arch(kernel)
+    if not arch_matches(spec.arch, found):
+        raise UserError(f"kernel {shown} is {describe(str(found))} but {spec.name} needs an "
+                        f"{spec.arch} kernel; pass --lkft-kernel built for {spec.arch}")
+
+
+class ModulesStage:
+    """--lkft-modules: the modules tarball, checked member by member, as an overlay."""
+
+    name = "modules"
+
+    def stage(self, context: StageContext) -> Staged | None:
+        modules = context.get(context.settings.modules)
+        if modules is None:
+            return None
+        return Staged([tarball_overlay_file(modules, context.cache_root)],
+                      {"modules": context.settings.modules or ""})
+
+
+BUILT_IN_STAGES: tuple[Stage, ...] = (ModulesStage(), KselftestStage(), LtpStage())

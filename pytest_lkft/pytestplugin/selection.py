@@ -1,0 +1,83 @@
+"""`--lkft-tests`: keep the items of the named suites, deselect the others (as `-k` does).
+
+A suite is named as SQUAD names it (`boot`, `smoke`, `kselftest-size`, ...) or by a glob
+(`kselftest-*`). Each suite run boots its own device, so deselecting `boot` takes nothing
+from `smoke`. A suite module whose suites are not there yet (`kselftest-{collection}` with
+no kselftests given, or a bad tarball) has one placeholder item that says why; it stands
+for every suite of its template, so `--lkft-tests=kselftest-size` shows that reason
+instead of "no such suite".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+
+import pytest
+
+from pytest_lkft.pytestplugin.items import CaseItem
+from pytest_lkft.pytestplugin.naming import PLACEHOLDER, suite_name
+
+NO_SUITE = "{source} {value!r} matches no suite; the suites here: {suites}"
+
+
+def item_suite(item: pytest.Item) -> tuple[str, bool] | None:
+    """(the item's suite, True for a template's placeholder), None for an item of no suite."""
+    if isinstance(item, CaseItem):  # a case of an --lkft-results log
+        return item.case.suite, False
+    marker = item.get_closest_marker("lkft_suite")
+    if marker is None:  # a suite module without the marker is named after its file
+        if "device" not in getattr(item, "fixturenames", ()):
+            return None
+        return suite_name(item), False
+    name = suite_name(item)
+    template = str(marker.args[0])
+    is_template = PLACEHOLDER.search(template) is not None
+    return name, is_template and name == PLACEHOLDER.sub("", template)
+
+
+def matches(suite: str, placeholder: bool, pattern: str) -> bool:
+    """True when `pattern` names `suite`; a placeholder `kselftest` stands for `kselftest-*`."""
+    return fnmatchcase(suite, pattern) or (placeholder and pattern.startswith(f"{suite}-"))
+
+
+def select(items: Sequence[pytest.Item], patterns: Sequence[str],
+           source: str) -> tuple[list[pytest.Item], list[pytest.Item]]:
+    """(kept, deselected) items; a pattern that names no suite is a UsageError listing them."""
+    suites = {id(item): item_suite(item) for item in items}
+    known = {found for found in suites.values() if found is not None}
+    for pattern in patterns:
+        if not any(matches(name, holder, pattern) for name, holder in known):
+            names = ", ".join(sorted({name for name, _ in known})) or "none"
+            raise pytest.UsageError(NO_SUITE.format(source=source, value=pattern, suites=names))
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        found = suites[id(item)]
+        wanted = found is None or any(matches(*found, p) for p in patterns)
+        (kept if wanted else dropped).append(item)
+    return kept, dropped
+
+
+class SuiteSelection:
+    """The --lkft-tests plugin: selects before `-k` and `-m`, so each sees only the suites."""
+
+    def __init__(self, patterns: Sequence[str], source: str) -> None:
+        self.patterns, self.source = tuple(patterns), source
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        try:
+            kept, dropped = select(items, self.patterns, self.source)
+        except pytest.UsageError as error:
+            if not hasattr(config, "workerinput"):
+                raise
+            # a worker's UsageError crashes xdist; a failed collection report reaches the
+            # controller, which shows it once and stops
+            kept, dropped = [], list(items)
+            config.hook.pytest_collectreport(report=pytest.CollectReport(
+                session.nodeid, "failed", str(error), []))
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept

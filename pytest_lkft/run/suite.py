@@ -1,0 +1,116 @@
+"""Suites whose cases are known only from their output (KUnit, kselftest, LTP).
+
+A suite run on a device is one command (or the boot itself, for built-in KUnit); its
+output is parsed into cases. pytest wants its items before the run, so each suite keeps
+the list of cases the last run saw (`<cache>/caselists/`, keyed by what was booted) and
+collects one item per known case, plus `<suite>/run`, the run itself. A known case the
+run did not report is an error ("missing", with the crash when one was seen); a case the
+run reported but the list did not know is reported too, from the controller, as its own
+test report (so JUnit, the terminal and the store get it, also under xdist).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from pytest_lkft.devices.base import Device
+from pytest_lkft.errors import DeviceBroken
+from pytest_lkft.parsers.detect import parse
+from pytest_lkft.parsers.model import Case, Result, unique_names
+
+LAST_START = re.compile(r"(?s:.*)^LKFT-START\r*$", re.MULTILINE)  # see console.run
+
+
+@dataclass
+class SuiteRun:
+    """The parsed outcome of one suite run on one device."""
+
+    suite: str
+    cases: dict[str, Case] = field(default_factory=dict)
+    problem: str = ""  # why the run itself failed (no output, device died, ...)
+    silent: bool = False  # the run printed nothing of its format at all
+
+    def case(self, name: str, crash: str = "") -> Case:
+        """The named case, or an error case saying it is missing."""
+        found = self.cases.get(name)
+        if found is not None:
+            return found
+        why = "missing: the run did not report it"
+        if crash or self.problem:
+            why += f" ({crash or self.problem})"
+        return Case(self.suite, name, Result.ERROR, reason=why)
+
+
+def run_suite(device: Device, suite: str, command: str | None, fmt: str,
+              timeout: float | None = None, setup: str | None = None) -> SuiteRun:
+    """Run `command` (None: use the boot's console) on `device` and parse its output.
+
+    `setup`, a command run first (e.g. one installing a runner script), must exit 0.
+    """
+    run = SuiteRun(suite)
+    if setup is not None and command is not None:
+        run.problem = setup_problem(device, setup, timeout)
+        if run.problem:
+            return run
+    started = not device.broken  # a broken device refuses the command: it prints nothing
+    status = 0
+    try:
+        if command is None:
+            text = console_text(device)
+        else:
+            result = device.run(command, timeout)
+            text, status = result.output, result.exit_status
+    except DeviceBroken as error:  # what the console showed since the command began
+        run.problem = str(error).splitlines()[0]
+        text = ""
+        if command is None:
+            text = console_text(device)
+        elif started:
+            text = since_last_command(device)
+    run.cases = dict(unique_names(parse(text.splitlines(), fmt, suite), lambda c: c.name))
+    if not run.cases and not run.problem:
+        run.silent = True
+        run.problem = f"no {fmt} output found; see {device.console_log}"
+        if status != 0 and text.strip():  # the command said why, e.g. a file it lacks
+            last = text.strip().splitlines()[-1].strip()
+            run.problem = (f"{last} (exit status {status}, no {fmt} output; see "
+                           f"{device.console_log})")
+    return run
+
+
+def setup_problem(device: Device, setup: str, timeout: float | None) -> str:
+    """Run a suite's setup command; why it failed in one line, "" when it did not."""
+    try:
+        result = device.run(setup, timeout)
+    except DeviceBroken as error:
+        return f"setup: {str(error).splitlines()[0]}"
+    if result.exit_status == 0:
+        return ""
+    lines = result.output.strip().splitlines()
+    return f"setup exited {result.exit_status}: {lines[-1].strip() if lines else 'no output'}"
+
+
+def console_text(device: Device) -> str:
+    """Everything the device's console showed so far ("" when it never started)."""
+    try:
+        return device.console_log.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def since_last_command(device: Device) -> str:
+    """The console from the last command's start marker on ("" if no command started).
+
+    A suite run cut short by a broken device gets what its own command printed, never
+    the cases an earlier suite printed on the same console.
+    """
+    text = console_text(device)
+    found = LAST_START.search(text)
+    return text[found.end():] if found else ""
+
+
+def extra_cases(run: SuiteRun, known: list[str]) -> list[Case]:
+    """Cases of the run that were not collected as items."""
+    collected = set(known)
+    return [case for name, case in sorted(run.cases.items()) if name not in collected]

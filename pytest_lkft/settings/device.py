@@ -1,0 +1,158 @@
+"""The device side of a run: what to boot, where, for how long, which suites. Resolved once.
+
+Every value comes through `pytest_lkft.settings.options.Resolver` (command line, then
+`LKFT_*` environment variable, then ini) and is checked here, before anything boots; a
+bad one is a one-line `UserError` naming the value, where it came from and what to do.
+What depends on the devices themselves (QEMU installed, a kernel of the right
+architecture) is checked by each device kind (`pytest_lkft.pytestplugin.devicekinds`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_lkft.errors import UserError
+from pytest_lkft.settings.options import Resolver, origin
+
+# Options naming a local file (or a URL) that must exist before anything boots.
+FILE_OPTIONS = ("lkft_kernel", "lkft_rootfs", "lkft_modules", "lkft_dtb", "lkft_ltp",
+                "lkft_ltp_skipfile")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds allowed per phase: reaching a shell, and one test command."""
+
+    boot: float = 300.0
+    test: float = 600.0
+    given: tuple[str, ...] = field(default=(), compare=False)  # phases the user set
+
+    def for_suite(self, suite_default: float | None) -> float:
+        """A suite's command timeout: the user's test= first, then the suite's own."""
+        return self.test if "test" in self.given or not suite_default else suite_default
+
+    @classmethod
+    def parse(cls, text: str, source: str = "--lkft-timeouts") -> Timeouts:
+        """`boot=60,test=300` (any subset) into Timeouts; one-line UserError when bad."""
+        values: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            phase, _, seconds = item.partition("=")
+            if phase not in ("boot", "test"):
+                raise UserError(f"invalid phase {phase!r} in {source} {text!r}; "
+                                "use boot=SECONDS,test=SECONDS")
+            try:
+                values[phase] = float(seconds)
+            except ValueError:
+                values[phase] = -1.0
+            if not values[phase] > 0:  # also refuses nan
+                raise UserError(f"invalid timeout {seconds!r} for {phase} in {source} "
+                                f"{text!r}; give seconds, e.g. {phase}=300")
+        return cls(**values, given=tuple(sorted(values)))
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Run the `index`-th test (1-based) of a runtest file and every `total`-th after it."""
+
+    index: int
+    total: int
+
+    def keeps(self, position: int) -> bool:
+        """True for the 0-based `position` of a test in its runtest file."""
+        return position % self.total == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.total}"
+
+
+def parse_shard(text: str, source: str = "--lkft-ltp-shard") -> Shard:
+    """`INDEX/TOTAL` as a Shard; UserError naming `source` for anything else."""
+    index, _, total = text.partition("/")
+    try:
+        shard = Shard(int(index), int(total))
+    except ValueError:
+        shard = Shard(0, 0)
+    if not 1 <= shard.index <= shard.total:
+        raise UserError(f"invalid shard {text!r} from {source}; pass INDEX/TOTAL with "
+                        "1 <= INDEX <= TOTAL, e.g. 2/4")
+    return shard
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The device side of a run, resolved once in pytest_configure."""
+
+    devices: tuple[str, ...] = ()
+    kernel: str | None = None
+    rootfs: str | None = None
+    modules: str | None = None
+    kselftest: str | None = None
+    dtb: str | None = None
+    ltp: str | None = None
+    ltp_runtest: tuple[str, ...] = ()
+    ltp_skipfile: str | None = None
+    ltp_shard: Shard | None = None
+    boot_args: str = ""
+    qemu_binary: str | None = None
+    timeouts: Timeouts = Timeouts()
+    results_dir: Path = Path("lkft-results")
+    console: bool = False
+    tests: tuple[str, ...] = ()  # suite names or globs; () runs every suite
+    tests_source: str = "--lkft-tests"
+    sources: dict[str, str] = field(default_factory=dict, compare=False)  # dest -> source
+
+    @classmethod
+    def resolve(cls, options: Resolver, invocation_dir: Path, console: bool = False) -> Settings:
+        """Resolve and check every device option; UserError on the first bad one."""
+        found = {dest: options.value(dest) for dest in (
+            "lkft_kernel", "lkft_rootfs", "lkft_modules", "lkft_kselftest", "lkft_dtb",
+            "lkft_ltp", "lkft_ltp_skipfile", "lkft_ltp_shard", "lkft_boot_args",
+            "lkft_qemu_binary", "lkft_timeouts", "lkft_results_dir")}
+        values = {dest: resolved.value for dest, resolved in found.items()}
+        sources = {dest: resolved.source for dest, resolved in found.items()}
+        check_files(values, sources)
+        tests = options.values("lkft_tests")
+        shard, timeouts = values["lkft_ltp_shard"], values["lkft_timeouts"]
+        return cls(
+            devices=options.values("lkft_device").value,
+            kernel=values["lkft_kernel"],
+            rootfs=values["lkft_rootfs"],
+            modules=values["lkft_modules"],
+            kselftest=values["lkft_kselftest"],
+            dtb=values["lkft_dtb"],
+            ltp=values["lkft_ltp"],
+            ltp_runtest=tuple(name.strip() for name in
+                              (options.value("lkft_ltp_runtest").value or "").split(",")
+                              if name.strip()),
+            ltp_skipfile=values["lkft_ltp_skipfile"],
+            ltp_shard=parse_shard(shard, origin(sources["lkft_ltp_shard"])) if shard else None,
+            boot_args=values["lkft_boot_args"] or "",
+            qemu_binary=values["lkft_qemu_binary"],
+            timeouts=Timeouts.parse(timeouts, sources["lkft_timeouts"]) if timeouts
+            else Timeouts(),
+            results_dir=Path(invocation_dir, values["lkft_results_dir"] or "lkft-results"),
+            console=console or options.flag("lkft_console"),
+            tests=tests.value,
+            tests_source=tests.source or "--lkft-tests",
+            sources=sources,
+        )
+
+    def source(self, dest: str) -> str:
+        """Where the value of `dest` came from, e.g. `--lkft-kernel` or `LKFT_KERNEL`."""
+        return self.sources.get(dest) or "--" + dest.replace("_", "-")
+
+
+def is_url(value: str) -> bool:
+    """True for http(s) and file URLs, which go through the artifact cache."""
+    return value.startswith(("http://", "https://", "file://"))
+
+
+def check_files(values: dict[str, str | None], sources: dict[str, str]) -> None:
+    """Refuse a local file option naming no file (the kselftest tarball is its suite's
+    to report: `pytest_lkft.suites.kselftest.install`)."""
+    for dest in FILE_OPTIONS:
+        value = values.get(dest)
+        if value and not is_url(value) and not Path(value).is_file():
+            raise UserError(f"{sources[dest]} {value}: no such file; check the path or give "
+                            "a URL")
