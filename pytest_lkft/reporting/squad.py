@@ -28,8 +28,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from pytest_lkft.reporting.knownissues import KnownIssue
 from pytest_lkft.reporting.settings import spool_dir
@@ -135,6 +138,38 @@ def log_exists(path: str) -> bool:
     return bool(path) and Path(path).is_file()
 
 
+class Backoff(Retry):
+    """urllib3's Retry with the client's delays and sleep: 5xx answers and broken
+    connections are retried, each delay alternately stretched by a quarter so that clients
+    started together do not retry in step; a refused connection is not retried."""
+
+    delays: tuple[float, ...] = ()
+    sleeper: Callable[[float], None] = staticmethod(time.sleep)
+
+    @classmethod
+    def after(cls, delays: tuple[float, ...], sleep: Callable[[float], None]) -> Backoff:
+        """A retry policy of len(delays) retries, sleeping `delays` in turn."""
+        retry = cls(total=len(delays), connect=0, status_forcelist=range(500, 600),
+                    allowed_methods=None, raise_on_status=False,
+                    respect_retry_after_header=False)
+        retry.delays, retry.sleeper = delays, sleep
+        return retry
+
+    def new(self, **params: Any) -> Backoff:
+        retry = super().new(**params)
+        retry.delays, retry.sleeper = self.delays, self.sleeper
+        return retry
+
+    def get_backoff_time(self) -> float:
+        attempt = len(self.history) - 1
+        if not 0 <= attempt < len(self.delays):
+            return 0.0
+        return self.delays[attempt] * (1 + attempt % 2 * 0.25)
+
+    def sleep(self, response: Any = None) -> None:
+        self.sleeper(self.get_backoff_time())
+
+
 class SquadClient:
     """Posts submissions to one SQUAD server, retrying connection errors and 5xx."""
 
@@ -146,10 +181,11 @@ class SquadClient:
         timeout: float = 600.0,
     ) -> None:
         self.url = url.rstrip("/")
-        self.delays = RETRY_DELAYS if delays is None else delays
-        self.sleep = sleep
         self.timeout = timeout
         self.session = requests.Session()
+        retry = Backoff.after(RETRY_DELAYS if delays is None else delays, sleep)
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, HTTPAdapter(max_retries=retry))
 
     def headers(self) -> dict[str, str]:
         """The Authorization header, when LKFT_SQUAD_TOKEN is set."""
@@ -170,26 +206,22 @@ class SquadClient:
         )
 
     def submit(self, sub: Submission) -> str:
-        """Send one submission; return 'submitted' or 'already submitted', else SubmitError."""
-        problem = ""
-        for attempt, delay in enumerate((*self.delays, None)):
-            try:
-                response = self.post_once(sub)
-            except requests.RequestException as error:
-                problem = f"cannot reach {self.url}: {type(error).__name__}"
-                if refused(error):
-                    raise SubmitError(f"{self.url} refused the connection") from None
-            else:
-                if response.status_code in (200, 201):
-                    return "submitted"
-                if response.status_code == 400 and ALREADY in response.text:
-                    return self.check_already(sub)
-                problem = f"{self.url} answered {response.status_code}: {response.text[:200]}"
-                if response.status_code < 500:
-                    break
-            if delay is not None:
-                self.sleep(delay * (1 + attempt % 2 * 0.25))
-        raise SubmitError(problem)
+        """Send one submission; return 'submitted' or 'already submitted', else SubmitError.
+
+        5xx answers and broken connections are retried by the session (`Backoff`); a
+        refused connection is not: nothing listens there, so the run is spooled at once.
+        """
+        try:
+            response = self.post_once(sub)
+        except requests.RequestException as error:
+            if refused(error):
+                raise SubmitError(f"{self.url} refused the connection") from None
+            raise SubmitError(f"cannot reach {self.url}: {type(error).__name__}") from None
+        if response.status_code in (200, 201):
+            return "submitted"
+        if response.status_code == 400 and ALREADY in response.text:
+            return self.check_already(sub)
+        raise SubmitError(f"{self.url} answered {response.status_code}: {response.text[:200]}")
 
     def check_already(self, sub: Submission) -> str:
         """Accept "already there" only if SQUAD processed that run (a 500 can leave one empty)."""
