@@ -155,6 +155,7 @@ class Console:
         self.messages = messages or BootMessages()
         self.child: pexpect.spawn[str] | None = None
         self.kernel_version = ""
+        self.kernel_banner = ""  # the banner after "Linux version ", e.g. for the distro build
 
     def start(self) -> None:
         """Start the device's process (QEMU) with its console on our pty."""
@@ -178,8 +179,9 @@ class Console:
              password: str = "") -> float:
         """Reach a shell, logging in if asked; return the seconds taken.
 
-        The kernel-start message gives the kernel version; a shell prompt without it
-        (`quiet`) is proof enough that the kernel started, and `uname -r` says which.
+        The kernel-start message gives the kernel version and banner; a shell prompt
+        without it (`quiet`) is proof enough that the kernel started, and /proc/version then
+        says which.
         """
         start = time.monotonic()
         clock = BootClock(start + timeout, silence, self.log)
@@ -193,6 +195,7 @@ class Console:
             if index == 0:
                 started = True
                 self.kernel_version = self._group(1)
+                self.kernel_banner = f"{self.kernel_version} {self._group(2)}".strip()
             elif index == 1:
                 self._log_in(username, password, clock)
             elif index == 2 and self._fatal_seen():
@@ -202,7 +205,8 @@ class Console:
         elapsed = time.monotonic() - start
         self._sync(clock)
         if not self.kernel_version:
-            self.kernel_version = self._uname(clock)
+            self.kernel_banner = self._proc_version(clock)
+            self.kernel_version = next(iter(self.kernel_banner.split()), "")
         return elapsed
 
     def _log_in(self, username: str, password: str, clock: BootClock) -> None:
@@ -211,11 +215,12 @@ class Console:
             self._expect_boot(PASSWORD_PROMPT, "no password prompt", clock)
             self.spawned.sendline(password)
 
-    def _uname(self, clock: BootClock) -> str:
-        """The running kernel's release, asked of the shell ("" if it cannot say)."""
-        result = self.run("uname -r", max(1.0, clock.deadline - time.monotonic()))
-        words = result.output.split()
-        return words[0] if result.exit_status == 0 and words else ""
+    def _proc_version(self, clock: BootClock) -> str:
+        """The running kernel's banner (after "Linux version "), asked of the shell ("" if
+        it cannot say)."""
+        result = self.run("cat /proc/version", max(1.0, clock.deadline - time.monotonic()))
+        found = re.search(r"Linux version (\S+ [^\r\n]*)", result.output)
+        return found.group(1).strip() if result.exit_status == 0 and found else ""
 
     def _group(self, index: int) -> str:
         match = self.spawned.match

@@ -11,7 +11,6 @@ Each suite run's items stay together, in order, whatever reordered them before
 from __future__ import annotations
 
 from collections.abc import Generator
-from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -35,20 +34,24 @@ def packaged_suites() -> Path | None:
 
 
 def collect_suites(config: pytest.Config) -> None:
-    """With devices and neither paths nor testpaths given (`pytest --lkft-device=x` from
-    a directory with no tests of its own), collect the plugin's own suites."""
+    """With devices and neither paths nor testpaths given, in a directory with no tests of
+    its own (`pytest --lkft-device=x` after `pip install`), collect the plugin's suites."""
     devices = config.stash[SETTINGS_KEY].devices
     suites = packaged_suites()
-    if devices and suites and config.args_source is pytest.Config.ArgsSource.INVOCATION_DIR:
-        if not has_tests(config, config.invocation_params.dir):
-            config.args = [*config.args, str(suites)]
+    if not devices or suites is None:
+        return
+    if config.args_source is not pytest.Config.ArgsSource.INVOCATION_DIR:
+        return
+    if not has_own_tests(config.invocation_params.dir):
+        config.args = [str(suites)]
 
 
-def has_tests(config: pytest.Config, directory: Path) -> bool:
-    """True when `directory` holds test modules (pytest's python_files) or a conftest.py."""
-    patterns = [*config.getini("python_files"), "conftest.py"]
-    return any(fnmatch(path.name, pattern) for path in directory.iterdir() if path.is_file()
-               for pattern in patterns)
+OWN_TESTS = ("conftest.py", "test_*.py", "*_test.py", "tests/test_*.py", "testsuites/test_*.py")
+
+
+def has_own_tests(directory: Path) -> bool:
+    """True when `directory` holds tests pytest would collect (a conftest, test files)."""
+    return any(next(directory.glob(pattern), None) is not None for pattern in OWN_TESTS)
 
 
 def collect_results(config: pytest.Config) -> None:

@@ -21,10 +21,12 @@ FILE_OPTIONS = ("lkft_kernel", "lkft_rootfs", "lkft_modules", "lkft_dtb", "lkft_
                 "lkft_ltp_skipfile")
 
 
-# What a console shows when the kernel starts (its first group: the kernel version) and
-# when a shell waits for a command: LAVA's `kernel-start-message` and `prompts`. A device
-# entry or an option may set others (`BootMessages`).
-KERNEL_START_MESSAGE = r"Linux version (\S+)"
+# What a console shows when the kernel starts (its first group: the kernel version, a
+# second one the rest of the banner) and when a shell waits for a command: LAVA's
+# `kernel-start-message` and `prompts`. A device entry or an option may set others
+# (`BootMessages`). The whole banner line (issue 16): matched only once its end arrived, so
+# the version is never cut short while the line is still coming (`6`, `6.1.0-57-c`).
+KERNEL_START_MESSAGE = r"Linux version (\S+) ([^\r\n]*)\r*\n"
 SHELL_PROMPTS = (r"[#$] (?:\x1b\[6n)?$",)
 PHASES = ("boot", "test", "silence")
 
@@ -156,7 +158,11 @@ class Settings:
         check_regexes({"lkft_kernel_start_message": (values["lkft_kernel_start_message"],),
                        "lkft_prompts": prompts.value},
                       {**sources, "lkft_prompts": prompts.source})
-        shard, timeouts = values["lkft_ltp_shard"], values["lkft_timeouts"]
+        shard, timeouts = None, Timeouts()
+        if values["lkft_ltp_shard"]:
+            shard = parse_shard(values["lkft_ltp_shard"], origin(sources["lkft_ltp_shard"]))
+        if values["lkft_timeouts"]:
+            timeouts = Timeouts.parse(values["lkft_timeouts"], sources["lkft_timeouts"])
         return cls(
             devices=options.values("lkft_device").value,
             kernel=values["lkft_kernel"],
@@ -169,13 +175,12 @@ class Settings:
                               (options.value("lkft_ltp_runtest").value or "").split(",")
                               if name.strip()),
             ltp_skipfile=values["lkft_ltp_skipfile"],
-            ltp_shard=parse_shard(shard, origin(sources["lkft_ltp_shard"])) if shard else None,
+            ltp_shard=shard,
             boot_args=values["lkft_boot_args"] or "",
             kernel_start_message=values["lkft_kernel_start_message"] or "",
             prompts=prompts.value,
             qemu_binary=values["lkft_qemu_binary"],
-            timeouts=Timeouts.parse(timeouts, sources["lkft_timeouts"]) if timeouts
-            else Timeouts(),
+            timeouts=timeouts,
             results_dir=Path(invocation_dir, values["lkft_results_dir"] or "lkft-results"),
             console=console or options.flag("lkft_console"),
             tests=tests.value,
