@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 
-INTERNALS = ("_rootpath", "_inipath", "_inicfg", "_inicache", "_parser")
 WRITE_WITH_EQUALS = ("an option's value was taken for a test path, which moved pytest's "
                      "rootdir to {wrong}; write such options as --option=VALUE or give the "
                      "test paths (e.g. `.`) too")
@@ -35,7 +34,7 @@ def given_args(config: pytest.Config) -> list[str]:
     return [*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *config.invocation_params.args]
 
 
-def test_paths(config: pytest.Config) -> list[str]:
+def given_test_paths(config: pytest.Config) -> list[str]:
     """The given test paths, now that every option is known."""
     namespace = config._parser.parse_known_args(given_args(config),
                                                 namespace=copy.copy(config.option))
@@ -44,14 +43,16 @@ def test_paths(config: pytest.Config) -> list[str]:
 
 def keep_project_setup(config: pytest.Config, args: list[str]) -> None:
     """Redo pytest's rootdir and configuration set-up from the real test paths."""
-    if not all(hasattr(config, name) for name in INTERNALS):
-        return
-    from _pytest.config.findpaths import determine_setup  # the one place: no public API
+    try:
+        from _pytest.config.findpaths import determine_setup  # the one place: no public API
 
-    known = config.known_args_namespace
-    rootpath, inipath, inicfg, ignored = determine_setup(
-        inifile=known.inifilename, override_ini=known.override_ini, args=test_paths(config),
-        rootdir_cmd_arg=known.rootdir or None, invocation_dir=config.invocation_params.dir)
+        known = config.known_args_namespace
+        rootpath, inipath, inicfg, ignored = determine_setup(
+            inifile=known.inifilename, override_ini=known.override_ini,
+            args=given_test_paths(config), rootdir_cmd_arg=known.rootdir or None,
+            invocation_dir=config.invocation_params.dir)
+    except (ImportError, AttributeError, TypeError):  # another pytest: its set-up stands
+        return
     if (rootpath, inipath) == (config.rootpath, config.inipath):
         return
     wrong = config.rootpath

@@ -58,8 +58,8 @@ class BootMessages:
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds allowed per phase: reaching a shell, one test command, and a boot's console
-    printing nothing at all (a kernel that never starts is stopped that early)."""
+    """Seconds allowed per phase: reaching a shell, one test command, and the longest a
+    booting console may print nothing (a kernel that never starts is stopped that early)."""
 
     boot: float = 300.0
     test: float = 600.0
