@@ -9,6 +9,8 @@
 - `kselftest`: a runner line `ok 1 selftests: timers: nanosleep` or `# selftests: x: y`;
 - `ktap`: a `KTAP version N` / `TAP version N` line;
 - `lava`: a `<LAVA_SIGNAL_...>` signal or LAVA's `lava-test-runner` (a LAVA console);
+- `kirk-console`: kirk's `--verbose` banner (a rule, the test's name, a rule,
+  `Executing: ...`);
 - `ltp`: an ltp-pan table header, `tag=... stime=`, `<<<test_start>>>`, kirk's console
   (`abort01: pass  (0.019s)`), runltp's banner or LTP result words (`TPASS`...);
 - otherwise `ktap` (which finds nothing in a log without KTAP).

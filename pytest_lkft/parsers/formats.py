@@ -122,6 +122,7 @@ def lazy(module: str, function: str) -> Parse:
 # that crosses lines): a log's first megabyte is sniffed in milliseconds (issue 17).
 KSELFTEST = re.compile(r"^(?:(?:not )?ok \d+ |# )selftests: \S+: ", re.MULTILINE)
 KTAP = re.compile(r"^[ \t]*(?:<\d+>)?(?:\[[^\]\n]*\][ \t]*)*K?TAP version \d+", re.MULTILINE)
+KIRK_CONSOLE = re.compile(r"^─{3,}[ \t]*\n[ \t]+\S+[ \t]*\n─{3,}[ \t]*\nExecuting: ", re.MULTILINE)
 LTP = re.compile(
     r"^(?:Testcase\s+Result\s+Exit Value|tag=\S+ stime=|<<<test_start>>>"
     r"|\S+: (?:pass|fail|broken|skip)(?: \| tainted)?\s+\(\d+\.\d+s\)"
@@ -171,6 +172,8 @@ BUILT_IN = (
            parse_binary=_ktap_binary),
     Format("lava", lambda text: "<LAVA_SIGNAL_" in text or "/bin/lava-test-runner" in text,
            _parse_lava, rank=50),
+    Format("kirk-console", lambda text: bool(KIRK_CONSOLE.search(text)),
+           lazy("kirk_console", "iter_cases"), rank=55),
     Format("ltp", lambda text: bool(LTP.search(text) or LTP_WORDS.search(text)),
            lazy("ltp", "iter_cases"), rank=60),
 )
