@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -114,6 +115,21 @@ def test_a_300_mb_line_is_not_held(tmp_path: Path) -> None:
     assert status == 0, err
     assert json.loads(out) == {"kunit/after": "pass", "kunit/long_line": "fail"}
     assert peak_kib < 100 * 1024
+
+
+def test_broken_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`lkft parse LOG | head -1`: once head has gone, lkft ends as Unix tools do, without a
+    traceback; its exit status is the shell's for SIGPIPE (141). The output (1 MB) is more
+    than the pipe holds, so lkft is still writing when the reader closes."""
+    log = ktap_log(tmp_path / "many.ktap", 30_000)
+    command = [sys.executable, "-m", "pytest_lkft.cli", "parse", str(log)]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as child:
+        assert child.stdout is not None and child.stderr is not None
+        assert child.stdout.readline() == b"{\n"
+        child.stdout.close()
+        err = child.stderr.read()
+        child.wait(timeout=60)
+    assert (child.returncode, err) == (128 + signal.SIGPIPE, b"")
 
 
 @given(st.lists(st.tuples(st.text(max_size=12), st.text(max_size=12),
