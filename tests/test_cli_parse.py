@@ -86,14 +86,25 @@ def test_an_empty_plan_is_no_results_either(tmp_path: Path) -> None:
     assert done.stderr.endswith("(read as ktap); check --format\n")
 
 
+# Runs a command, prints its peak RSS. A child's ru_maxrss includes what its parent held
+# when it forked (Linux keeps the larger), so the command is started from this small
+# process, not from pytest's.
+PEAK_RSS = """
+import os, subprocess, sys
+with open(sys.argv[1], "wb") as out, open(sys.argv[2], "wb") as err:
+    child = subprocess.Popen(sys.argv[3:], stdout=out, stderr=err)
+    _, status, usage = os.wait4(child.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
 def run_with_peak_memory(command: list[str], tmp_path: Path) -> tuple[int, str, str, int]:
-    """Run `command`; its exit status, stdout, stderr and peak RSS in KiB (os.wait4)."""
+    """Run `command`; its exit status, stdout, stderr and peak RSS in KiB."""
     out, err = tmp_path / "stdout", tmp_path / "stderr"
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        child = subprocess.Popen(command, stdout=stdout, stderr=stderr)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-    return child.returncode, out.read_text(), err.read_text(), usage.ru_maxrss
+    done = subprocess.run([sys.executable, "-c", PEAK_RSS, str(out), str(err), *command],
+                          capture_output=True, text=True, check=True, timeout=600)
+    status, peak_kib = map(int, done.stdout.split())
+    return status, out.read_text(), err.read_text(), peak_kib
 
 
 def test_a_300_mb_line_is_not_held(tmp_path: Path) -> None:
