@@ -168,6 +168,24 @@ def test_the_c_writer_is_built() -> None:
     assert parse._jsonrows is not None, "build it: pip install -e . with gcc and python3-dev"
 
 
+def test_kirk_report_from_a_pipe(tmp_path: Path) -> None:
+    """A JSON report is read whole from its start; from a pipe (`lkft parse <(...)`), which
+    cannot go back, as it comes."""
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    report = json.dumps({"results": [{"test_fqn": "abort01", "status": "pass"},
+                                     {"test_fqn": "kill02", "status": "conf"}]}, indent=4)
+
+    def write() -> None:
+        with fifo.open("w") as out:
+            out.write(report)
+
+    threading.Thread(target=write, daemon=True).start()
+    done = lkft_parse(str(fifo))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"ltp/abort01": "pass", "ltp/kill02": "skip"}
+
+
 def test_auto_detects_kirk_json(tmp_path: Path) -> None:
     report = tmp_path / "kirk.json"
     report.write_text(json.dumps({"results": [{"test_fqn": "abort01", "status": "warn"}]}))

@@ -10,6 +10,7 @@ plugin's, `--lkft-tree`; `lkft build` calls it `--tree`), and a reader that goes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import re
@@ -81,6 +82,7 @@ def reader_gone() -> int:
     message (the shell's status for it, 128 + 13), and nothing more written."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     for stream in (sys.stdout, sys.stderr):  # what is buffered would fail again at exit
-        os.dup2(devnull, stream.fileno())
+        with contextlib.suppress(OSError, ValueError):  # a stream with no descriptor
+            os.dup2(devnull, stream.fileno())
     os.close(devnull)
     return 128 + signal.SIGPIPE

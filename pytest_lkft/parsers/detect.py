@@ -109,12 +109,19 @@ class LogFile:
 
     def _parse(self) -> Iterable[Case]:
         fmt = formats.get(self.format)
-        if fmt.document:  # one JSON document: no line of it may be cut
-            self.raw.seek(0)
-            return fmt.parse(iter([self.raw.read().decode("utf-8", "replace")]), self.suite)
+        if fmt.document:
+            return fmt.parse(iter([self._document()]), self.suite)
         if fmt.parse_binary is not None:  # e.g. KTAP's, in blocks: the C scanner's fast input
             return fmt.parse_binary(cast(BinaryIO, self.reader), self.suite, self.head)
         return fmt.parse(chain(self.head, self.reader.lines()), self.suite)
+
+    def _document(self) -> str:
+        """The whole file, read again from its start so that no line of it is cut (a JSON
+        document); from a pipe, what is left of it as read."""
+        if not self.raw.seekable():
+            return "".join(chain(self.head, self.reader.lines()))
+        self.raw.seek(0)
+        return self.raw.read().decode("utf-8", "replace")
 
     def close(self) -> None:
         """Close the file."""
