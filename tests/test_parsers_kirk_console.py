@@ -126,6 +126,19 @@ def test_kernel_messages_interleaved_on_the_serial_console() -> None:
         (c.id, c.result) for c in kirk_console.parse(lines)]
 
 
+def test_a_summary_in_the_output_does_not_hide_later_lines() -> None:
+    """A `Summary:` the test prints before its end (a child's, a shell test's) is counted if
+    complete, and what follows it is still read (its TFAIL gives the reason)."""
+    lines = ["──────\n", "      twice01\n", "──────\n", "Executing: twice01\n", "\n",
+             "Summary:\n", "see below\n", "twice01.c:9: TFAIL: after the first summary\n",
+             "Summary:\n", "passed   0\n", "failed   1\n", "broken   0\n", "skipped  0\n",
+             "warnings 0\n", "\n", "Duration: 1m 2s\n"]
+    (case,) = kirk_console.parse(lines)
+    assert case.result == Result.FAIL
+    assert case.reason == "twice01.c:9: TFAIL: after the first summary"
+    assert case.metrics["duration"] == Metric(62.0, "s")
+
+
 @pytest.mark.parametrize(("counts", "status"), [
     ({"passed": 3}, 0),
     ({"passed": 1, "skipped": 1}, 0),  # a TCONF beside a TPASS: exit 0 (swapon01)

@@ -90,19 +90,24 @@ class Running:
         if not text and not self.log:  # kirk's blank line after `Executing:`
             return
         self.log.append(text)
+        count = SUMMARY.match(text) if self.block is not None else None
         if text.startswith("Summary:"):
             self.block = {}
-        elif self.block is not None:
-            count = SUMMARY.match(text)
-            if count is not None:
-                self.block[count.group(1)] = parse_int(count.group(2))
-                if len(self.block) == len(COUNTS) and self.counts is None:
-                    self.counts = self.block
+        elif count is not None:  # (a kernel message between two counts is passed over)
+            self._count(count.group(1), parse_int(count.group(2)))
         elif text.startswith("Test timed out"):
             self.timed_out = True
         elif (word := TTYPE.search(text)) is not None:
             self.words.add(word.group(1))
             self.firsts.setdefault("conf" if word.group(1) == "TCONF" else "fail", text.strip())
+
+    def _count(self, key: str, value: int) -> None:
+        """One count of a Summary block; the first complete block gives the counts."""
+        assert self.block is not None
+        self.block[key] = value
+        if len(self.block) == len(COUNTS):
+            self.counts = self.counts or self.block
+            self.block = None
 
     def result(self) -> tuple[Result, str]:
         """The result and reason its counts give (see the module docstring)."""
