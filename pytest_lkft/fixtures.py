@@ -25,10 +25,12 @@ from pytest_lkft.build_fixtures import (
 from pytest_lkft.cache_fixtures import CACHE_KEY
 from pytest_lkft.config import Settings
 from pytest_lkft.devices.base import Device
+from pytest_lkft.devices.lava.specs import is_lava, lava_spec
 from pytest_lkft.devices.qemu import DeviceArtifacts, QemuDevice
 from pytest_lkft.errors import LkftError
 from pytest_lkft.lab import load_devices
 from pytest_lkft.lab_fixtures import lab_device, make_lab_device
+from pytest_lkft.lava_fixtures import make_lava_device
 from pytest_lkft.preboot import Preboot, wanted
 from pytest_lkft.provision import provision
 from pytest_lkft.suiterun import (
@@ -125,7 +127,8 @@ def start_preboot(config: pytest.Config) -> None:
     settings = config.stash[SETTINGS_KEY]
     xdist = bool(getattr(config.option, "numprocesses", None)) or hasattr(config, "workerinput")
     builds = config.stash.get(BUILD_SETTINGS_KEY, None) is not None  # a build outlasts startup
-    board = bool(settings.devices) and lab_device(config, settings.devices[0]) is not None
+    board = bool(settings.devices) and (lab_device(config, settings.devices[0]) is not None
+                                        or is_lava(settings.devices[0]))
     if builds or board or not wanted(settings, bool(config.option.collectonly), xdist):
         return
     cache = config.stash[CACHE_KEY]
@@ -159,6 +162,8 @@ def device_artifacts(config: pytest.Config, name: str) -> DeviceArtifacts:
 def device_arch(config: pytest.Config, name: str) -> str:
     """The kernel architecture a device (QEMU, or a board of the lab file) boots."""
     board = lab_device(config, name)
+    if is_lava(name):
+        return lava_spec(name).arch
     return board.arch if board is not None else load_devices().get(name).arch
 
 
@@ -190,6 +195,8 @@ def device(request: pytest.FixtureRequest, lkft_device_name: str) -> Iterator[De
     if lab_device(config, lkft_device_name) is not None:  # a labgrid board of the lab file
         booted = make_lab_device(config, lkft_device_name, suite_name(request.node), run_dir,
                                  settings.timeouts, stream)
+    elif is_lava(lkft_device_name):  # a LAVA device: the suite run is one job
+        booted = make_lava_device(request, lkft_device_name, run_dir, settings.timeouts, stream)
     else:
         preboot = config.stash.get(PREBOOT_KEY, None)
         claimed = preboot.claim(lkft_device_name, run_dir) if preboot else None

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from pytest_lkft import build_fixtures, cache_fixtures, collect, lab_fixtures, suiterun
+from pytest_lkft import (
+    build_fixtures,
+    cache_fixtures,
+    collect,
+    lab_fixtures,
+    lava_fixtures,
+    suiterun,
+)
 from pytest_lkft import config as device_config
 from pytest_lkft.cache_fixtures import CACHE_KEY, lkft_artifact  # noqa: F401
 from pytest_lkft.errors import UserError
@@ -39,6 +46,8 @@ MARKERS = (
     "boot console); no output at all skips it with silent_reason when given; cases(config) "
     "-> {suite: [case, ...]} names the cases a plan promises before the run; setup(config) "
     "-> a command to run on the device before `command`, or None",
+    "lkft_commands(func): func(params) -> the shell commands the test runs on its device, in "
+    "order; a batch device (LAVA) runs a suite's commands in one job",
 )
 
 
@@ -53,6 +62,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     cache_fixtures.add_options(group)
     build_fixtures.add_options(group)
     lab_fixtures.add_options(group)
+    lava_fixtures.add_options(group)
     reporting_options.add_options(group)
 
 
@@ -62,11 +72,12 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", marker)
     open_terminal(config)  # before any thread writes to it, while capture is suspended
     try:
-        boards = lab_fixtures.lab_device_names(config)
+        boards = lab_fixtures.lab_device_names(config) + lava_fixtures.lava_device_names(config)
         settings = device_config.Settings.from_config(config, boards)
         config.stash[SETTINGS_KEY] = settings
         cache_fixtures.cache_from_config(config)
         lab_fixtures.configure(config, settings.devices)
+        lava_fixtures.configure(config, settings.devices)
         built = build_fixtures.settings_from(config,
                                              [device_arch(config, n) for n in settings.devices])
         if settings.kselftest and built is not None and "kselftest" in built.targets:
@@ -165,7 +176,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     cache, timeouts = config.stash[CACHE_KEY], settings.timeouts
     extra = [line for line in (build_fixtures.report_header(config),
-                               lab_fixtures.header_line(config)) if line]
+                               lab_fixtures.header_line(config),
+                               lava_fixtures.header_line(config)) if line]
     return [*extra,
             f"lkft: devices={','.join(settings.devices)} kernel={settings.kernel or 'default'} "
             f"rootfs={settings.rootfs or 'default'} timeouts=boot={timeouts.boot:g},"
