@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("pytest_lkft.reporting.cli_serve", "Serve the store over HTTP, SQUAD-compatible"),
     "junit": ("pytest_lkft.reporting.cli_junit", "Merge JUnit XML files"),
     "build": ("pytest_lkft.builds_cli", "Build a kernel as the --lkft-tree options do"),
+    "lava": ("pytest_lkft.devices.lava.cli", "Print the LAVA job of a device, not submitted"),
 }
 
 

@@ -29,9 +29,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
@@ -225,6 +227,19 @@ class LavaLab:
         self.processes[name] = process
         return process
 
+    def start_web(self) -> None:
+        """LAVA's web app (REST API) under gunicorn, on the lab's port."""
+        self._start("gunicorn", ["gunicorn3", "lava_server.wsgi", "--log-level", "INFO",
+                                 "--log-file", str(self.root / "gunicorn.log"),
+                                 "-u", "lavaserver", "-g", "lavaserver",
+                                 "--worker-class", "eventlet", "--workers", "2",
+                                 "--bind", f"127.0.0.1:{self.port}"])
+        wait_for("LAVA's web app", lambda: self._answers("api/v0.2/"), 120)
+
+    def stop_web(self) -> None:
+        """Stop the web app only: the lab is down for its clients, its worker runs on."""
+        stop_process(self.processes.pop("gunicorn"))
+
     def start(self) -> None:
         """PostgreSQL (when down), then the web app, publisher, scheduler and worker."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -239,18 +254,13 @@ class LavaLab:
             "LAVA_SETTINGS_INTERNAL_EVENT_SOCKET": f"tcp://127.0.0.1:{internal}",
         }
         self.configure()
-        self._start("gunicorn", ["gunicorn3", "lava_server.wsgi", "--log-level", "INFO",
-                                 "--log-file", str(self.root / "gunicorn.log"),
-                                 "-u", "lavaserver", "-g", "lavaserver",
-                                 "--worker-class", "eventlet", "--workers", "2",
-                                 "--bind", f"127.0.0.1:{self.port}"])
         self._start("publisher", ["lava-server", "manage", "lava-publisher", "--level", "INFO",
                                   "--log-file", str(self.root / "publisher.log"),
                                   "--host", "127.0.0.1", "--port", str(publisher)])
         self._start("scheduler", ["lava-server", "manage", "lava-scheduler", "--level", "INFO",
                                   "--log-file", str(self.root / "scheduler.log"),
                                   "--event-url", f"tcp://127.0.0.1:{events}"])
-        wait_for("LAVA's web app", lambda: self._answers("api/v0.2/"), 120)
+        self.start_web()
         self._start("worker", ["lava-worker", "--level", "INFO", "--url", self.url,
                                "--ws-url", f"http://127.0.0.1:{publisher}/ws/",
                                "--name", WORKER, "--token", self.worker_token(),
@@ -278,6 +288,28 @@ class LavaLab:
         return worker.get("state") == "Online" and all(d.get("state") == "Idle"
                                                        for d in devices)
 
+    def set_health(self, health: str) -> None:
+        """Set both devices' health (MAINTENANCE keeps jobs queued, GOOD runs them)."""
+        for device in DEVICES:
+            manage("devices", "update", device, "--health", health)
+
+    def cancel_unfinished(self) -> None:
+        """Cancel every job not finished (a test's leftovers), then wait for idle devices."""
+        for state in ("Submitted", "Scheduling", "Scheduled", "Running"):
+            for job in self.api(f"jobs/?state={state}").json().get("results", []):
+                self.api(f"jobs/{job['id']}/cancel/")
+        wait_for("idle LAVA devices", self.worker_online, 120)
+
+    def job(self, job_id: int) -> dict[str, object]:
+        """A job's record from the API."""
+        return dict(self.api(f"jobs/{job_id}/").json())
+
+    def wait_finished(self, job_id: int, timeout: float = 120) -> dict[str, object]:
+        """The job's record once LAVA says it finished."""
+        wait_for(f"LAVA job {job_id} to finish",
+                 lambda: self.job(job_id).get("state") == "Finished", timeout)
+        return self.job(job_id)
+
     def stop(self) -> None:
         """Stop every process by PID (the worker first), then PostgreSQL if this started it."""
         for name in ("worker", "scheduler", "publisher", "gunicorn"):
@@ -288,6 +320,69 @@ class LavaLab:
                 remove_token(self.token)
         if self.started_postgres and self.postgres is not None:
             self.postgres.stop()
+
+
+class FlakyProxy:
+    """A reverse proxy to the lab that answers 502 to its first `failures` requests, as a
+    load balancer in front of LAVA does while LAVA's web app restarts."""
+
+    def __init__(self, target: str, failures: int) -> None:
+        self.target, self.failures = target.rstrip("/"), failures
+        self.answered: list[int] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                proxy.forward(self)
+
+            def do_POST(self) -> None:
+                proxy.forward(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def forward(self, handler: BaseHTTPRequestHandler) -> None:
+        """Answer 502 while failures are left, else pass the request on."""
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else None
+        if len(self.answered) < self.failures:
+            status, data, kind = 502, b"Bad Gateway\n", "text/plain"
+        else:
+            headers = {k: v for k, v in handler.headers.items()
+                       if k.lower() in ("authorization", "content-type")}
+            answer = requests.request(handler.command, self.target + handler.path,
+                                      data=body, headers=headers, timeout=60)
+            status, data = answer.status_code, answer.content
+            kind = answer.headers.get("Content-Type", "application/octet-stream")
+        self.answered.append(status)
+        handler.send_response(status)
+        handler.send_header("Content-Type", kind)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def stop(self) -> None:
+        """Stop the proxy."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def job_qemu_pids(job_id: int) -> list[int]:
+    """QEMU processes of a LAVA job: their command line names the job's directory."""
+    marker = f"/var/lib/lava/dispatcher/tmp/{job_id}/".encode()
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes()
+        except OSError:
+            continue
+        if b"qemu-system" in text and marker in text:
+            found.append(int(cmdline.parent.name))
+    return found
 
 
 def remove_token(token: str) -> None:

@@ -107,7 +107,9 @@ class LavaDevice:
         self._answers = answers(job, self.steps)
         failure = job_failure(job)
         if failure and job.log.shell_reached is None:
-            self.boot_error = self.broken = f"{failure}\n--- console tail ---\n" \
+            fatal = self.detector.fatal
+            crashed = f"; the kernel crashed while booting: {fatal.describe()}" if fatal else ""
+            self.boot_error = self.broken = f"{failure}{crashed}\n--- console tail ---\n" \
                                             f"{job.log.tail_text()}"
         elif failure:
             self._failure = failure

@@ -3,15 +3,17 @@
 Lifecycle: `LavaJob(...)` writes the definition into the run directory; `start()` submits
 it and starts the follower thread, which polls the job (state, health) and its log from
 the last line read on, writing the console to `console.log` (and to the terminal once
-`stream_to()` says so), the raw log to `lava-log.yaml`, feeding the crash detector. When
-LAVA says Finished, the follower reads the job's test cases and sets `done`. A job that
-stays in the queue past the queue timeout is cancelled and says so; a lab that cannot be
-reached for the client's whole retry time ends the follow with that error. `cancel()`
-asks LAVA to cancel a job that has not finished (Ctrl-C, SIGTERM, the session's end).
+`stream_to()` says so), the raw log to `lava-log.yaml`, feeding the crash detector;
+`lava-job.json` says which job it is and how it ended. When LAVA says Finished, the
+follower reads the job's test cases and sets `done`. A job that stays in the queue past
+the queue timeout is cancelled and says so; a lab that cannot be reached for the
+client's whole retry time ends the follow with that error. `cancel()` asks LAVA to
+cancel a job that has not finished (Ctrl-C, SIGTERM, the session's end).
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -25,6 +27,7 @@ from pytest_lkft.crash import CrashDetector
 from pytest_lkft.devices.lava.client import LabUnreachable, LavaClient
 from pytest_lkft.devices.lava.joblog import JobLog
 from pytest_lkft.errors import LkftError
+from pytest_lkft.files import write_atomically
 
 POLL = 0.25  # seconds between looks at a running job
 QUEUED = ("Submitted", "Scheduling")
@@ -54,6 +57,7 @@ class LavaJob:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "job.yaml").write_text(definition)
         self.console_log = run_dir / "console.log"
+        self.record_name = log_name.replace("lava-log", "lava-job").replace(".yaml", ".json")
         self._console: TextIO = self.console_log.open("a", encoding="utf-8", errors="replace")
         self._raw: TextIO = (run_dir / log_name).open("w", encoding="utf-8", errors="replace")
         self.log = JobLog(self._write_console, detector, contexts)
@@ -73,6 +77,7 @@ class LavaJob:
             self._finish(str(error))
             return
         self.state = "Submitted"
+        self._record()
         self._thread = threading.Thread(target=self._follow, name=f"lkft-lava-{self.id}",
                                         daemon=True)
         self._thread.start()
@@ -144,9 +149,16 @@ class LavaJob:
         except yaml.YAMLError:
             return "matching"
 
+    def _record(self) -> None:
+        """`lava-job.json` (beside `lava-log.yaml`): the job's id, link, state, health."""
+        write_atomically(self.run_dir / self.record_name, json.dumps(
+            {"id": self.id, "url": self.url, "state": self.state, "health": self.health,
+             "error": self.error}, indent=2) + "\n")
+
     def _finish(self, error: str) -> None:
         self.error = self.error or error
         self.finished_at = time.monotonic()
+        self._record()
         with self._lock:
             self._console.close()
             self._raw.close()

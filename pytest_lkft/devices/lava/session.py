@@ -13,6 +13,7 @@ later suite runs fail at once with the same line instead of waiting again.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,56 @@ class ArtifactServer:
         self.server.server_close()
 
 
+class LabArtifacts:
+    """A device's artifacts as the lab fetches them: URLs as they are (through KissCache
+    when a prefix is set), local files published (`publish.Publisher`, made on first use)."""
+
+    def __init__(self, cache_root: Path, kisscache: str | None,
+                 publisher: Callable[[], Publisher]) -> None:
+        self.cache_root, self.kisscache, self.publisher = cache_root, kisscache, publisher
+        self._urls: dict[int, tuple[str, str, str | None, str | None]] = {}
+
+    def urls(self, artifacts: DeviceArtifacts,
+             sources: Sources) -> tuple[str, str, str | None, str | None]:
+        """(kernel, ramdisk, ramdisk compression, dtb) URLs of a device's artifacts."""
+        key = id(artifacts)
+        if key not in self._urls:
+            self._urls[key] = self._resolve(artifacts, sources)
+        return self._urls[key]
+
+    def _url(self, path: Path, source: str | None) -> str:
+        if source and source.startswith(("http://", "https://")):
+            return lab_url(source, self.kisscache)
+        return self.publisher().publish(path)
+
+    def _resolve(self, artifacts: DeviceArtifacts,
+                 sources: Sources) -> tuple[str, str, str | None, str | None]:
+        rootfs = artifacts.rootfs
+        if rootfs is None or rootfs_kind(rootfs) != "cpio":
+            raise UserError(f"{rootfs}: LAVA devices boot a cpio initramfs; pass "
+                            "--lkft-rootfs as a cpio archive (or nothing, for the busybox one)")
+        ramdisk, compression = initramfs(rootfs, artifacts.overlays, self.cache_root)
+        dtb = self._url(artifacts.dtb, sources.dtb) if artifacts.dtb is not None else None
+        return (self._url(artifacts.kernel, sources.kernel),
+                self._url(ramdisk, sources.rootfs if ramdisk == rootfs else None),
+                compression, dtb)
+
+
+def job_inputs(spec: LavaSpec, urls: tuple[str, str, str | None, str | None],
+               artifacts: DeviceArtifacts, timeouts: Timeouts, suite: str,
+               queue_timeout: float) -> JobInputs:
+    """Everything a job of `spec` needs but its steps."""
+    kernel, ramdisk, compression, dtb = urls
+    context: dict[str, Any] = qemu_context(spec.qemu, spec.template) if spec.qemu else {}
+    return JobInputs(
+        device_type=spec.device_type, job_name=f"lkft {suite} on {spec.name}",
+        kernel_url=kernel, ramdisk_url=ramdisk, ramdisk_compression=compression,
+        dtb_url=dtb, command_line=command_line(spec.console, artifacts.boot_args),
+        boot_timeout=timeouts.boot, queue_timeout=queue_timeout,
+        prompts=list(spec.prompts) or ["/ # "], context=context,
+        metadata={"lkft.suite": suite, "lkft.device": spec.name})
+
+
 class LavaSession:
     """This process's LAVA lab; see the module docstring."""
 
@@ -87,7 +138,7 @@ class LavaSession:
         self.waiting: list[LavaDevice] = []  # suite runs of this process, not started yet
         self.server: ArtifactServer | None = None
         self._publisher: Publisher | None = None
-        self._urls: dict[int, tuple[str, str, str | None, str | None]] = {}
+        self.artifacts = LabArtifacts(cache_root, options.kisscache, self.publisher)
         self._lock = threading.Lock()
 
     def publisher(self) -> Publisher:
@@ -100,44 +151,11 @@ class LavaSession:
             self._publisher = Publisher(self.cache_root, base)
         return self._publisher
 
-    def urls(self, artifacts: DeviceArtifacts,
-             sources: Sources) -> tuple[str, str, str | None, str | None]:
-        """(kernel, ramdisk, ramdisk compression, dtb) URLs of a device's artifacts."""
-        key = id(artifacts)
-        if key not in self._urls:
-            self._urls[key] = self._resolve(artifacts, sources)
-        return self._urls[key]
-
-    def _resolve(self, artifacts: DeviceArtifacts,
-                 sources: Sources) -> tuple[str, str, str | None, str | None]:
-        kiss = self.options.kisscache
-        rootfs = artifacts.rootfs
-        if rootfs is None or rootfs_kind(rootfs) != "cpio":
-            raise UserError(f"{rootfs}: LAVA devices boot a cpio initramfs; pass "
-                            "--lkft-rootfs as a cpio archive (or nothing, for the busybox one)")
-        kernel = lab_url(str(sources.kernel), kiss) if _remote(sources.kernel) else \
-            self.publisher().publish(artifacts.kernel)
-        ramdisk, compression = initramfs(rootfs, artifacts.overlays, self.cache_root)
-        ramdisk_url = lab_url(str(sources.rootfs), kiss) \
-            if ramdisk == rootfs and _remote(sources.rootfs) else self.publisher().publish(ramdisk)
-        dtb = None
-        if artifacts.dtb is not None:
-            dtb = lab_url(str(sources.dtb), kiss) if _remote(sources.dtb) else \
-                self.publisher().publish(artifacts.dtb)
-        return kernel, ramdisk_url, compression, dtb
-
     def job_inputs(self, spec: LavaSpec, artifacts: DeviceArtifacts, sources: Sources,
                    timeouts: Timeouts, suite: str) -> JobInputs:
         """Everything a job of `spec` needs but its steps."""
-        kernel, ramdisk, compression, dtb = self.urls(artifacts, sources)
-        context: dict[str, Any] = qemu_context(spec.qemu, spec.template) if spec.qemu else {}
-        return JobInputs(
-            device_type=spec.device_type, job_name=f"lkft {suite} on {spec.name}",
-            kernel_url=kernel, ramdisk_url=ramdisk, ramdisk_compression=compression,
-            dtb_url=dtb, command_line=command_line(spec.console, artifacts.boot_args),
-            boot_timeout=timeouts.boot, queue_timeout=self.options.queue_timeout,
-            prompts=list(spec.prompts) or ["/ # "], context=context,
-            metadata={"lkft.suite": suite, "lkft.device": spec.name})
+        return job_inputs(spec, self.artifacts.urls(artifacts, sources), artifacts, timeouts,
+                          suite, self.options.queue_timeout)
 
     def suite_device(self, spec: LavaSpec, inputs: JobInputs, steps: list[Step],
                      run_dir: Path, metadata: dict[str, str]) -> LavaDevice:
@@ -201,10 +219,6 @@ class LavaSession:
         for job in pending:
             job.cancel()
         return [job.id for job in pending if job.id is not None]
-
-
-def _remote(source: str | None) -> bool:
-    return bool(source) and str(source).startswith(("http://", "https://"))
 
 
 def _with_steps(inputs: JobInputs, steps: list[Step]) -> JobInputs:
