@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -180,11 +181,18 @@ def _cancel_everything() -> None:
         state.session.cancel_all()
 
 
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    """Cancel this process's jobs, then die of the signal as we would have."""
-    _cancel_everything()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
+def _cancelling(previous: Any) -> Callable[[int, FrameType | None], None]:
+    """A handler that cancels this process's jobs, then does what `previous` did (the
+    labgrid side's release, or dying of the signal)."""
+    def handler(signum: int, frame: FrameType | None) -> None:
+        _cancel_everything()
+        if callable(previous):
+            previous(signum, frame)
+            return
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    return handler
 
 
 def _arm_signals() -> None:
@@ -193,8 +201,9 @@ def _arm_signals() -> None:
         return
     atexit.register(_cancel_everything)
     for signum in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(signum) in (signal.SIG_DFL, None):
-            signal.signal(signum, _on_signal)
+        previous = signal.getsignal(signum)
+        if previous is not signal.SIG_IGN:
+            signal.signal(signum, _cancelling(previous))
 
 
 def _skipped(item: pytest.Item) -> bool:

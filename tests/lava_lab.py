@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -175,6 +176,7 @@ class LavaLab:
     postgres: Postgres | None = None
     started_postgres: bool = False
     settings_env: dict[str, str] = field(default_factory=dict)
+    logs: Path | None = None  # LAVA's own logs while it runs (see start)
 
     @property
     def url(self) -> str:
@@ -230,7 +232,7 @@ class LavaLab:
     def start_web(self) -> None:
         """LAVA's web app (REST API) under gunicorn, on the lab's port."""
         self._start("gunicorn", ["gunicorn3", "lava_server.wsgi", "--log-level", "INFO",
-                                 "--log-file", str(self.root / "gunicorn.log"),
+                                 "--log-file", str(self.logs / "gunicorn.log"),
                                  "-u", "lavaserver", "-g", "lavaserver",
                                  "--worker-class", "eventlet", "--workers", "2",
                                  "--bind", f"127.0.0.1:{self.port}"])
@@ -243,7 +245,10 @@ class LavaLab:
     def start(self) -> None:
         """PostgreSQL (when down), then the web app, publisher, scheduler and worker."""
         self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o777)  # gunicorn's workers run as lavaserver
+        # LAVA's daemons run as lavaserver, which cannot reach pytest's private tmp
+        # directories: their logs go to a directory of their own, copied back at the end
+        self.logs = Path(tempfile.mkdtemp(prefix="lkft-lava-logs-"))
+        shutil.chown(self.logs, "lavaserver", "lavaserver")
         self.postgres = Postgres.find()
         self.started_postgres = self.postgres.start()
         events, internal, publisher = free_port(), free_port(), free_port()
@@ -255,10 +260,10 @@ class LavaLab:
         }
         self.configure()
         self._start("publisher", ["lava-server", "manage", "lava-publisher", "--level", "INFO",
-                                  "--log-file", str(self.root / "publisher.log"),
+                                  "--log-file", str(self.logs / "publisher.log"),
                                   "--host", "127.0.0.1", "--port", str(publisher)])
         self._start("scheduler", ["lava-server", "manage", "lava-scheduler", "--level", "INFO",
-                                  "--log-file", str(self.root / "scheduler.log"),
+                                  "--log-file", str(self.logs / "scheduler.log"),
                                   "--event-url", f"tcp://127.0.0.1:{events}"])
         self.start_web()
         self._start("worker", ["lava-worker", "--level", "INFO", "--url", self.url,
@@ -320,6 +325,9 @@ class LavaLab:
                 remove_token(self.token)
         if self.started_postgres and self.postgres is not None:
             self.postgres.stop()
+        if self.logs is not None:
+            shutil.copytree(self.logs, self.root / "logs", dirs_exist_ok=True)
+            shutil.rmtree(self.logs, ignore_errors=True)
 
 
 class FlakyProxy:
@@ -433,8 +441,6 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 if __name__ == "__main__":
-    import tempfile
-
     signal.signal(signal.SIGTERM, _interrupt)
     with tempfile.TemporaryDirectory() as tmp, lava_lab(Path(tmp)) as running:
         print(f"LAVA at {running.url} LKFT_LAVA_TOKEN={running.token}", flush=True)

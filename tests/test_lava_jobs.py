@@ -201,7 +201,9 @@ def test_publishing_names_files_by_content(tmp_path: Path) -> None:
 def test_urls_go_through_kisscache() -> None:
     prefix = "http://cache:8001/api/v1/fetch/?url=%s"
     assert lab_url("https://h/a b?x=1", prefix) == \
-        "http://cache:8001/api/v1/fetch/?url=https%3A%2F%2Fh%2Fa%20b%3Fx%3D1"
+        "http://cache:8001/api/v1/fetch/a%20b?url=https%3A%2F%2Fh%2Fa%20b%3Fx%3D1"
+    assert lab_url("https://h/", prefix) == "http://cache:8001/api/v1/fetch/?url=https%3A%2F%2Fh%2F"
+    assert lab_url("https://h/Image", "http://c/f?u=%s") == "http://c/f?u=https%3A%2F%2Fh%2FImage"
     assert lab_url("https://h/Image", None) == "https://h/Image"
 
 

@@ -57,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     job.add_argument("--cache-dir", type=Path, default=None,
                      help="Cache directory (default $LKFT_CACHE_DIR, else ~/.cache/lkft)")
     job.add_argument("--cache-url", default=os.environ.get("LKFT_CACHE_URL"), metavar="PREFIX",
-                     help="KissCache prefix for URLs, e.g. http://host:8001/api/v1/fetch/?url=%%s")
+                     help="KissCache prefix the lab fetches URLs through, e.g. "
+                     "http://host:8001/api/v1/fetch/?url=%%s")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(kernel=args.kernel, rootfs=args.rootfs, modules=args.modules,
                         dtb=args.dtb, boot_args=args.boot_args)
     root = args.cache_dir or default_cache_dir()
-    with ArtifactCache(root, cache_url=args.cache_url) as cache:
+    with ArtifactCache(root) as cache:  # the prefix is the lab's way; this one fetches direct
         artifacts = provision(settings, load_devices().get(spec.provision_as), cache.fetch,
                               cache.root)
         publisher = Publisher(cache.root, args.artifacts_url)

@@ -142,6 +142,9 @@ class LavaJob:
         if complete:
             self._raw.write(complete)
             self.log.feed(complete)
+            with self._lock:  # readers of the run directory see the job as it runs
+                self._console.flush()
+                self._raw.flush()
 
     def _device_type(self) -> str:
         try:

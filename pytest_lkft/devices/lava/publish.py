@@ -50,8 +50,19 @@ class Sink(Protocol):
 
 
 def lab_url(url: str, kisscache: str | None) -> str:
-    """A remote artifact's URL as the lab should fetch it (through KissCache if given)."""
-    return kisscache % urllib.parse.quote(url, safe="") if kisscache else url
+    """A remote artifact's URL as the lab should fetch it (through KissCache if given).
+
+    LAVA names a download after the last part of its URL's path and refuses one that
+    ends in `/`, as `.../api/v1/fetch/?url=%s` does: the file's own name goes there
+    (`.../api/v1/fetch/Image?url=...`, which the cache server, like KissCache, serves).
+    """
+    if not kisscache:
+        return url
+    base, question, query = kisscache.partition("?")
+    name = urllib.parse.urlsplit(url).path.rstrip("/").rpartition("/")[2]
+    if base.endswith("/") and question and name:
+        kisscache = f"{base}{urllib.parse.quote(name).replace('%', '%%')}?{query}"
+    return kisscache % urllib.parse.quote(url, safe="")
 
 
 class Publisher:
