@@ -418,3 +418,24 @@ def test_jobs_pass_lavas_own_validation(lava: LavaLab, tmp_path: Path) -> None:
         assert pipeline.returncode == 0, pipeline.stdout[-3000:] + pipeline.stderr[-3000:]
     server.shutdown()
     server.server_close()
+
+
+def test_qemu_labgrid_and_lava_devices_in_one_matrix(
+        pytester: pytest.Pytester, private_cache: Path, lab: LavaLab,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One run under -n 3: local QEMU, a labgrid stand-in board and lava:qemu, each on a
+    worker of its own, the same results."""
+    from labgrid_lab import STANDIN_LAB, standin_lab
+    from test_labgrid import need_lab_tools
+
+    need_lab_tools()
+    junit = pytester.path / "results.xml"
+    with standin_lab(tmp_path_factory.mktemp("labgrid"), ["board-a"]) as grid:
+        run(pytester, private_cache, lab.url, str(TESTSUITES / "test_boot.py"),
+            str(TESTSUITES / "test_smoke.py"), "--lkft-device=lava:qemu",
+            "--lkft-device=qemu-arm64", "--lkft-device=standin-1", f"--lkft-lab={STANDIN_LAB}",
+            f"--lkft-coordinator={grid.coordinator}", "-n", "3", f"--junitxml={junit}")
+    found = by_device(junit)
+    expected = {"boot/boot": "pass", "boot/crash": "pass", "smoke/crash": "pass",
+                **{f"smoke/{case}": "pass" for case in SMOKE}}
+    assert found == {"lava:qemu": expected, "qemu-arm64": expected, "standin-1": expected}

@@ -50,6 +50,8 @@ class LavaJob:
         self.tests: list[dict[str, Any]] = []
         self.done = threading.Event()
         self.submitted_at = self.finished_at = 0.0
+        self.submitted_wall: float | None = None  # wall clock (s since the epoch), as LAVA's
+        self.results_wall: float | None = None  # times: when submitted, when all was read
         self.stream: TextSink | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -69,7 +71,7 @@ class LavaJob:
 
     def start(self) -> None:
         """Submit the job and follow it in a thread; a failed submission ends it at once."""
-        self.submitted_at = time.monotonic()
+        self.submitted_at, self.submitted_wall = time.monotonic(), time.time()
         try:
             self.id = self.client.submit(self.definition)
         except LkftError as error:
@@ -156,11 +158,12 @@ class LavaJob:
         """`lava-job.json` (beside `lava-log.yaml`): the job's id, link, state, health."""
         write_atomically(self.run_dir / self.record_name, json.dumps(
             {"id": self.id, "url": self.url, "state": self.state, "health": self.health,
-             "error": self.error}, indent=2) + "\n")
+             "error": self.error, "submitted_at": self.submitted_wall,
+             "results_at": self.results_wall}, indent=2) + "\n")
 
     def _finish(self, error: str) -> None:
         self.error = self.error or error
-        self.finished_at = time.monotonic()
+        self.finished_at, self.results_wall = time.monotonic(), time.time()
         self._record()
         with self._lock:
             self._console.close()
