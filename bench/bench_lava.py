@@ -5,14 +5,16 @@ runs the boot suite and the smoke suite (13 commands) on `lava:qemu`, Debian's a
 kernel and the busybox initramfs; each suite run is one LAVA job. In the same run, as
 baselines on the same kernel and initramfs:
 
-- tuxrun `--runtime null` (PyPI tuxrun) runs the very jobs pytest-lkft submitted, with
-  LAVA's dispatcher on this machine and no server: what the jobs cost without a lab;
+- tuxrun `--runtime null` (PyPI tuxrun) does the same work (a boot; a boot and the 13
+  smoke commands) with LAVA's dispatcher on this machine and no server, its own job for
+  qemu-arm64: `-cpu max,pauth-impdef=on` and MTE, which tuxrun's qemu-arm64 machine
+  needs (it refuses cortex-a57), 4 GB, the same kernel and initramfs;
 - the same suites on local QEMU (`--lkft-device=qemu-arm64`).
 
 Figures, medians over alternating rounds:
 
 - submit-to-results per job: from pytest-lkft submitting the job to its results being
-  in the process (lava-job.json's times), against tuxrun's wall time for the same job;
+  in the process (lava-job.json's times), against tuxrun's wall time for the same work;
 - harness cost per job: that time minus LAVA's own duration of the job (submitted to
   finished, as LAVA records it): polling, reading the log and the test cases (target
   <= 0.5 s); and the whole pytest run's wall time minus its jobs' durations;
@@ -88,34 +90,28 @@ def _utc(text: object) -> float:
     return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
 
 
-def job_figures(lab: LavaLab, workdir: Path) -> list[tuple[float, float, Path]]:
-    """(ours: submit to results, LAVA's duration, job.yaml) of each job of the last run."""
+def job_figures(lab: LavaLab, workdir: Path) -> list[tuple[float, float]]:
+    """(ours: submit to results, LAVA's duration) of each job of the last run."""
     found = []
     for record_path in sorted((workdir / "lkft-results" / "lava:qemu").glob("*/lava-job.json")):
         record = json.loads(record_path.read_text())
         job = lab.job(int(record["id"]))
         lava = _utc(job["end_time"]) - _utc(job["submit_time"])
-        found.append((record["results_at"] - record["submitted_at"], lava,
-                      record_path.parent / "job.yaml"))
+        found.append((record["results_at"] - record["submitted_at"], lava))
     return found
 
 
-def local_job(job: Path, cache: Path, into: Path) -> Path:
-    """The job with its artifact URLs pointing at the published files themselves (file://):
-    the run's artifact server is gone, the bytes are the same."""
-    definition = yaml.safe_load(job.read_text())
-    images = definition["actions"][0]["deploy"]["images"]
-    for image in images.values():
-        digest, name = image["url"].split("/")[-2:]
-        image["url"] = (cache / "published" / digest / name).as_uri()
-    into.write_text(yaml.safe_dump(definition, sort_keys=False))
-    return into
-
-
-def tuxrun_job(tuxrun: str, job: Path, workdir: Path) -> float:
-    """Seconds tuxrun --runtime null takes to run a job definition; raises if it fails."""
-    command = [tuxrun, "--runtime", "null", "--device", "qemu-arm64", "--job-definition",
-               job.as_uri(), "--log-file-yaml", str(workdir / "tuxrun-logs.yaml")]
+def tuxrun_job(tuxrun: str, artifacts: tuple[Path, Path], commands: list[str],
+               workdir: Path) -> float:
+    """Seconds `tuxrun --runtime null` takes for the same work as one of our jobs: a boot,
+    or a boot and the smoke commands (one shell line: tuxrun runs its commands as one
+    LAVA test case); raises if it fails."""
+    kernel, rootfs = artifacts
+    command = [tuxrun, "--runtime", "null", "--device", "qemu-arm64", "--kernel",
+               kernel.as_uri(), "--rootfs", rootfs.as_uri(),
+               "--log-file-yaml", str(workdir / "tuxrun-logs.yaml")]
+    if commands:
+        command += ["--", "sh", "-c", "; ".join(commands)]
     start = time.monotonic()
     done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
     elapsed = time.monotonic() - start
@@ -123,6 +119,17 @@ def tuxrun_job(tuxrun: str, job: Path, workdir: Path) -> float:
         raise SystemExit(f"tuxrun failed ({done.returncode}):\n{done.stdout[-3000:]}"
                          f"{done.stderr[-2000:]}")
     return elapsed
+
+
+def default_artifacts(cache: Path) -> tuple[Path, Path]:
+    """Debian's arm64 kernel and the busybox initramfs, as the runs boot them."""
+    from pytest_lkft.artifacts import ArtifactCache
+    from pytest_lkft.debian import default_artifacts as defaults
+    from pytest_lkft.lab import load_devices
+
+    with ArtifactCache(cache) as shared:
+        found = defaults(load_devices().get("qemu-arm64"), shared.root, shared.fetch)
+    return found.kernel, found.rootfs
 
 
 def show(label: str, values: list[float], unit: str = "s") -> float:
@@ -143,6 +150,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, lava_lab(Path(tmp, "lab")) as lab:
         workdir = Path(tmp, "run")
         two, four = copy_suites(workdir, 2), copy_suites(workdir, 4)
+        artifacts = default_artifacts(args.cache)
+        smoke = list(yaml.safe_load((REPO / "testsuites" / "smoke.yaml").read_text()).values())
         pytest_run(lab, workdir, args.cache, two, "lava:qemu")  # warm caches, byte code
         pytest_run(lab, workdir, args.cache, two, "qemu-arm64")
         for _ in range(args.rounds):
@@ -154,9 +163,8 @@ def main() -> int:
             harness += [j[0] - j[1] for j in jobs]
             whole.append((wall - sum(j[1] for j in jobs)) / len(jobs))
             if args.tuxrun:
-                for index, (_, _, job) in enumerate(jobs):
-                    tux.append(tuxrun_job(args.tuxrun, local_job(
-                        job, args.cache, Path(tmp, f"job-{index}.yaml")), Path(tmp)))
+                for commands in ([], smoke):
+                    tux.append(tuxrun_job(args.tuxrun, artifacts, commands, Path(tmp)))
             local.append(pytest_run(lab, workdir, args.cache, two, "qemu-arm64"))
             serial.append(pytest_run(lab, workdir, args.cache, four, "lava:qemu",
                                      "--lkft-lava-jobs=1"))

@@ -29,7 +29,19 @@ from pytest_lkft.devices.lava.joblog import JobLog
 from pytest_lkft.errors import LkftError
 from pytest_lkft.files import write_atomically
 
-POLL = 0.25  # seconds between looks at a running job
+POLL = 0.1  # seconds between looks at a running job (each look: the job and new log lines)
+# Submits the run's job.yaml again; the token comes from the environment, never the file.
+REPRODUCER = """#!/bin/sh
+# submit this suite run's LAVA job again: job.yaml beside this file, token from $LKFT_LAVA_TOKEN
+exec python3 - "$(dirname "$0")/job.yaml" <<'EOF'
+import json, os, sys, urllib.request
+request = urllib.request.Request(
+    "{url}api/v0.2/jobs/", json.dumps({{"definition": open(sys.argv[1]).read()}}).encode(),
+    {{"Authorization": "Token " + os.environ["LKFT_LAVA_TOKEN"],
+     "Content-Type": "application/json"}})
+print(urllib.request.urlopen(request).read().decode())
+EOF
+"""
 QUEUED = ("Submitted", "Scheduling")
 
 
@@ -58,6 +70,7 @@ class LavaJob:
         self._cancelled = False
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "job.yaml").write_text(definition)
+        write_atomically(run_dir / "reproducer.sh", REPRODUCER.format(url=client.url), 0o755)
         self.console_log = run_dir / "console.log"
         self.record_name = log_name.replace("lava-log", "lava-job").replace(".yaml", ".json")
         self._console: TextIO = self.console_log.open("a", encoding="utf-8", errors="replace")
