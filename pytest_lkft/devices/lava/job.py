@@ -139,9 +139,8 @@ class LavaJob:
         """Read the job's state and new log lines; True once it finished."""
         self.record = self.client.job(job_id)
         self.state, self.health = str(self.record.get("state")), str(self.record.get("health"))
-        self._read_log(job_id)
+        self._read_log(job_id)  # after the state: a finished job's log is whole by then
         if self.state == "Finished":
-            self._read_log(job_id)  # what the worker sent last
             return True
         queued = time.monotonic() - self.submitted_at
         if self.state in QUEUED and queued > self.queue_timeout and not self._cancelled:
