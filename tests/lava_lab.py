@@ -188,7 +188,7 @@ class LavaLab:
 
     root: Path
     port: int = 0
-    token: str = ""
+    token: str = field(default="", repr=False)  # never in a failure message
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     postgres: Postgres | None = None
     started_postgres: bool = False
