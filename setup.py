@@ -11,7 +11,8 @@ from setuptools import Extension, find_packages, setup
 setup(
     packages=[*find_packages(include=["pytest_lkft", "pytest_lkft.*"]), "pytest_lkft.testsuites"],
     package_dir={"pytest_lkft.testsuites": "testsuites"},
-    package_data={"pytest_lkft": ["data/*.yaml", "data/*.sh", "data/kconfig/*.config"],
+    package_data={"pytest_lkft": ["data/*.yaml", "data/*.sh", "data/kconfig/*.config",
+                                  "data/lava/*.yaml"],
                   "pytest_lkft.testsuites": ["*.yaml"]},
     ext_modules=[
         Extension(

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("pytest_lkft.cli.serve", "Serve the store over HTTP, SQUAD-compatible"),
     "junit": ("pytest_lkft.cli.junit", "Merge JUnit XML files"),
     "build": ("pytest_lkft.cli.build", "Build a kernel as the --lkft-tree options do"),
+    "lava": ("pytest_lkft.cli.lava", "Print the LAVA job of a device, not submitted"),
 }
 
 
