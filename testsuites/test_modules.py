@@ -20,9 +20,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("case", names or [skipped])
 
 
+def command(module: str) -> str:
+    """Load the module, then unload it (a name from the tarball is one word, never a command)."""
+    quoted = shlex.quote(module)
+    return f"modprobe {quoted} && modprobe -r {quoted}"
+
+
+@pytest.mark.lkft_commands(lambda params: [command(params["case"])])
 def test_module(device: Device, case: str, request: pytest.FixtureRequest) -> None:
-    module = shlex.quote(case)  # a name from the tarball is one word, never a command
-    run_case(device, f"modprobe {module} && modprobe -r {module}", request.node)
+    run_case(device, command(case), request.node)
 
 
 from pytest_lkft.suites import test_crash  # noqa: E402, F401  (every suite ends with it)

@@ -53,7 +53,7 @@ def device(request: pytest.FixtureRequest, lkft_device_name: str) -> Iterator[De
     run_dir = settings.results_dir / lkft_device_name / suite
     stream = terminal(config) if settings.console else None
     try:
-        made = kind_of(config, lkft_device_name).make(config, lkft_device_name, suite, run_dir,
+        made = kind_of(config, lkft_device_name).make(request, lkft_device_name, suite, run_dir,
                                                       stream)
     except pytest.fail.Exception as error:  # nothing to boot, no place: `_lkft_case` says so
         made = UnavailableDevice(lkft_device_name, run_dir, str(error.msg))
