@@ -18,6 +18,7 @@ from test_qemu import SMOKE_CASES, junit_cases, properties, run_suites
 from conftest import junit_results, need_qemu
 from pytest_lkft.artifacts.cache import ArtifactCache
 from pytest_lkft.provision.defaults import default_artifacts
+from pytest_lkft.settings.device import BootMessages
 from pytest_lkft.settings.devices import load_devices
 from pytest_lkft.settings.tables import packaged_dir
 
@@ -40,18 +41,34 @@ def test_quiet_boot_reaches_the_shell(pytester: pytest.Pytester, artifact_cache:
     assert kernel_version(junit).endswith("-cloud-arm64")  # asked of the shell: /proc/version
 
 
-def test_device_table_sets_the_kernel_start_message(pytester: pytest.Pytester,
-                                                    artifact_cache: Path) -> None:
+@pytest.mark.parametrize("where", ["table", "option"])
+def test_device_table_or_option_sets_the_kernel_start_message(pytester: pytest.Pytester,
+                                                              artifact_cache: Path,
+                                                              where: str) -> None:
     need_qemu("qemu-system-aarch64")
-    table = yaml.safe_load((packaged_dir() / "qemu-devices.yaml").read_text())
-    table["devices"]["qemu-arm64"]["kernel_start_message"] = r"Machine model: (\S+)"
-    lab = pytester.mkdir("lab")
-    (lab / "qemu-devices.yaml").write_text(yaml.safe_dump(table))
+    message = r"Machine model: (\S+)"
+    if where == "table":
+        table = yaml.safe_load((packaged_dir() / "qemu-devices.yaml").read_text())
+        table["devices"]["qemu-arm64"]["kernel_start_message"] = message
+        lab = pytester.mkdir("lab")
+        (lab / "qemu-devices.yaml").write_text(yaml.safe_dump(table))
+        args = [f"--lkft-lab-dir={lab}"]
+    else:
+        args = [f"--lkft-kernel-start-message={message}"]
     junit = pytester.path / "junit.xml"
-    result = run_suites(pytester, artifact_cache, "--lkft-device=qemu-arm64",
-                        f"--lkft-lab-dir={lab}", "--lkft-tests=boot", f"--junitxml={junit}")
+    result = run_suites(pytester, artifact_cache, "--lkft-device=qemu-arm64", *args,
+                        "--lkft-tests=boot", f"--junitxml={junit}")
     result.assert_outcomes(passed=2)
-    assert kernel_version(junit) == "linux,dummy-virt"  # the table's message, its group
+    assert kernel_version(junit) == "linux,dummy-virt"  # the given message, its group
+
+
+def test_the_device_table_sets_the_prompts(tmp_path: Path) -> None:
+    table = yaml.safe_load((packaged_dir() / "qemu-devices.yaml").read_text())
+    table["devices"]["qemu-arm64"]["prompts"] = ["board# $", "login: $"]
+    (tmp_path / "qemu-devices.yaml").write_text(yaml.safe_dump(table))
+    devices = load_devices(tmp_path / "qemu-devices.yaml")
+    assert devices.get("qemu-arm64").boot_messages.prompts == ("board# $", "login: $")
+    assert devices.get("qemu-x86_64").boot_messages == BootMessages()  # the harness's
 
 
 def test_prompts_option_and_silence_after_the_kernel_started(pytester: pytest.Pytester,

@@ -1,9 +1,10 @@
 """Values that reach a shell are data, never commands (issue 17).
 
 Module names come from the modules tarball, kselftest collections from the kselftest
-tarball's list, LTP skip tags from the skipfile, the kernel command line from the user:
-each reaches a shell (the device's, or U-Boot's) as one word. Each value here tries to run
-`echo INJECTED-$((6*7))`; `INJECTED-42` anywhere means it ran.
+tarball's list, LTP runtest names from --lkft-ltp-runtest, LTP skip tags from the skipfile,
+the kernel command line from the user: each reaches a shell (the device's, or U-Boot's) as
+one word. Each value here tries to run `echo INJECTED-$((6*7))`; `INJECTED-42` anywhere
+means it ran.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def test_names_from_tarballs_stay_names_on_the_device(pytester: pytest.Pytester,
     result = pytester.runpytest_subprocess(
         str(TESTSUITES), f"--lkft-cache-dir={artifact_cache}", "-p", "no:cacheprovider",
         "--lkft-device=qemu-arm64", f"--lkft-modules={modules}",
-        f"--lkft-kselftest={kselftest}", "--lkft-tests=modules,kselftest-*", "-v")
+        f"--lkft-kselftest={kselftest}", f"--lkft-ltp-runtest={EVIL}",
+        "--lkft-tests=modules,kselftest-*,ltp-*", "-v")
     # modprobe finds no such module: the case fails, as a module that will not load does
     result.stdout.fnmatch_lines([f"*test_module?qemu-arm64-{EVIL}? FAILED*"])
     runs = pytester.path / "lkft-results" / "qemu-arm64"
@@ -91,4 +93,7 @@ def test_names_from_tarballs_stay_names_on_the_device(pytester: pytest.Pytester,
     collection = (runs / "kselftest" / "console.log").read_text()
     assert f"./run_kselftest.sh -c '{EVIL}'" in unwrapped(collection)
     assert f"ok 1 selftests: {EVIL}: t1" in collection  # the runner got the name whole
-    assert "INJECTED-42" not in modprobe + collection
+    ltp = (runs / "ltp" / "console.log").read_text()  # the rootfs's LTP: its runner
+    assert f"sh /lkft/ltp-runner.sh '{EVIL}'" in unwrapped(ltp)  # got the name whole
+    assert f"no runtest file /opt/ltp/runtest/{EVIL} on the device" in unwrapped(ltp)
+    assert "INJECTED-42" not in modprobe + collection + ltp

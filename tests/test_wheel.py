@@ -51,3 +51,13 @@ def test_the_wheel_boots_qemu_arm64_from_an_empty_directory(tmp_path: Path,
     assert results["smoke/uname"] == "pass"
     assert set(results.values()) == {"pass"}, results
     assert (empty / "lkft-results" / "qemu-arm64" / "boot" / "console.log").is_file()
+
+
+def test_what_bootstrap_makes_in_the_checkout_is_ignored() -> None:
+    """bootstrap.sh makes .venv in the checkout (issue 17): git status stays clean."""
+    if not (REPO / ".git").exists():
+        pytest.skip(f"{REPO} is no git checkout")
+    made = [".venv/bin/python", "build/x", "pytest_lkft.egg-info/PKG-INFO"]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *made], cwd=REPO,
+                             text=True, capture_output=True, check=False).stdout.split()
+    assert ignored == made

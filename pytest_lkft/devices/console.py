@@ -252,6 +252,9 @@ class Console:
         if index == len(wanted):
             self._settle()
         self.stop()
+        if index == len(wanted) and self.log.detector.fatal is not None:
+            # a panic ended the device: said so whether or not its pattern matched first
+            raise BootError(self._why("the kernel crashed while booting"))
         raise BootError(self._why(f"{why}: {reason}"))
 
     def _sync(self, clock: BootClock) -> None:
