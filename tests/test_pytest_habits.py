@@ -186,7 +186,7 @@ class SilentKind:
     def claims(self, device): return device == "silent"
     def arch(self, device): return "x86_64"
     def check(self, config, devices): pass
-    def make(self, config, device, suite, run_dir, stream): return Silent(device, run_dir)
+    def make(self, request, device, suite, run_dir, stream): return Silent(device, run_dir)
 
 
 @pytest.hookimpl

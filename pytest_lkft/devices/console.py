@@ -30,6 +30,7 @@ NEWLINE = re.compile(r"\r+\n")
 RC_MARKER = re.compile(r"LKFT-RC=(\d+)")
 START_MARKER = r"LKFT-START\r*\n"
 TAIL_LINES = 30
+TAIL_LINE_CHARS = 4096  # of a line that never ends, its last characters
 SYNC_RETRY = 3.0  # seconds before the shell is asked again whether it reads our input
 PANIC_SETTLE = 3.0  # seconds to keep reading after a panic, for the rest of the trace
 # Characters of console output each expect searches when more arrives (pexpect's
@@ -101,10 +102,18 @@ class ConsoleLog:
         self.last_output = time.monotonic()
         self.file.write(text)
         self.detector.feed(text)
-        self.tail = (self.tail + text.splitlines(keepends=True))[-TAIL_LINES:]
+        self._add_to_tail(text)
         if self.stream is not None:
             self.stream.write(text)
             self.stream.flush()
+
+    def _add_to_tail(self, text: str) -> None:
+        """Keep the last TAIL_LINES lines whole: a shell under load echoes a command a
+        character a read, and counting reads as lines cut the prompt off its command."""
+        parts = text.splitlines(keepends=True)
+        if parts and self.tail and not self.tail[-1].endswith(("\n", "\r")):
+            self.tail[-1] = (self.tail[-1] + parts.pop(0))[-TAIL_LINE_CHARS:]
+        self.tail = (self.tail + [part[-TAIL_LINE_CHARS:] for part in parts])[-TAIL_LINES:]
 
     def flush(self) -> None:
         self.file.flush()
