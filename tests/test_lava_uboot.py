@@ -33,6 +33,7 @@ from pytest_lkft.devices.lava.jobs import (
     fill,
     job_values,
     load_template,
+    qemu_context,
     render_job,
     template_values,
 )
@@ -321,3 +322,17 @@ def test_the_checks_have_teeth(files: str, tmp_path: Path) -> None:
                                            values={**spec.values, "kernel_type": "image"}))
     _, log = lava_validate(tmp_path, spec.device_type, job)
     assert "No booti parameters available, falling back to bootm" in log, log[-2000:]
+
+
+def test_the_qemu_template_still_passes_lavas_own_validation(files: str,
+                                                             tmp_path: Path) -> None:
+    """The template values do not disturb the qemu template: its job passes LAVA's checks
+    against a device of LAVA's qemu device type (tests/test_lava.py does it in the lab)."""
+    need_lava_dispatcher()
+    spec = lava_spec("lava:qemu")
+    assert spec.qemu is not None
+    job = render_job("qemu", JobInputs("qemu", "lkft", f"{files}/Image",
+                                       f"{files}/rootfs.cpio.gz", steps=STEPS,
+                                       context=qemu_context(spec.qemu)))
+    result, _ = lava_validate(tmp_path, "qemu", job)
+    assert result["result"] == "pass", result
