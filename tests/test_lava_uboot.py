@@ -336,3 +336,20 @@ def test_the_qemu_template_still_passes_lavas_own_validation(files: str,
                                        context=qemu_context(spec.qemu)))
     result, _ = lava_validate(tmp_path, "qemu", job)
     assert result["result"] == "pass", result
+
+
+def test_a_run_on_a_board_without_its_device_tree_stops_at_start(tmp_path: Path) -> None:
+    """pytest --lkft-device=lava:<board> without --lkft-dtb: one line, before any job (the
+    lab's URL answers nothing; it is never asked)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-q",
+         str(HERE.parent / "testsuites" / "test_boot.py"), "--lkft-device=lava:bcm2711-rpi-4-b",
+         "--lkft-lava-url=http://127.0.0.1:9", f"--lkft-results-dir={tmp_path / 'results'}"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "LKFT_LAVA_TOKEN": "x", "LKFT_CACHE_DIR": str(tmp_path / "cache")})
+    assert done.returncode != 0
+    errors = [line for line in (done.stdout + done.stderr).splitlines() if "ERROR" in line]
+    assert errors == ["ERROR: lava:bcm2711-rpi-4-b boots with a device tree and none was "
+                      "given: pass --lkft-dtb (`lkft lava job --dtb`), "
+                      "broadcom/bcm2711-rpi-4-b.dtb of your kernel build "
+                      "(arch/arm64/boot/dts/broadcom/bcm2711-rpi-4-b.dtb), as a path or URL"]

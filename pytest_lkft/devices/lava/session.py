@@ -133,11 +133,11 @@ def job_inputs(spec: LavaSpec, urls: tuple[str, str, str | None, str | None],
         metadata={"lkft.suite": suite, "lkft.device": spec.name}, values=dict(spec.values))
 
 
-def need_dtb(spec: LavaSpec, dtb_url: str | None) -> None:
+def need_dtb(spec: LavaSpec, dtb: str | None) -> None:
     """A UserError when the device boots with a device tree (its `dtb` value) and none
-    was given."""
+    was given (`dtb`: its URL or path, or None)."""
     name = spec.values.get("dtb")
-    if name and dtb_url is None:
+    if name and not dtb:
         raise UserError(f"{spec.name} boots with a device tree and none was given: pass "
                         f"--lkft-dtb (`lkft lava job --dtb`), {name} of your kernel build "
                         f"(arch/{spec.arch}/boot/dts/{name}), as a path or URL")
