@@ -93,8 +93,7 @@ def test_rpi4_job_deploys_to_tftp_and_boots_u_boot() -> None:
         "to": "tftp", "timeout": {"seconds": 600},
         "kernel": {"url": "http://h/Image", "type": "image", "compression": "gz"},
         "dtb": {"url": "http://h/board.dtb"},
-        "ramdisk": {"url": "http://h/rootfs.cpio.gz", "compression": "gz",
-                    "header": "u-boot"}}
+        "ramdisk": {"url": "http://h/rootfs.cpio.gz", "compression": "gz"}}
     assert boot["boot"]["method"] == "u-boot" and boot["boot"]["commands"] == "ramdisk"
     assert boot["boot"]["prompts"] == list(spec.prompts)
     assert [d["name"] for d in test["test"]["definitions"]] == ["smoke", "ltp-math"]
@@ -128,7 +127,7 @@ def test_a_wrong_kernel_type_is_one_line_naming_it() -> None:
                                 "of image, zimage, uimage; set a valid one in the device's "
                                 "`values:`")
     with pytest.raises(UserError, match=r"^LAVA job template 'uboot' takes no value 'colour'; "
-                       r"its values: dtb, kernel_type, ramdisk_header$"):
+                       r"its values: dtb, kernel_type$"):
         template_values("uboot", {"colour": "red"})
     with pytest.raises(UserError, match=r"^LAVA job template 'qemu' takes no value "
                        r"'kernel_type'; its values: none$"):
