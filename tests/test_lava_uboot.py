@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import need_qemu
 from pytest_lkft.devices.lava.jobs import (
     JobInputs,
     Step,
@@ -352,3 +353,117 @@ def test_a_run_on_a_board_without_its_device_tree_stops_at_start(tmp_path: Path)
                       "given: pass --lkft-dtb (`lkft lava job --dtb`), "
                       "broadcom/bcm2711-rpi-4-b.dtb of your kernel build "
                       "(arch/arm64/boot/dts/broadcom/bcm2711-rpi-4-b.dtb), as a path or URL"]
+
+
+# --- A U-Boot board that boots: QEMU's -------------------------------------------------
+
+UBOOT_BIN = Path("/usr/lib/u-boot/qemu_arm64/u-boot.bin")  # Debian's u-boot-qemu
+# QEMU's arm64 virt machine as a U-Boot board of base-uboot.jinja2: U-Boot from u-boot-qemu
+# as its firmware, the "serial line" QEMU's stdio, the "TFTP server" QEMU's user network
+# serving the worker's TFTP directory (at 10.0.2.2, the dispatcher_ip the job's U-Boot
+# commands fetch from), the device tree QEMU's own (at the start of RAM: no dtb is
+# deployed), power a stand-in. QEMU's stdio delivers the kernel's first messages at once,
+# not at a UART's pace, so LAVA would look for "Linux version" in a window they have
+# already left: the board's kernel-start-message is off (the shell prompt is still waited
+# for).
+QEMU_UBOOT_BOARD = """{{% extends 'base-uboot.jinja2' %}}
+{{% set booti_kernel_addr = '0x40400000' %}}
+{{% set booti_ramdisk_addr = '0x46000000' %}}
+{{% set booti_dtb_addr = '0x40000000' %}}
+{{% set bootm_kernel_addr = '0x40400000' %}}
+{{% set bootm_ramdisk_addr = '0x46000000' %}}
+{{% set bootm_dtb_addr = '0x40000000' %}}
+{{% set uboot_mkimage_arch = 'arm64' %}}
+{{% set console_device = console_device|default('ttyAMA0') %}}
+{{% set bootloader_prompt = '=>' %}}
+{{% set kernel_start_message = '' %}}
+{{% set connection_command = '{qemu}' %}}
+{{% set power_on_command = '/bin/true' %}}
+{{% set power_off_command = '/bin/true' %}}
+{{% set hard_reset_command = '/bin/true' %}}
+"""
+QEMU_UBOOT = ("qemu-system-aarch64 -machine virt -cpu cortex-a57 -m 1024 -nographic -no-reboot "
+              "-bios {uboot} -netdev user,id=n0,tftp={tftp} -device virtio-net-pci,netdev=n0")
+
+
+@pytest.mark.qemu
+def test_a_u_boot_board_boots_the_job_for_real(artifact_cache: Path, tmp_path: Path) -> None:
+    """The uboot template's job, run by lava-run itself on QEMU's U-Boot: LAVA deploys the
+    kernel and the initramfs (its test shell added, a U-Boot header put on) to TFTP, U-Boot
+    fetches them over the network and boots them with booti, the suite's commands run and
+    come back as LAVA test cases with their exit statuses."""
+    from pytest_lkft.artifacts.cache import ArtifactCache
+    from pytest_lkft.provision.defaults import default_artifacts
+    from pytest_lkft.settings.devices import load_devices
+
+    need_lava_dispatcher()
+    need_u_boot_board()
+    with ArtifactCache(artifact_cache) as cache:
+        found = default_artifacts(load_devices().get("qemu-arm64"), artifact_cache,
+                                  cache.fetch)
+    served = tmp_path / "files"
+    served.mkdir()
+    shutil.copy(found.kernel, served / "Image")
+    shutil.copy(found.rootfs, served / "rootfs.cpio.gz")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        SimpleHTTPRequestHandler, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        result, log = lava_run_board(tmp_path, render_job("uboot", JobInputs(
+            "qemu-uboot-arm64", "lkft on U-Boot", f"{base}/Image", f"{base}/rootfs.cpio.gz",
+            console="ttyAMA0", boot_timeout=300, values={"kernel_type": "image"},
+            prompts=list(lava_spec("lava:bcm2711-rpi-4-b").prompts),
+            steps=[Step("smoke", "uname", "uname -a", 120),
+                   Step("smoke", "false", "false", 120)])))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result["result"] == "pass", (result, log[-3000:])
+    for line in ("Starting kernel", "booti 0x40400000 0x46000000 0x40000000",
+                 "AArch64 Linux RAMDisk Image", "lkft: init done",
+                 "TEST_CASE_ID=uname RESULT=pass UNITS=rc MEASUREMENT=0",
+                 "TEST_CASE_ID=false RESULT=fail UNITS=rc MEASUREMENT=1"):
+        assert line in log, line
+
+
+def need_u_boot_board() -> None:
+    """Skip (fail under CI) without QEMU's U-Boot or lava-run's root."""
+    need_qemu("qemu-system-aarch64")
+    missing = [what for what, there in (
+        (f"u-boot-qemu ({UBOOT_BIN})", UBOOT_BIN.exists()),
+        ("root (lava-run runs as root)", os.geteuid() == 0)) if not there]
+    if missing:
+        message = f"a U-Boot board in QEMU needs {', '.join(missing)}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def lava_run_board(tmp_path: Path, job: str) -> tuple[dict[str, str], str]:
+    """lava-run running `job` on QEMU's U-Boot board: its result and log."""
+    tftp = tmp_path / "tftp"
+    tftp.mkdir()
+    devices = tmp_path / "devices"
+    devices.mkdir()
+    (devices / "qemu-uboot-01.jinja2").write_text(
+        QEMU_UBOOT_BOARD.format(qemu=QEMU_UBOOT.format(uboot=UBOOT_BIN, tftp=tftp)))
+    (tmp_path / "job.yaml").write_text(job)
+    device = subprocess.run([SYSTEM_PYTHON, str(HERE / "lava_validate.py"), "device",
+                             str(devices), "qemu-uboot-01", str(tmp_path / "job.yaml")],
+                            capture_output=True, text=True, check=True)
+    (tmp_path / "device.yaml").write_text(device.stdout)
+    (tmp_path / "dispatcher.yaml").write_text("dispatcher_ip: 10.0.2.2\n")
+    stand_ins = tmp_path / "bin"
+    stand_ins.mkdir()
+    if shutil.which("in.tftpd") is None:  # QEMU serves TFTP here; LAVA checks for one
+        (stand_ins / "in.tftpd").write_text("#!/bin/sh\nexit 0\n")
+        (stand_ins / "in.tftpd").chmod(0o755)
+    out = tmp_path / "out"
+    run = subprocess.run([SYSTEM_PYTHON, str(HERE / "lava_validate.py"), "run", str(tftp),
+                          f"lkft-uboot-{os.getpid()}-{tmp_path.name}", str(out),
+                          str(tmp_path / "device.yaml"), str(tmp_path / "job.yaml"),
+                          str(tmp_path / "dispatcher.yaml")],
+                         capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "PATH": f"{stand_ins}:{os.environ['PATH']}"})
+    return dict(yaml.safe_load((out / "result.yaml").read_text())), run.stdout + run.stderr
