@@ -103,7 +103,7 @@ def test_rpi4_job_deploys_to_tftp_and_boots_u_boot() -> None:
 def test_x15_takes_a_zimage_and_an_nfs_root() -> None:
     spec = lava_spec("lava:am57xx-beagle-x15")
     assert (spec.arch, spec.console, spec.values["kernel_type"]) == ("arm", "ttyS2", "zimage")
-    job = job_of(spec, ramdisk_url=None, nfsrootfs_url="http://h/rootfs.tar.xz",
+    job = job_of(spec, nfsrootfs_url="http://h/rootfs.tar.xz",
                  modules_url="http://h/modules.tar.xz")
     deploy = job["actions"][0]["deploy"]  # type: ignore[index]
     assert "ramdisk" not in deploy and deploy["kernel"]["type"] == "zimage"
@@ -299,7 +299,7 @@ def test_board_jobs_pass_lavas_own_validation(board: str, steps: list[Step], fil
 def test_an_nfs_root_passes_lavas_own_validation(files: str, tmp_path: Path) -> None:
     need_lava_dispatcher()
     spec = lava_spec("lava:bcm2711-rpi-4-b")
-    job = render_job("uboot", board_inputs(spec, files, ramdisk_url=None, steps=STEPS[:1],
+    job = render_job("uboot", board_inputs(spec, files, steps=STEPS[:1],
                                            nfsrootfs_url=f"{files}/rootfs.tar.xz",
                                            modules_url=f"{files}/modules.tar.xz"))
     result, _ = lava_validate(tmp_path, spec.device_type, job)

@@ -196,6 +196,7 @@ def job_values(template: dict[str, Any], inputs: JobInputs) -> dict[str, Any]:
     test_seconds = action["test"]["timeout"]["seconds"] if action else 0
     boot = int(inputs.boot_timeout)
     rootfs_commands = "nfs" if inputs.nfsrootfs_url else "ramdisk"
+    ramdisk = None if inputs.nfsrootfs_url else inputs.ramdisk_url  # an NFS root replaces it
     return {
         **inputs.values,
         "device_type": inputs.device_type, "job_name": inputs.job_name,
@@ -203,7 +204,7 @@ def job_values(template: dict[str, Any], inputs: JobInputs) -> dict[str, Any]:
         "queue_timeout": max(1, int(inputs.queue_timeout)), "boot_timeout": boot,
         "deploy_timeout": DEPLOY_TIMEOUT, "context": inputs.context or None,
         "metadata": inputs.metadata or None, "kernel_url": inputs.kernel_url,
-        "command_line": inputs.command_line, "ramdisk_url": inputs.ramdisk_url,
+        "command_line": inputs.command_line, "ramdisk_url": ramdisk,
         "ramdisk_compression": inputs.ramdisk_compression,
         "ramdisk_overlays": {"lava": True} if action else None,
         "dtb_url": inputs.dtb_url, "prompts": inputs.prompts, "test_action": action,
