@@ -47,6 +47,7 @@ from pytest_lkft.settings import tables
 HERE = Path(__file__).parent
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with LAVA's packages
 BOARDS = ["bcm2711-rpi-4-b", "am57xx-beagle-x15"]
+DISPATCHER_TMP = Path("/var/lib/lava/dispatcher/tmp")  # lava-run's, per job id
 # The device dictionary of a board that is not there: LAVA's device-type template, a
 # power switch that does nothing and a "serial line" that echoes nothing back.
 STAND_IN_DEVICE = """{{% extends '{device_type}.jinja2' %}}
@@ -277,6 +278,7 @@ def lava_validate(tmp_path: Path, device_type: str, job: str) -> tuple[dict[str,
                           str(tmp_path / "device.yaml"), str(tmp_path / "job.yaml")],
                          capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PATH": f"{stand_ins}:{os.environ['PATH']}"})
+    shutil.rmtree(DISPATCHER_TMP / job_id, ignore_errors=True)  # a qemu job's stays behind
     return dict(yaml.safe_load((out / "result.yaml").read_text())), run.stdout + run.stderr
 
 
