@@ -41,6 +41,7 @@ from pytest_lkft.devices.lava.jobs import (
 from pytest_lkft.devices.lava.session import need_dtb
 from pytest_lkft.devices.lava.specs import LavaSpec, lava_spec, load_lava_devices
 from pytest_lkft.errors import UserError
+from pytest_lkft.provision.kernelimage import MIN_SIZE
 from pytest_lkft.provision.rootfs import Entry, write_cpio
 from pytest_lkft.settings import tables
 
@@ -204,8 +205,8 @@ def file_of(path: Path, data: bytes) -> Path:
 
 
 def arm64_image(path: Path) -> Path:
-    """A file that is an arm64 Image as far as its header goes (magic at 0x38)."""
-    return file_of(path, bytes(0x38) + b"ARM\x64" + bytes(8))
+    """A file that is an arm64 Image as far as its header and size go (magic at 0x38)."""
+    return file_of(path, bytes(0x38) + b"ARM\x64" + bytes(MIN_SIZE))
 
 
 # --- LAVA's own checks ------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TESTSUITES, junit_results, need_qemu
+from conftest import TESTSUITES, junit_name, junit_results, need_qemu
 from pytest_lkft.errors import UserError
 from pytest_lkft.provision import ltp
 from pytest_lkft.provision.rootfs import tarball_overlay
@@ -97,7 +97,7 @@ def messages(path: Path) -> dict[str, str]:
     for case in ET.parse(path).getroot().iter("testcase"):
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
-                found[f"{case.get('classname')}/{case.get('name')}"] = str(child.get("message"))
+                found[f"{case.get('classname')}/{junit_name(case)}"] = str(child.get("message"))
     return found
 
 

@@ -26,6 +26,7 @@ runner makes the plan on the device, the same way `plan` does here.
 from __future__ import annotations
 
 import gzip
+import re
 import shlex
 import stat
 import tarfile
@@ -109,7 +110,13 @@ def read_skipfile(path: Path) -> list[str]:
 
 def skip_command(tag: str, skipfile: str) -> str:
     """What a skipped tag runs instead: a TCONF line naming the skipfile, then exit 32."""
-    return f"echo 'lkft: TCONF: {tag} is in the skipfile {skipfile}'; exit 32"
+    return f"echo {shlex.quote(f'lkft: TCONF: {tag} is in the skipfile {skipfile}')}; exit 32"
+
+
+def skipfile_label(path: str) -> str:
+    """The skipfile's name as TCONF lines show it, plain characters only: the device's
+    runner puts it between single quotes of a shell command."""
+    return re.sub(r"[^\w.+-]", "_", Path(path).name)
 
 
 def plan(text: str, shard: Shard | None = None, skips: list[str] | None = None,
@@ -150,9 +157,13 @@ def plan_overlay(plans: dict[str, list[tuple[str, str]]]) -> bytes:
 
 
 def heredoc(path: str, text: str) -> str:
-    """A shell command writing `text` to `path` verbatim (quoted here-document)."""
+    """A shell command writing `text` to `path` verbatim (quoted here-document, ended by a
+    word no line of `text` is: a skipfile line cannot end it early and run as a command)."""
     body = text if text.endswith("\n") or not text else text + "\n"
-    return f"cat >{path} <<'{HEREDOC_END}'\n{body}{HEREDOC_END}"
+    end = HEREDOC_END
+    while end in body.splitlines():
+        end += "_"
+    return f"cat >{path} <<'{end}'\n{body}{end}"
 
 
 def rootfs_setup(shard: Shard | None, skips: list[str], skipfile: str) -> str:
@@ -184,7 +195,7 @@ class LtpStage:
         names = choose_runtests(list(texts), settings.ltp_runtest, settings.ltp or str(tarball))
         skipfile = context.get(settings.ltp_skipfile)
         skips = read_skipfile(skipfile) if skipfile else []
-        shown = Path(settings.ltp_skipfile or "").name
+        shown = skipfile_label(settings.ltp_skipfile or "")
         plans = {name: plan(texts[name], settings.ltp_shard, skips, shown) for name in names}
         overlays = [tarball_overlay_file(tarball, context.cache_root, overlay_prefix(tarball)),
                     stored_overlay(plan_overlay(plans), context.cache_root)]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pytest_lkft.errors import LkftError
@@ -54,4 +52,4 @@ def setup(config: pytest.Config) -> str | None:
         skips = ltp.read_skipfile(local_file(config, skipfile)) if skipfile else []
     except LkftError as error:  # one line, not a fixture traceback
         pytest.fail(str(error).splitlines()[0], pytrace=False)
-    return ltp.rootfs_setup(settings.ltp_shard, skips, Path(skipfile or "").name)
+    return ltp.rootfs_setup(settings.ltp_shard, skips, ltp.skipfile_label(skipfile or ""))

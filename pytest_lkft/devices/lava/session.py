@@ -125,12 +125,21 @@ def job_inputs(spec: LavaSpec, urls: tuple[str, str, str | None, str | None],
     return JobInputs(
         device_type=spec.device_type, job_name=f"lkft {suite} on {spec.name}",
         kernel_url=kernel, ramdisk_url=ramdisk, ramdisk_compression=compression,
-        dtb_url=dtb, kernel_compression=LAVA_COMPRESSION.get(file_compression(artifacts.kernel)),
+        dtb_url=dtb, kernel_compression=kernel_compression(artifacts.kernel),
         command_line=command_line(spec.console, artifacts.boot_args),
         console=spec.console, boot_args=artifacts.boot_args,
         boot_timeout=timeouts.boot, queue_timeout=queue_timeout,
-        prompts=list(spec.prompts) or ["/ # "], context=context,
+        prompts=list(artifacts.prompts or spec.prompts) or ["/ # "], context=context,
         metadata={"lkft.suite": suite, "lkft.device": spec.name}, values=dict(spec.values))
+
+
+def kernel_compression(kernel: Path) -> str | None:
+    """LAVA's word for the kernel file's compression (gz, xz); None when it is raw, or not
+    here to look at (a test's inputs)."""
+    try:
+        return LAVA_COMPRESSION.get(file_compression(kernel))
+    except OSError:
+        return None
 
 
 def need_dtb(spec: LavaSpec, dtb: str | None) -> None:
