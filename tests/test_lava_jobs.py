@@ -124,7 +124,8 @@ def test_device_names() -> None:
     assert (qemu.device_type, qemu.template, qemu.provision_as, qemu.arch, qemu.console) == \
         ("qemu", "qemu", "qemu-arm64", "arm64", "ttyAMA0")
     assert lava_spec("lava:qemu-x86_64").console == "ttyS0"
-    with pytest.raises(UserError, match=r"unknown LAVA device 'lava:rpi9'; known: lava:qemu, "):
+    with pytest.raises(UserError, match=r"unknown LAVA device 'lava:rpi9'; known: "
+                       r"lava:am57xx-beagle-x15, lava:bcm2711-rpi-4-b, lava:qemu, "):
         lava_spec("lava:rpi9")
 
 

@@ -290,9 +290,12 @@ class LavaKind:
     def check(self, config: pytest.Config, devices: Sequence[str]) -> None:
         """Check the names and the options, the token if the lab answers; arm the
         cancelling of this process's jobs."""
-        from pytest_lkft.devices.lava.session import LavaSession
+        from pytest_lkft.devices.lava.session import LavaSession, need_dtb
 
         specs = {name: lava_spec(name) for name in devices}
+        settings = config.stash.get(SETTINGS_KEY, None)
+        for spec in specs.values():  # a board without its device tree: before any job
+            need_dtb(spec, settings.dtb if settings else None)
         options = options_from(config, devices[0])
         state = LavaState(LavaSession(options, config.stash[CACHE_KEY].root), specs)
         if not hasattr(config, "workerinput"):  # the controller, or a run without xdist

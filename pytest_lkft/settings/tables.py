@@ -41,7 +41,8 @@ def set_lab_dir(path: Path | None, source: str = "--lkft-lab-dir") -> None:
     global _lab_dir
     if path is not None and not path.is_dir():
         raise UserError(f"{source} {path}: no such directory; give the directory holding your "
-                        "own qemu-devices.yaml, archs.yaml or crash-patterns.yaml")
+                        "own qemu-devices.yaml, archs.yaml, crash-patterns.yaml or "
+                        "lava/devices.yaml")
     _lab_dir = path
     for loader in _CACHED:
         loader.cache_clear()

@@ -10,24 +10,28 @@ as a LAVA test case:
 
 The template language (see the header of data/lava/qemu.yaml) is a YAML document with
 `${name}` placeholders, filled after the YAML is read, so no value can change the
-document's structure.
+document's structure. Every template gets the same values (URLs, timeouts, prompts, the
+test action, ...) and uses those it needs; a template's own values (a U-Boot board's
+kernel type, ...) are data: declared with their defaults under its `values:`, their
+allowed words under `choices:`, set per device in the LAVA device table.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from pytest_lkft.errors import UserError
 from pytest_lkft.settings.devices import QemuSpec
+from pytest_lkft.settings.tables import data_path, depends_on_lab_dir, lab_dir, packaged_dir
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "lava"
+TEMPLATES = "lava"  # the templates' directory among the tables: lava/<name>.yaml
+NOT_TEMPLATES = {"devices"}
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 WHOLE = re.compile(r"^\$\{(\w+)\}$")
 CASE_ID = re.compile(r"[^A-Za-z0-9_.-]")
@@ -60,27 +64,64 @@ class JobInputs:
     ramdisk_url: str
     ramdisk_compression: str | None = "gz"
     dtb_url: str | None = None
-    command_line: str = ""
+    kernel_compression: str | None = None
+    modules_url: str | None = None
+    nfsrootfs_url: str | None = None
+    command_line: str = ""  # the whole command line (qemu)
+    console: str = ""  # the kernel's console, for templates whose lab builds the line
+    boot_args: str = ""  # the user's extra kernel arguments, likewise
     boot_timeout: float = 300.0
     queue_timeout: float = 3600.0
     prompts: list[str] = field(default_factory=lambda: ["/ # "])
     context: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     steps: list[Step] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)  # the template's own
 
 
+def known_templates() -> list[str]:
+    """The job templates' names, packaged and in the lab directory."""
+    folders = [packaged_dir() / TEMPLATES]
+    user = lab_dir()
+    if user is not None:
+        folders.append(user / TEMPLATES)
+    return sorted({p.stem for folder in folders for p in folder.glob("*.yaml")} - NOT_TEMPLATES)
+
+
+@depends_on_lab_dir
 @cache
 def load_template(name: str) -> dict[str, Any]:
-    """A job template of data/lava/ (`qemu` -> qemu.yaml), as data."""
-    path = DATA / f"{name}.yaml"
+    """A job template (`qemu` -> lava/qemu.yaml, packaged or in --lkft-lab-dir), as data."""
+    path = data_path(f"{TEMPLATES}/{name}.yaml")
+    if name in NOT_TEMPLATES or not path.exists():
+        raise UserError(f"no LAVA job template {name!r}; known: {', '.join(known_templates())} "
+                        f"(add {name}.yaml beside {path.parent / 'qemu.yaml'})")
     try:
         loaded = yaml.safe_load(path.read_text())
-    except OSError:
-        known = ", ".join(sorted(p.stem for p in DATA.glob("*.yaml") if p.stem != "devices"))
-        raise UserError(f"no LAVA job template {name!r} in {DATA}; known: {known}") from None
+    except yaml.YAMLError as error:
+        raise UserError(f"{path} is not valid YAML: {error}".splitlines()[0]) from None
     if not isinstance(loaded, dict) or "job" not in loaded:
-        raise UserError(f"{path} has no `job:` mapping; see data/lava/qemu.yaml")
+        raise UserError(f"{path} has no `job:` mapping; see the packaged lava/qemu.yaml")
     return loaded
+
+
+def template_values(name: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The template's own values: its `values:` defaults updated with `given`; a value it
+    does not declare, or a word not among its `choices:`, is a one-line UserError."""
+    template = load_template(name)
+    declared = dict(template.get("values") or {})
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        takes = ", ".join(sorted(declared)) or "none"
+        raise UserError(f"LAVA job template {name!r} takes no value {unknown[0]!r}; "
+                        f"its values: {takes}")
+    values = {**declared, **given}
+    for key, allowed in (template.get("choices") or {}).items():
+        if values.get(key) not in allowed:
+            words = ", ".join(str(word) for word in allowed)
+            raise UserError(f"LAVA job template {name!r}: {key} {values.get(key)!r} is not one "
+                            f"of {words}; set a valid one in the device's `values:`")
+    return values
 
 
 class _Drop:
@@ -154,23 +195,30 @@ def job_values(template: dict[str, Any], inputs: JobInputs) -> dict[str, Any]:
     action = make_test_action(template, inputs.steps)
     test_seconds = action["test"]["timeout"]["seconds"] if action else 0
     boot = int(inputs.boot_timeout)
+    rootfs_commands = "nfs" if inputs.nfsrootfs_url else "ramdisk"
+    ramdisk = None if inputs.nfsrootfs_url else inputs.ramdisk_url  # an NFS root replaces it
     return {
+        **inputs.values,
         "device_type": inputs.device_type, "job_name": inputs.job_name,
         "job_timeout": DEPLOY_TIMEOUT + boot + test_seconds + MARGIN,
         "queue_timeout": max(1, int(inputs.queue_timeout)), "boot_timeout": boot,
         "deploy_timeout": DEPLOY_TIMEOUT, "context": inputs.context or None,
         "metadata": inputs.metadata or None, "kernel_url": inputs.kernel_url,
-        "command_line": inputs.command_line, "ramdisk_url": inputs.ramdisk_url,
+        "command_line": inputs.command_line, "ramdisk_url": ramdisk,
         "ramdisk_compression": inputs.ramdisk_compression,
         "ramdisk_overlays": {"lava": True} if action else None,
         "dtb_url": inputs.dtb_url, "prompts": inputs.prompts, "test_action": action,
+        "kernel_compression": inputs.kernel_compression, "modules_url": inputs.modules_url,
+        "nfsrootfs_url": inputs.nfsrootfs_url, "rootfs_commands": rootfs_commands,
+        "console": inputs.console or None, "boot_args": inputs.boot_args.strip() or None,
     }
 
 
 def render_job(template_name: str, inputs: JobInputs) -> str:
     """The job definition (YAML) for `inputs` from the named template."""
     template = load_template(template_name)
-    job = fill(template["job"], job_values(template, inputs))
+    values = template_values(template_name, inputs.values)
+    job = fill(template["job"], job_values(template, replace(inputs, values=values)))
     return dump(job)
 
 

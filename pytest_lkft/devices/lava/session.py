@@ -24,10 +24,11 @@ from pytest_lkft.devices.lava.client import DEFAULT_RETRY_FOR, LabUnreachable, L
 from pytest_lkft.devices.lava.device import LavaDevice
 from pytest_lkft.devices.lava.job import LavaJob
 from pytest_lkft.devices.lava.jobs import JobInputs, Step, command_line, qemu_context, render_job
-from pytest_lkft.devices.lava.publish import Publisher, initramfs, lab_url
+from pytest_lkft.devices.lava.publish import LAVA_COMPRESSION, Publisher, initramfs, lab_url
 from pytest_lkft.devices.lava.specs import LavaSpec
 from pytest_lkft.errors import UserError
 from pytest_lkft.provision.device import DeviceArtifacts
+from pytest_lkft.provision.rootfs import compression as file_compression
 from pytest_lkft.provision.rootfs import rootfs_kind
 from pytest_lkft.settings.device import Timeouts
 
@@ -119,14 +120,36 @@ def job_inputs(spec: LavaSpec, urls: tuple[str, str, str | None, str | None],
                queue_timeout: float) -> JobInputs:
     """Everything a job of `spec` needs but its steps."""
     kernel, ramdisk, compression, dtb = urls
+    need_dtb(spec, dtb)
     context: dict[str, Any] = qemu_context(spec.qemu, spec.template) if spec.qemu else {}
     return JobInputs(
         device_type=spec.device_type, job_name=f"lkft {suite} on {spec.name}",
         kernel_url=kernel, ramdisk_url=ramdisk, ramdisk_compression=compression,
-        dtb_url=dtb, command_line=command_line(spec.console, artifacts.boot_args),
+        dtb_url=dtb, kernel_compression=kernel_compression(artifacts.kernel),
+        command_line=command_line(spec.console, artifacts.boot_args),
+        console=spec.console, boot_args=artifacts.boot_args,
         boot_timeout=timeouts.boot, queue_timeout=queue_timeout,
         prompts=list(artifacts.prompts or spec.prompts) or ["/ # "], context=context,
-        metadata={"lkft.suite": suite, "lkft.device": spec.name})
+        metadata={"lkft.suite": suite, "lkft.device": spec.name}, values=dict(spec.values))
+
+
+def kernel_compression(kernel: Path) -> str | None:
+    """LAVA's word for the kernel file's compression (gz, xz); None when it is raw, or not
+    here to look at (a test's inputs)."""
+    try:
+        return LAVA_COMPRESSION.get(file_compression(kernel))
+    except OSError:
+        return None
+
+
+def need_dtb(spec: LavaSpec, dtb: str | None) -> None:
+    """A UserError when the device boots with a device tree (its `dtb` value) and none
+    was given (`dtb`: its URL or path, or None)."""
+    name = spec.values.get("dtb")
+    if name and not dtb:
+        raise UserError(f"{spec.name} boots with a device tree and none was given: pass "
+                        f"--lkft-dtb (`lkft lava job --dtb`), {name} of your kernel build "
+                        f"(arch/{spec.arch}/boot/dts/{name}), as a path or URL")
 
 
 class LavaSession:

@@ -1,7 +1,8 @@
 """LAVA device names: `lava:<name>` -> the device type, job template and QEMU twin.
 
-The names are data (pytest_lkft/data/lava/devices.yaml), and every device of the QEMU
-table is one too, on LAVA's `qemu` device type (`lava:qemu-x86_64`).
+The names are data (the table `lava/devices.yaml`, packaged or in --lkft-lab-dir, read
+like the other tables), and every device of the QEMU table is one too, on LAVA's `qemu`
+device type (`lava:qemu-x86_64`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,31 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from pytest_lkft.devices.lava.jobs import template_values
 from pytest_lkft.errors import UserError
 from pytest_lkft.settings.devices import QemuSpec, load_devices
+from pytest_lkft.settings.tables import (
+    data_path,
+    depends_on_lab_dir,
+    expect,
+    make_entry,
+    read_table,
+)
 
 PREFIX = "lava:"
-DEVICES_FILE = Path(__file__).resolve().parents[2] / "data" / "lava" / "devices.yaml"
+DEVICES_FILE = "lava/devices.yaml"
+
+
+@dataclass(frozen=True)
+class LavaEntry:
+    """One entry of the LAVA device table (see its header)."""
+
+    device_type: str
+    template: str
+    provision_as: str
+    console: str | None = None
+    prompts: tuple[str, ...] = ()
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -31,6 +50,7 @@ class LavaSpec:
     console: str
     prompts: tuple[str, ...] = ()
     qemu: QemuSpec | None = field(default=None, compare=False)
+    values: dict[str, Any] = field(default_factory=dict, compare=False)  # the template's own
 
     @property
     def arch(self) -> str:
@@ -43,33 +63,80 @@ def is_lava(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
+def _prompts(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise TypeError("expected a list of regular expressions")
+    return tuple(str(p) for p in value)
+
+
+def _values(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError("expected a mapping of the template's values")
+    return dict(value)
+
+
+CONVERT = {"prompts": _prompts, "values": _values}
+
+
+@dataclass(frozen=True)
+class LavaTable:
+    """The LAVA device table: its file, defaults and entries by name."""
+
+    path: Path
+    defaults: dict[str, Any]
+    devices: dict[str, LavaEntry]
+
+
+@depends_on_lab_dir
 @cache
-def _table(path: Path = DEVICES_FILE) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    data = yaml.safe_load(path.read_text()) or {}
-    return dict(data.get("defaults") or {}), dict(data.get("devices") or {})
+def load_lava_devices(path: Path | None = None) -> LavaTable:
+    """Read the LAVA device table (the packaged or --lkft-lab-dir `lava/devices.yaml`);
+    an entry whose template values the template does not take is an error naming it."""
+    path = path or data_path(DEVICES_FILE)
+    data = expect(path, read_table(path) or {}, dict, "the file")
+    defaults = expect(path, data.get("defaults") or {}, dict, "`defaults`")
+    entries = expect(path, data.get("devices") or {}, dict, "`devices`")
+    devices = {name: make_entry(LavaEntry, path, name,
+                                {**defaults, **expect(path, entry, dict, name)}, CONVERT)
+               for name, entry in entries.items()}
+    for name, entry in devices.items():
+        _check_values(path, name, entry)
+    return LavaTable(path, dict(defaults), devices)
+
+
+def _check_values(path: Path, name: str, entry: LavaEntry) -> None:
+    try:
+        template_values(entry.template, entry.values)
+    except UserError as error:
+        raise UserError(f"{path}: entry {name!r}: {error}") from None
 
 
 def known_names() -> list[str]:
     """Every `lava:` name: the data file's and one per QEMU device."""
-    _, named = _table()
+    named = load_lava_devices().devices
     return sorted({*(PREFIX + n for n in named), *(PREFIX + n for n in load_devices().devices)})
+
+
+def _entry(name: str) -> LavaEntry:
+    """The table's entry for `lava:<name>`, or the generic one of a QEMU table device."""
+    short = name.removeprefix(PREFIX)
+    table = load_lava_devices()
+    if short in table.devices:
+        return table.devices[short]
+    if short in load_devices().devices:
+        return make_entry(LavaEntry, table.path, short,
+                          {**table.defaults, "device_type": "qemu", "template": "qemu",
+                           "provision_as": short}, CONVERT)
+    raise UserError(f"unknown LAVA device {name!r}; known: {', '.join(known_names())} "
+                    f"(add one to {table.path})")
 
 
 def lava_spec(name: str) -> LavaSpec:
     """The spec of `lava:<name>`; a one-line UserError naming the known ones."""
-    short = name.removeprefix(PREFIX)
-    defaults, named = _table()
-    qemu_table = load_devices().devices
-    if short in named:
-        entry = {**defaults, **named[short]}
-    elif short in qemu_table:
-        entry = {**defaults, "device_type": "qemu", "template": "qemu", "provision_as": short}
-    else:
-        raise UserError(f"unknown LAVA device {name!r}; known: {', '.join(known_names())} "
-                        f"(add one to {DEVICES_FILE})")
-    twin = load_devices().get(str(entry["provision_as"]))
-    qemu = twin if entry["template"] == "qemu" else None
-    return LavaSpec(name=name, device_type=str(entry["device_type"]),
-                    template=str(entry["template"]), provision_as=twin.name,
-                    console=str(entry.get("console") or twin.console),
-                    prompts=tuple(str(p) for p in entry.get("prompts", [])), qemu=qemu)
+    entry = _entry(name)
+    twin = load_devices().get(entry.provision_as)
+    qemu = twin if entry.template == "qemu" else None
+    return LavaSpec(name=name, device_type=entry.device_type, template=entry.template,
+                    provision_as=twin.name, console=entry.console or twin.console,
+                    prompts=entry.prompts, qemu=qemu,
+                    values=template_values(entry.template, entry.values))
