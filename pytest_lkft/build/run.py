@@ -91,9 +91,16 @@ class BuildRun:
 
     def _timestamp(self) -> int:
         committed = _git(self.b.tree, "log", "-1", "--format=%ct")
-        if committed and committed.strip().isdigit() and git_state(self.b.tree):
+        if committed and committed.strip().isdigit() and self.in_git():
             return int(committed.strip())
         return int((self.b.tree / "Makefile").stat().st_mtime)
+
+    def in_git(self) -> bool:
+        """True for a git checkout: the cache key's source state says so already."""
+        source = self.b.key_inputs.get("source", {})
+        if "kind" in source:
+            return bool(source["kind"] == "git")
+        return git_state(self.b.tree) is not None
 
     # -- commands --
 
@@ -453,7 +460,7 @@ class BuildRun:
                      "first_errors": "\n".join(self.first_errors),
                      "kconfig_unmet": self.unmet, "output_dir": str(self.out)},
         }
-        git = git_metadata(b.tree)
+        git = git_metadata(b.tree, self.in_git())
         if git:
             data["git"] = git
         if ccache_before:
