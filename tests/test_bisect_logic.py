@@ -252,7 +252,7 @@ def bisect_args(tree: Path, cache: Path, *extra: str) -> list[str]:
     (["--good", "HEAD", "--bad", "HEAD~2"],
      "the good revision HEAD is not an ancestor of the bad revision HEAD~2; pass --good an "
      "older revision of the bad one's history"),
-    (["--good", "HEAD", "--bad", "HEAD"], "the good revision HEAD is not an ancestor of the"),
+    (["--good", "HEAD", "--bad", "HEAD"], "the good and the bad revision are the same commit"),
     (["--bad", "HEAD"], "lkft bisect needs --good REV and --bad REV, or --from-store"),
     (["--good", "HEAD~1", "--bad", "HEAD", "--name", "a/b"], "--name 'a/b': use letters,"),
     (["--good", "HEAD~1", "--bad", "HEAD", "--test", "x y/z"], "--test 'x y/z': expected"),

@@ -10,7 +10,7 @@ the device from their environment when there is one. SQUAD is read through its R
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -27,11 +27,11 @@ TIMEOUT = 60
 class Known:
     """What two known builds say: candidate revisions, the regressions, their devices."""
 
-    good: list[str]  # candidate revisions of the good build, best first
-    bad: list[str]
-    tests: list[str]
-    devices: list[str]
-    origin: str
+    good: list[str] = field(default_factory=list)  # the good build's revisions, best first
+    bad: list[str] = field(default_factory=list)
+    tests: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
+    origin: str = ""
 
 
 def candidates(metadata: dict[str, Any], version: str) -> list[str]:

@@ -1,7 +1,8 @@
 """One step of a bisection: the plugin run as a user runs it, once per `--repeat`.
 
-Each run is `python -m pytest` in its own directory (a `pytest.ini` there, so the
-plugin's packaged suites are collected and no project's settings apply), with
+Each run is `python -m pytest -p lkft` (the plugin loaded even where plugin autoloading is
+off) in its own directory (a `pytest.ini` there, so the plugin's packaged suites are
+collected and no project's settings apply), with
 `--lkft-tree` on the bisection's worktree, `--lkft-build-dir` on its shared object
 directory, `--lkft-tests` on the build and the selected suites, and a store of its own,
 from which the run's results are read back. The step is recorded in the bisection's
@@ -55,7 +56,8 @@ class Runner:
 
     def command(self, run_dir: Path, version: str) -> list[str]:
         """The pytest command of one run (what reproducer.sh runs too)."""
-        return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
+        return [sys.executable, "-m", "pytest", "-p", "lkft", "-p", "no:cacheprovider",
+                "-p", "no:randomly",
                 f"--lkft-device={self.device}", f"--lkft-tree={self.tree}",
                 f"--lkft-build-dir={self.build_dir}", f"--lkft-cache-dir={self.cache}",
                 f"--lkft-tests={','.join(self.selection.suites())}",

@@ -125,13 +125,19 @@ def run_bisect(args: argparse.Namespace) -> int:
         args.name = bisection.name
         layout = Layout(cache, bisection.name, git.repository(Path(bisection.tree)))
         saved = layout.load()
-        changed = saved.differences(bisection) if saved else []
-        if saved and [field for field in changed if field not in ("flaky", "repeat")]:
-            raise UserError(f"bisection {bisection.name} was started with another "
-                            f"{', '.join(changed)}; continue it with `lkft bisect --resume "
-                            f"--name {bisection.name}` or pass another --name")
+        if saved is not None:
+            check_same(saved, bisection)
         layout.save(bisection)
         return Bisector(bisection, layout, store, cache, sys.stdout).run()
+
+
+def check_same(saved: Bisection, given: Bisection) -> None:
+    """A name already used must be the same bisection (--flaky and --repeat may change)."""
+    changed = [field for field in saved.differences(given) if field not in ("flaky", "repeat")]
+    if changed:
+        raise UserError(f"bisection {given.name} was started with another "
+                        f"{', '.join(changed)}; continue it with `lkft bisect --resume --name "
+                        f"{given.name}` or pass another --name")
 
 
 def started(args: argparse.Namespace, store: Store) -> Bisection:
@@ -139,18 +145,19 @@ def started(args: argparse.Namespace, store: Store) -> Bisection:
     tree = args.tree.expanduser().resolve()
     git.repository(tree)
     known = known_builds(args, store)
-    good = revision(tree, args.good, "--good", known.good if known else [])
-    bad = revision(tree, args.bad, "--bad", known.bad if known else [])
-    if good == bad or not git.is_ancestor(tree, good, bad):
+    good = revision(tree, args.good, "--good", known.good)
+    bad = revision(tree, args.bad, "--bad", known.bad)
+    if good == bad:
+        raise UserError(f"the good and the bad revision are the same commit {good[:12]}; "
+                        "pass --good an older revision")
+    if not git.is_ancestor(tree, good, bad):
         raise UserError(f"the good revision {args.good or good[:12]} is not an ancestor of "
                         f"the bad revision {args.bad or bad[:12]}; pass --good an older "
                         "revision of the bad one's history")
-    tests = args.test or (known.tests if known else [])
-    selection = Selection.parse(tests)
-    device = one_device(args, known)
-    bisection = Bisection("", str(tree), good, bad, device, selection.as_args(),
-                          pytest_args(args), args.repeat or 1, args.flaky,
-                          known.origin if known else "")
+    selection = Selection.parse(args.test or known.tests)
+    bisection = Bisection("", str(tree), good, bad, one_device(args, known),
+                          selection.as_args(), pytest_args(args), args.repeat or 1, args.flaky,
+                          known.origin)
     bisection.name = check_name(args.name or default_name(bisection))
     return bisection
 
@@ -174,13 +181,14 @@ def resumed(args: argparse.Namespace, cache: Path) -> Bisection:
     return Bisection(**saved)
 
 
-def known_builds(args: argparse.Namespace, store: Store) -> Known | None:
-    """What --from-store's two builds say (from the store, or SQUAD with --squad-url)."""
+def known_builds(args: argparse.Namespace, store: Store) -> Known:
+    """What --from-store's two builds say (from the store, or SQUAD with --squad-url);
+    nothing without --from-store."""
     if not args.from_store:
         if args.good is None or args.bad is None:
             raise UserError("lkft bisect needs --good REV and --bad REV, or --from-store "
                             "PROJECT --good-build A --bad-build B")
-        return None
+        return Known()
     if not args.good_build or not args.bad_build:
         raise UserError(f"--from-store {args.from_store} needs --good-build and --bad-build")
     device = args.lkft_device[0] if args.lkft_device else None
@@ -203,11 +211,9 @@ def revision(tree: Path, given: str | None, option: str, candidates: list[str]) 
                     f"(tried {', '.join(candidates)}); pass {option} REV")
 
 
-def one_device(args: argparse.Namespace, known: Known | None) -> str:
+def one_device(args: argparse.Namespace, known: Known) -> str:
     """The one device to bisect on: --device (or LKFT_DEVICE), else the regressions'."""
-    devices = list(resolver(args).values("lkft_device").value)
-    if not devices and known is not None:
-        devices = known.devices
+    devices = list(resolver(args).values("lkft_device").value) or known.devices
     if len(devices) != 1:
         raise UserError(f"a bisection runs on one device; pass --device NAME (given: "
                         f"{', '.join(devices) or 'none'})")
@@ -264,7 +270,7 @@ def step_at_head(args: argparse.Namespace) -> int:
     tree = args.tree.expanduser().resolve()
     repo = git.repository(tree)
     selection = Selection.parse(args.test)
-    device = one_device(args, None)
+    device = one_device(args, Known())
     cache = (args.cache_dir or default_cache_dir()).expanduser().resolve()
     name = check_name(args.name or f"{tree.name}-{device}")
     options: dict[str, Any] = {"repeat": args.repeat or 1, "flaky": args.flaky}
