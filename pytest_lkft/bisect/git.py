@@ -30,7 +30,7 @@ def git(directory: Path, *args: str, check: bool = True) -> subprocess.Completed
         try:
             out, err = process.communicate()
         except KeyboardInterrupt:
-            process.wait()  # let git finish and drop its locks, then stop
+            process.communicate()  # let git finish and drop its locks, then stop
             raise
     done = subprocess.CompletedProcess(argv, process.returncode, out, err)
     if check and done.returncode != 0:
@@ -161,8 +161,8 @@ def bisect_mark(worktree: Path, word: str, sha: str) -> Answer:
 
 
 def bisect_log(worktree: Path) -> str:
-    """`git bisect log`."""
-    return git(worktree, "bisect", "log").stdout
+    """`git bisect log`; "" when no bisection was started (the ends did not check out)."""
+    return git(worktree, "bisect", "log", check=False).stdout
 
 
 def bisect_reset(worktree: Path) -> None:

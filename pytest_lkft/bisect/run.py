@@ -190,7 +190,7 @@ class Bisector:
             lines.append("only skipped commits are left; the first bad commit is one of:")
             lines += [f"  {c.short} {c.subject} ({c.author})" for c in
                       (git.commit(self.layout.worktree, sha) for sha in answer.candidates)]
-        log = git.bisect_log(self.layout.worktree) if self.steps_bisected() else ""
+        log = git.bisect_log(self.layout.worktree)
         self.layout.dir.mkdir(parents=True, exist_ok=True)
         (self.layout.dir / "bisect.log").write_text(log)
         rows = table(self.steps)
@@ -202,10 +202,6 @@ class Bisector:
         git.bisect_reset(self.layout.worktree)
         self.say("\n".join(lines))
         return status
-
-    def steps_bisected(self) -> bool:
-        """True when git bisect was started (the ends were good and bad)."""
-        return git.git(self.layout.worktree, "bisect", "log", check=False).returncode == 0
 
     def first_bad(self, sha: str) -> list[str]:
         """The first bad commit's lines, and its reproducer.sh."""
@@ -223,13 +219,11 @@ def estimate(commits: int) -> int:
     return max(1, math.ceil(math.log2(commits + 1)))
 
 
-
-
 def one_step(layout: Layout, store: Store, tree: Path, device: str, selection: Selection,
              pytest_args: list[str], cache: Path, out: TextIO, repeat: int = 1,
              flaky: str | None = None) -> Verdict:
-    """`lkft bisect-step`: test what `tree` has checked out, with an object directory kept
-    for the bisection's name; record the step and print its line."""
+    """`lkft bisect-step`: test what `tree` has checked out (into the object directory kept
+    for that tree), record the step under the bisection's name and print its line."""
     runner = Runner(layout.name, tree, layout.objects(tree), cache, device, selection,
                     tuple(pytest_args), repeat, flaky)
     with layout.locked(out, runner.build_dir):
