@@ -7,6 +7,7 @@ others. The second test shows, once, that the check fails on an upward import.
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -46,3 +47,30 @@ def test_an_upward_import_and_a_cycle_break_the_check(tmp_path: Path) -> None:
     assert "pytest_lkft.parsers.model -> pytest_lkft.pytestplugin.options" in done.stdout
     assert "No cycles are allowed in pytest_lkft.pytestplugin." in done.stdout
     assert ".naming -> .fixtures (1 import)" in done.stdout
+
+
+def plain_code_faults(source: str) -> list[str]:
+    """Where `source` is hard to read: a conditional expression inside another, a line
+    continued with a backslash (issue 13 unpacked them all; merges bring them back)."""
+    faults = []
+    for node in ast.walk(ast.parse(source)):
+        inner = [child for child in ast.walk(node) if child is not node]
+        if isinstance(node, ast.IfExp) and any(isinstance(c, ast.IfExp) for c in inner):
+            faults.append(f"line {node.lineno}: a conditional expression inside another")
+    for number, line in enumerate(source.splitlines(), start=1):
+        if line.endswith("\\") and not line.lstrip().startswith("#"):
+            faults.append(f"line {number}: a backslash continuation")
+    return faults
+
+
+def test_the_code_has_no_nested_conditional_expression_or_backslash_continuation() -> None:
+    faults = [f"{path.relative_to(REPO)} {fault}"
+              for path in sorted((REPO / "pytest_lkft").rglob("*.py"))
+              for fault in plain_code_faults(path.read_text())]
+    assert faults == []
+
+
+def test_the_plain_code_check_finds_both_faults() -> None:
+    source = 'a = 1 if b else 2 if c else 3\nd = 1 + \\\n    2\n'
+    assert plain_code_faults(source) == ["line 1: a conditional expression inside another",
+                                         "line 2: a backslash continuation"]

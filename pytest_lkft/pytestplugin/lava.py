@@ -204,8 +204,8 @@ def suite_runs(config: pytest.Config, items: list[pytest.Item],
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         module = item.getparent(pytest.Module)
-        if params.get("lkft_device_name") != name or module is None \
-                or "device" not in getattr(item, "fixturenames", ()):
+        uses_device = "device" in getattr(item, "fixturenames", ())
+        if module is None or params.get("lkft_device_name") != name or not uses_device:
             continue
         key = (str(module.path), name)
         found = item_steps(config, item, suites.setdefault(key, set()))

@@ -252,8 +252,7 @@ def offset_page(store: Store, ctx: Context, request: Request, resource: Resource
     following = link(request, offset=offset + limit) if offset + limit < count else None
     before = None
     if offset > 0:
-        before = link(request, offset=(offset - limit) or None) if offset - limit > 0 else \
-            link(request, offset=None)
+        before = link(request, offset=max(offset - limit, 0) or None)
     results = [resource.serialise(request, row, ctx) for row in rows]
     return {"count": count, "next": following, "previous": before,
             "results": fields_of(request, results)}
@@ -281,8 +280,9 @@ def cursor_page(store: Store, ctx: Context, request: Request, resource: Resource
     clause, values = where(resource, request, ctx.restricted())
     descending = TEST_ORDER[kind] == "DESC"
     column = f"{kind[:-1] if kind != 'testruns' else 'testrun'}.id"
-    reverse, position = decode_cursor(request.query["cursor"]) if "cursor" in request.query \
-        else (False, None)
+    reverse, position = False, None
+    if "cursor" in request.query:
+        reverse, position = decode_cursor(request.query["cursor"])
     forward = descending != reverse  # walking towards smaller ids
     if position is not None:
         clause += f" AND {column} {'<' if forward else '>'} ?"

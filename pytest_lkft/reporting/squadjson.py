@@ -51,7 +51,9 @@ def when(epoch: float | None) -> str | None:
 
 def squad_result(word: str) -> bool | None:
     """SQUAD's boolean result for a stored result word."""
-    return True if word == "pass" else None if word == "skip" else False
+    if word == "skip":
+        return None
+    return word == "pass"
 
 
 def squad_status(word: str) -> str:
@@ -174,8 +176,17 @@ def attachment_names(log: str) -> dict[str, str]:
     """A test run's attachments, file name -> text, named as the plugin sends them to SQUAD:
     a name with a dot as it came, else `console.log` alone or `<suite>-console.log`."""
     parts = {name: text for name, text in split_logs(log).items() if name}
-    return {name if "." in name else "console.log" if len(parts) == 1 else
-            f"{name}-console.log": text for name, text in parts.items()}
+    return {_attachment_name(name, alone=len(parts) == 1): text for name, text in parts.items()}
+
+
+def _attachment_name(name: str, alone: bool) -> str:
+    """A log's attachment name: a name with a dot as it came, else console.log (the only
+    log) or <suite>-console.log."""
+    if "." in name:
+        return name
+    if alone:
+        return "console.log"
+    return f"{name}-console.log"
 
 
 def attachments_json(r: Request, row: Row) -> list[Json]:

@@ -108,8 +108,8 @@ class LavaDevice:
         if failure and job.log.shell_reached is None:
             fatal = self.detector.fatal
             crashed = f"; the kernel crashed while booting: {fatal.describe()}" if fatal else ""
-            self.boot_error = self.broken = f"{failure}{crashed}\n--- console tail ---\n" \
-                                            f"{job.log.tail_text()}"
+            tail = job.log.tail_text()
+            self.boot_error = self.broken = f"{failure}{crashed}\n--- console tail ---\n{tail}"
         elif failure:
             self._failure = failure
 
@@ -152,9 +152,8 @@ class LavaDevice:
         if fatal is not None:
             reason = f"the device died while running {shown(command)}; {fatal.describe()}"
         else:
-            failure = self._failure or \
-                f"LAVA job {self.job.id} ended ({self.job.health}) before it ran; " \
-                f"see {self.job.url}"
+            ended = f"LAVA job {self.job.id} ended ({self.job.health}) before it ran"
+            failure = self._failure or f"{ended}; see {self.job.url}"
             reason = f"{shown(command)} did not finish: {failure}"
         return f"{reason}\n--- console tail ---\n{self.job.log.tail_text()}"
 
@@ -206,10 +205,17 @@ def answers(job: LavaJob, steps: list[Step]) -> list[Answer | None]:
         elif block is None and status is None:
             found.append(None)
         else:
-            found.append(Answer(block.output if block else "",
-                                status if status is not None else block.exit_status
-                                if block else None))
+            found.append(_answer(block, status))
     return found
+
+
+def _answer(block: Block | None, status: int | None) -> Answer:
+    """A step's answer: its block's output, the status LAVA recorded, else the block's."""
+    if block is None:
+        return Answer("", status)
+    if status is None:
+        return Answer(block.output, block.exit_status)
+    return Answer(block.output, status)
 
 
 def case_statuses(tests: list[dict[str, Any]], steps: list[Step]) -> list[int | None]:
@@ -247,6 +253,6 @@ def job_failure(job: LavaJob) -> str:
         return job.error
     if job.health == "Complete":
         return ""
-    why = job.log.job_error() or str(job.record.get("failure_comment") or "") or \
-        "no error given"
+    comment = str(job.record.get("failure_comment") or "")
+    why = job.log.job_error() or comment or "no error given"
     return f"LAVA job {job.id} {job.health}: {why}; see {job.url}"

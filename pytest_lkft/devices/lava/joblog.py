@@ -104,8 +104,9 @@ class JobLog:
                 self.open = Block()
                 self.blocks.append(self.open)
                 index = len(self.blocks) - 1
-                self.detector.context = self.contexts[index] if index < len(self.contexts) \
-                    else "command"
+                self.detector.context = "command"
+                if index < len(self.contexts):
+                    self.detector.context = self.contexts[index]
             return
         found = RC.search(line)
         if found is None:
@@ -118,8 +119,8 @@ class JobLog:
 
     def _result(self, msg: dict[str, Any], dt: str) -> None:
         self.results.append(msg)
-        if msg.get("definition") == "lava" and msg.get("case") in SHELL_REACHED \
-                and msg.get("result") == "pass" and self.shell_reached is None:
+        reached = msg.get("definition") == "lava" and msg.get("case") in SHELL_REACHED
+        if reached and msg.get("result") == "pass" and self.shell_reached is None:
             self.shell_reached = _time(dt)
 
     @property
@@ -134,13 +135,12 @@ class JobLog:
         """LAVA's own account of a failed job: the `job` result's error type and message."""
         for msg in reversed(self.results):
             if msg.get("definition") == "lava" and msg.get("case") == "job":
-                extra = msg.get("extra")
-                found = msg if msg.get("error_msg") else extra if isinstance(extra, dict) \
-                    else {}
+                found = _error_of(msg)
                 if found.get("error_msg"):
                     kind = found.get("error_type")
-                    return f"{kind} error: {found['error_msg']}" if kind else \
-                        str(found["error_msg"])
+                    if kind:
+                        return f"{kind} error: {found['error_msg']}"
+                    return str(found["error_msg"])
         return self.errors[-1] if self.errors else ""
 
     def tail_text(self) -> str:
@@ -153,3 +153,13 @@ def _time(dt: str) -> datetime | None:
         return datetime.fromisoformat(dt)
     except ValueError:
         return None
+
+
+def _error_of(msg: dict[str, Any]) -> dict[str, Any]:
+    """The mapping holding a `job` result's error: the result itself, else its `extra`."""
+    if msg.get("error_msg"):
+        return msg
+    extra = msg.get("extra")
+    if isinstance(extra, dict):
+        return extra
+    return {}
