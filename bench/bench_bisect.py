@@ -171,8 +171,10 @@ def main() -> int:
                         help="Its cache (the worktree and objects are the tests')")
     args = parser.parse_args()
     os.environ.setdefault("CCACHE_DIR", str(SHARED / "ccache"))
-    with open("/tmp/lkft-build.lock", "a") as lock, \
-            tempfile.TemporaryDirectory(prefix="bench-bisect-") as tmp:
+    with (
+        open("/tmp/lkft-build.lock", "a") as lock,
+        tempfile.TemporaryDirectory(prefix="bench-bisect-") as tmp,
+    ):
         fcntl.flock(lock, fcntl.LOCK_EX)
         return measure(args, Path(tmp))
 

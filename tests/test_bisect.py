@@ -160,8 +160,9 @@ def test_the_commit_that_fails_a_kunit_case_is_found(
     repo, (_, broken, _, bad, unrelated) = where.repo, where.repo.refs["fail"]
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert f"first bad commit: {bad}\n  list: initialise list5 before filling it\n" \
-           "  author: Ada Lovelace <ada@example.org>\n" in out
+    found = (f"first bad commit: {bad}\n  list: initialise list5 before filling it\n"
+             "  author: Ada Lovelace <ada@example.org>\n")
+    assert found in out
     steps = step_lines(out)
     assert steps[unrelated[:12]].startswith(f"step 1: {unrelated[:12]} init: reword a comment")
     assert f"| bad: {SELECTED} fail | {SELECTED}=fail" in steps[unrelated[:12]]
