@@ -323,6 +323,52 @@ def test_records_and_reproducer(tmp_path: Path, build_cache: Path) -> None:
     assert not elsewhere.cached and elsewhere.headers == tmp_path / "other" / "headers.tar.xz"
 
 
+CONFIG_MAKEFILE = """\
+# config counts its runs; the kernel writes kbuild's list of the Kconfig files it read
+tinyconfig:
+\t@mkdir -p $(O) && printf 'CONFIG_X=y\\n' > $(O)/.config && echo config >> $(COUNT)
+olddefconfig:
+\t@true
+bzImage:
+\t@mkdir -p $(O)/include/config $(O)/arch/x86/boot
+\t@printf 'deps_config := \\\\\\n\\tKconfig \\\\\\n\\tinit/Kconfig\\n\\n' \\
+\t\t> $(O)/include/config/auto.conf.cmd
+\t@echo kernel > $(O)/arch/x86/boot/bzImage && echo "ffff0000 T _text" > $(O)/System.map
+"""
+
+
+def test_an_unchanged_config_is_kept(tmp_path: Path, build_cache: Path) -> None:
+    """A build into an object tree whose .config came from the same inputs, with no
+    Kconfig file changed since, keeps that .config (a bisection's step after the first)."""
+    tree = fake_tree(tmp_path / "src")
+    (tree / "Makefile").write_text("VERSION = 6\nPATCHLEVEL = 1\n" + CONFIG_MAKEFILE)
+    (tree / "init" / "Kconfig").write_text("config X\n")
+    (tree / "scripts" / "kconfig").mkdir(parents=True)
+    (tree / "scripts" / "kconfig" / "merge_config.sh").write_text('cat "$5" >> "$4"\n')
+    count, fragment = tmp_path / "count", tmp_path / "frag.config"
+    fragment.write_text("CONFIG_X=y\n")
+
+    def config_runs() -> int:
+        result = build(tree=tree, target_arch="x86_64", kconfig="tinyconfig",
+                       kconfig_add=(str(fragment),), targets=("kernel",), reuse=False,
+                       cache_dir=build_cache, build_dir=tmp_path / "out",
+                       make_vars={"COUNT": str(count)})
+        assert result.passed and (tmp_path / "out" / "config").exists(), result.first_errors
+        return len(count.read_text().splitlines())
+
+    assert config_runs() == 1
+    assert config_runs() == 1  # kept
+    log = (tmp_path / "out" / "build.log").read_text()
+    assert "I: config: the object tree's .config is kept" in log
+    reproducer = (tmp_path / "out" / "reproducer.sh").read_text()
+    assert "tinyconfig" in reproducer  # the reproducer still makes it from scratch
+    (tree / "init" / "Kconfig").write_text("config X\n\tbool\n")  # a Kconfig file kbuild read
+    assert config_runs() == 2
+    assert config_runs() == 2
+    fragment.write_text("CONFIG_X=n\n")  # another input
+    assert config_runs() == 3
+
+
 # -- real kconfig on linux-source-6.1 (tens of seconds) ----------------------------------------
 
 

@@ -80,6 +80,19 @@ def test_builds_previous_metrics_and_logs(store: Store) -> None:
     assert logs["ltp/b"] == "log of ltp/b"
 
 
+def test_runs_read_back_whole(store: Store) -> None:
+    """What a run recorded comes back as it went in (lkft bisect reads its steps so)."""
+    first = run_of("v3", "qemu-arm64", BASE)
+    first.metadata, first.log, first.job_id = {"revision": "abc"}, "boot\n", "j1"
+    first.duration = 2.5
+    store.record(first)
+    store.record(run_of("v3", "qemu-x86_64", {"boot/boot": Result.ERROR}))
+    runs = store.runs("lkft", "linux", "v3")
+    assert [r.environment for r in runs] == ["qemu-arm64", "qemu-x86_64"]
+    assert runs[0] == first
+    assert runs[1].cases == [Case("boot", "boot", Result.ERROR, log=["log of boot/boot"])]
+
+
 def test_unknown_build_says_what_to_do(store: Store) -> None:
     with pytest.raises(UserError, match="no build 'v9' in project lkft/linux; see `lkft builds`"):
         store.counts("lkft", "linux", "v9")

@@ -342,9 +342,14 @@ def ccache_stats() -> dict[str, int]:
 
 
 
-def git_metadata(tree: Path) -> dict[str, str]:
-    """tuxmake's git group: describe, branch, commit, origin URL; {} outside git."""
-    if git_state(tree) is None:
+def git_metadata(tree: Path, in_git: bool | None = None) -> dict[str, str]:
+    """tuxmake's git group: describe, branch, commit, origin URL; {} outside git.
+
+    `in_git` says whether the tree is a git checkout when the caller knows it already
+    (the cache key's source state), which saves reading the whole index again."""
+    if in_git is None:
+        in_git = git_state(tree) is not None
+    if not in_git:
         return {}
     fields = {"git_describe": ("describe", "--always", "--tags", "--dirty"),
               "git_branch": ("rev-parse", "--abbrev-ref", "HEAD"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -21,6 +24,7 @@ from pytest_lkft.build.inputs import (
     git_state,
     kernel_version,
     os_release,
+    read_json,
     requested_options,
     uname,
     write_json,
@@ -43,6 +47,8 @@ from pytest_lkft.build.result import (
     BuildResult,
 )
 from pytest_lkft.errors import UserError
+
+CONFIG_STATE = ".lkft-config.json"  # in the object tree: what its .config was made from
 
 
 @dataclass(frozen=True)
@@ -85,9 +91,16 @@ class BuildRun:
 
     def _timestamp(self) -> int:
         committed = _git(self.b.tree, "log", "-1", "--format=%ct")
-        if committed and committed.strip().isdigit() and git_state(self.b.tree):
+        if committed and committed.strip().isdigit() and self.in_git():
             return int(committed.strip())
         return int((self.b.tree / "Makefile").stat().st_mtime)
+
+    def in_git(self) -> bool:
+        """True for a git checkout: the cache key's source state says so already."""
+        source = self.b.key_inputs.get("source", {})
+        if "kind" in source:
+            return bool(source["kind"] == "git")
+        return git_state(self.b.tree) is not None
 
     # -- commands --
 
@@ -229,6 +242,7 @@ class BuildRun:
             self.stage_inputs()
             for target in self.ordered_targets():
                 self.run_target(target)
+        self.remember_config()
         metadata = self.metadata(before)
         write_json(self.out / "metadata.json", metadata)
         self.write_reproducer()
@@ -263,7 +277,9 @@ class BuildRun:
             steps = self.steps_for(target)
         self.show(target, "starting", force=True)
         status = SKIP
-        if steps is not None:
+        if steps is not None and target == "config" and self.config_unchanged():
+            status = self.keep_config(steps)
+        elif steps is not None:
             status = PASS if all(self.run_step(step) for step in steps) else FAIL
         duration = round(time.monotonic() - start, 3)
         self.results[target] = {"status": status, "duration": duration}
@@ -272,6 +288,69 @@ class BuildRun:
             self.artifacts[target] = self.target_artifacts(target)
         if target == "config" and status == PASS:
             self.check_fragments()
+
+    # -- an unchanged config is kept (issue 12: a bisection's steps share one object tree) --
+
+    def config_inputs(self) -> str:
+        """Digest of what the config steps are given: commands, staged fragments, compiler."""
+        commands = [step.argv for step in self.steps_for("config") or []]
+        digest = hashlib.sha256(json.dumps([commands, self.b.key_inputs["compiler"]]).encode())
+        for path in sorted((self.out / "kconfig").glob("*")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()
+
+    def config_sources(self) -> list[str] | None:
+        """The tree's files the config depends on: every Kconfig file kbuild read (its
+        include/config/auto.conf.cmd, written when make synced this .config), the top
+        Makefile, kconfig itself and the config targets' files; None when unknown."""
+        cmd, config = self.obj / "include" / "config" / "auto.conf.cmd", self.obj / ".config"
+        if not cmd.is_file() or cmd.stat().st_mtime_ns < config.stat().st_mtime_ns:
+            return None
+        head = cmd.read_text(errors="replace").split("\n\n", 1)[0]
+        listed = re.findall(r"^\t(\S+)(?: \\)?$", head, re.MULTILINE)
+        tree = self.b.tree
+        dirs = [tree / "scripts" / "kconfig", tree / "kernel" / "configs",
+                tree / "arch" / self.b.arch.srcarch / "configs"]
+        found = [str(p.relative_to(tree)) for d in dirs if d.is_dir() for p in d.iterdir()]
+        return sorted({*listed, "Makefile", *found})
+
+    def config_stamps(self, names: list[str]) -> dict[str, list[int]]:
+        """Size and mtime of each file and of the .config (a checkout rewrites exactly the
+        files it changes)."""
+        paths = {name: self.b.tree / name for name in names}
+        paths[str(self.obj / ".config")] = self.obj / ".config"
+        stamps: dict[str, list[int]] = {}
+        for name, path in paths.items():
+            found = path.stat() if path.exists() else None
+            stamps[name] = [found.st_size, found.st_mtime_ns] if found else []
+        return stamps
+
+    def config_unchanged(self) -> bool:
+        """True when this object tree's .config came from the same inputs and no file it
+        depends on changed since, so the config steps would write the same .config."""
+        state_path = self.obj / CONFIG_STATE
+        state = read_json(state_path)
+        state_path.unlink(missing_ok=True)  # written again once this build's config passes
+        if state.get("inputs") != self.config_inputs() or not state.get("sources"):
+            return False
+        return bool(state["stamps"] == self.config_stamps(state["sources"]))
+
+    def keep_config(self, steps: list[Step]) -> str:
+        """Skip the config steps (reproducer.sh keeps them) and publish the kept .config."""
+        self.log.write("I: config: the object tree's .config is kept: same inputs, and no "
+                       "Kconfig file changed since it was made\n")
+        self.done += steps[:-1]
+        return PASS if self.run_step(steps[-1]) else FAIL  # its copy to <output>/config
+
+    def remember_config(self) -> None:
+        """After a build whose config passed, note its inputs and the files it read."""
+        sources = None
+        if self.results.get("config", {}).get("status") == PASS:
+            sources = self.config_sources()
+        if sources is not None:
+            write_json(self.obj / CONFIG_STATE, {"inputs": self.config_inputs(),
+                                                 "sources": sources,
+                                                 "stamps": self.config_stamps(sources)})
 
     def target_artifacts(self, target: str) -> list[str]:
         """The files of the output directory a passed target made."""
@@ -381,7 +460,7 @@ class BuildRun:
                      "first_errors": "\n".join(self.first_errors),
                      "kconfig_unmet": self.unmet, "output_dir": str(self.out)},
         }
-        git = git_metadata(b.tree)
+        git = git_metadata(b.tree, self.in_git())
         if git:
             data["git"] = git
         if ccache_before:

@@ -32,6 +32,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("pytest_lkft.cli.serve", "Serve the store over HTTP, SQUAD-compatible"),
     "junit": ("pytest_lkft.cli.junit", "Merge JUnit XML files"),
     "build": ("pytest_lkft.cli.build", "Build a kernel as the --lkft-tree options do"),
+    "bisect": ("pytest_lkft.cli.bisect", "Find the first bad commit of a regression"),
+    "bisect-step": ("pytest_lkft.cli.bisect",
+                    "Test the tree's checkout once, for `git bisect run` (0/1/125)"),
     "lava": ("pytest_lkft.cli.lava", "Print the LAVA job of a device, not submitted"),
 }
 

@@ -434,6 +434,39 @@ class Store:
         ).fetchall()
         return [TestRow(*row) for row in rows]
 
+    def runs(self, group: str, project: str, version: str) -> list[RunRecord]:
+        """Read a build's test runs back whole, in the order they were recorded."""
+        build_id = self._build_id(group, project, version)
+        rows = self.db.execute(
+            "SELECT testrun.id, environment.slug, job_id, job_url, metadata, log, duration"
+            " FROM testrun JOIN environment ON environment.id = testrun.environment_id"
+            " WHERE build_id = ? ORDER BY testrun.id",
+            (build_id,),
+        ).fetchall()
+        return [
+            RunRecord(group, project, version, env, self._run_cases(int(run_id)),
+                      self._run_metrics(int(run_id)), json.loads(metadata), job_id, job_url,
+                      log, float(duration))
+            for run_id, env, job_id, job_url, metadata, log, duration in rows
+        ]
+
+    def _run_cases(self, testrun_id: int) -> list[Case]:
+        rows = self.db.execute(
+            "SELECT suite.slug, test.name, test.result, test.log FROM test"
+            " JOIN suite ON suite.id = test.suite_id WHERE testrun_id = ? ORDER BY test.id",
+            (testrun_id,),
+        ).fetchall()
+        return [Case(suite, name, Result(result), log.splitlines() if log else [])
+                for suite, name, result, log in rows]
+
+    def _run_metrics(self, testrun_id: int) -> dict[str, Metric]:
+        rows = self.db.execute(
+            "SELECT suite.slug, metric.name, metric.value, metric.unit FROM metric"
+            " JOIN suite ON suite.id = metric.suite_id WHERE testrun_id = ?",
+            (testrun_id,),
+        ).fetchall()
+        return {f"{suite}/{name}": Metric(value, unit) for suite, name, value, unit in rows}
+
     def metrics(self, group: str, project: str, version: str) -> dict[TestKey, Metric]:
         """Return a build's metrics keyed by environment and `suite/name`."""
         build_id = self._build_id(group, project, version)

@@ -20,6 +20,7 @@ from pytest_lkft.parsers.detect import parse
 from pytest_lkft.parsers.model import Case, Result, unique_names
 
 LAST_START = re.compile(r"(?s:.*)^LKFT-START\r*$", re.MULTILINE)  # see console.run
+MISSING = "missing: the run did not report it"  # the error of a known case a run omitted
 
 
 @dataclass
@@ -36,7 +37,7 @@ class SuiteRun:
         found = self.cases.get(name)
         if found is not None:
             return found
-        why = "missing: the run did not report it"
+        why = MISSING
         if crash or self.problem:
             why += f" ({crash or self.problem})"
         return Case(self.suite, name, Result.ERROR, reason=why)
