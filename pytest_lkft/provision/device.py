@@ -17,6 +17,7 @@ from pytest_lkft.provision.debiandevice import debian_boot, debian_kernel
 from pytest_lkft.provision.defaults import DefaultArtifacts, default_artifacts, default_busybox
 from pytest_lkft.provision.kernelimage import arch_matches, describe, image_arch
 from pytest_lkft.provision.kselftest import KselftestStage
+from pytest_lkft.provision.libhugetlbfs import LibhugetlbfsStage
 from pytest_lkft.provision.ltp import LtpStage
 from pytest_lkft.provision.rootfs import tarball_overlay_file
 from pytest_lkft.provision.stages import Getter, Stage, StageContext, Staged
@@ -129,4 +130,5 @@ class ModulesStage:
                       {"modules": context.settings.modules or ""})
 
 
-BUILT_IN_STAGES: tuple[Stage, ...] = (ModulesStage(), KselftestStage(), LtpStage())
+BUILT_IN_STAGES: tuple[Stage, ...] = (ModulesStage(), KselftestStage(), LtpStage(),
+                                      LibhugetlbfsStage())
