@@ -22,7 +22,7 @@ pytestmark = [
     pytest.mark.lkft_suite("libhugetlbfs"),
     pytest.mark.lkft_parsed(format="hugetlbfs", command=script_command("libhugetlbfs"),
                             setup=script_setup("libhugetlbfs"), timeout=TIMEOUT),
-    pytest.mark.usefixtures("lkft_needs", "tests_given"),
+    pytest.mark.usefixtures("tests_given", "lkft_needs"),
 ]
 
 

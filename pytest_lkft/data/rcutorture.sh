@@ -1,5 +1,6 @@
 # rcutorture: test-definitions' rcutorture test, once per torture type.
 # TORTURE_TIME: seconds each type runs (default 60); TORTURE_TYPES: default rcu.
+lkft_need_module rcutorture CONFIG_RCU_TORTURE_TEST=m
 for type in ${TORTURE_TYPES:-rcu}; do
     suffix="-$type"
     [ "$type" = rcu ] && suffix=""

@@ -43,3 +43,11 @@ lkft_need_commands() {
             lkft_skip "$command is not on the rootfs: pass --lkft-rootfs=debian"
     done
 }
+
+# Skip the suite unless the kernel has module $1, as a module or built in (for a kernel
+# whose config is not on the device).
+lkft_need_module() {
+    grep -q "/$1\.ko" "/lib/modules/$(uname -r)/modules.dep" 2> /dev/null ||
+        grep -q "/$1\.ko" "/lib/modules/$(uname -r)/modules.builtin" 2> /dev/null ||
+        lkft_skip "the kernel has no $1 module ($2)"
+}

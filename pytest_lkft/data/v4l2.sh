@@ -4,6 +4,7 @@ driver=${VIDEO_DRIVER:-vivid}
 driver=${driver%.ko}
 device=${VIDEO_DEVICE:-/dev/video0}
 if [ -n "$driver" ] && ! grep -q "^${driver} " /proc/modules; then
+    lkft_need_module "$driver" "CONFIG_VIDEO_VIVID for vivid"
     if modprobe "$driver" no_error_inj=1; then
         lkft_case "modprobe-$driver" pass
     else

@@ -40,6 +40,7 @@ from pytest_lkft.settings.rootfs import load_recipe
 ARCHS = ("amd64", "arm64", "armel", "armhf", "i386", "mips64el", "mipsel", "ppc64el", "s390x")
 SNAPSHOT_MAX_AGE = 24 * 3600
 APT_HELPER = "/usr/lib/apt/apt-helper"
+TOOLS = "mmdebstrap gpg fakeroot e2fsprogs"  # the packages of what builds the rootfs
 DATE = re.compile(r"^Date: (.+)$", re.MULTILINE)
 Log = Callable[[str], None]
 
@@ -283,15 +284,13 @@ def run_logged(command: list[str], log_file: Path, tool: str) -> None:
         try:
             done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
         except FileNotFoundError as error:
-            missing = Path(str(error.filename)).name
-            raise UserError(f"{missing} not found: the Debian rootfs needs `apt-get install "
-                            "mmdebstrap fakeroot e2fsprogs`") from None
-    if done.returncode == 127:  # fakeroot found, the command it runs not
-        raise UserError(f"{command[command.index('--') + 1]} not found: the Debian rootfs "
-                        "needs `apt-get install mmdebstrap fakeroot e2fsprogs`")
+            raise UserError(f"{Path(str(error.filename)).name} not found: the Debian rootfs "
+                            f"needs `apt-get install {TOOLS}`") from None
     if done.returncode:
         text = log_file.read_text(errors="replace").splitlines()
         last = ([line for line in text if line.startswith("E:")] or text or ["no output"])[-1]
+        if done.returncode == 127:  # fakeroot found, a command it ran not
+            raise UserError(f"{last.strip()}: the Debian rootfs needs `apt-get install {TOOLS}`")
         raise InfraError(f"{tool} failed ({done.returncode}): {last}; see {log_file}")
 
 
