@@ -32,7 +32,13 @@ from pytest_lkft.run.scripts import suite_script
 from pytest_lkft.settings import tables
 from pytest_lkft.settings.device import Settings
 from pytest_lkft.settings.options import Resolver
-from pytest_lkft.settings.rootfs import SuiteNeeds, debian_format, selected_needs, suite_needs
+from pytest_lkft.settings.rootfs import (
+    SuiteNeeds,
+    debian_format,
+    selected_needs,
+    suite_fragments,
+    suite_needs,
+)
 
 
 def settings(**given: object) -> Settings:
@@ -66,6 +72,12 @@ def test_the_packages_follow_the_selected_suites() -> None:
     assert rootfs_packages(suite_needs("perf").packages) == (
         "base-files", "bash", "busybox", "coreutils", "kmod", "linux-perf")
     assert suite_needs("smoke") == SuiteNeeds("smoke")  # needs nothing of the rootfs
+
+
+def test_a_built_kernel_gets_the_fragments_of_the_suites_named() -> None:
+    assert suite_fragments(("rcutorture", "libgpiod")) == ("rcutorture", "gpio-sim")
+    assert suite_fragments(("lib*", "rcu*", "perf")) == ("gpio-sim", "rcutorture")
+    assert suite_fragments(()) == ()  # every suite, none named: the build is as given
 
 
 def test_mmdebstrap_runs_no_foreign_code_and_needs_no_root() -> None:

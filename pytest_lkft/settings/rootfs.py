@@ -85,6 +85,18 @@ def selected_needs(patterns: Iterable[str]) -> list[SuiteNeeds]:
             if not wanted or any(fnmatchcase(name, pattern) for pattern in wanted)]
 
 
+def suite_fragments(patterns: Iterable[str]) -> tuple[str, ...]:
+    """The kconfig fragments of the suites `patterns` name (--lkft-tests globs), in the
+    patterns' order, each once: what a kernel the plugin builds gets for them. None when no
+    pattern is given: every suite runs then, and none was asked for."""
+    found: list[str] = []
+    for pattern in patterns:
+        for name, needs in sorted(load_needs().items()):
+            if needs.fragment and fnmatchcase(name, pattern) and needs.fragment not in found:
+                found.append(needs.fragment)
+    return tuple(found)
+
+
 def suite_needs(suite: str) -> SuiteNeeds:
     """What `suite` needs; nothing for a suite the table does not name."""
     return load_needs().get(suite, SuiteNeeds(suite))
