@@ -7,7 +7,8 @@
     apt and dpkg options, the same sources, into an empty directory (as root: mmdebstrap's
     own choice of mode), alternating rounds, medians; target <= 1.05. Ours adds the
     archive's snapshot (three InRelease downloads), chrootless mode under fakeroot and
-    its extract hook.
+    its extract hook. Also against mmdebstrap as a user without root must run it
+    (chrootless under `fakeroot -s`): the tool's own cost of building without root.
 (b) The same, cached: `lkft rootfs build` again on the same cache (what every later run
     costs), against the bare mmdebstrap (which has no cache).
 (c) The ext4 image: `lkft rootfs build --format ext4` cold against the bare mmdebstrap
@@ -56,28 +57,36 @@ def ours(cache: Path, arch: str, fmt: str) -> None:
                    check=True, capture_output=True)
 
 
-def bare(target: Path, arch: str, ext4: bool) -> None:
+def bare(target: Path, arch: str, ext4: bool, rootless: bool = False) -> None:
+    """mmdebstrap of the same packages: in the mode it picks (as root), or `rootless` as a
+    user without root runs it (chrootless, under fakeroot: what ours runs, bare)."""
     packages = rootfs_packages(p for n in load_needs().values() for p in n.packages)
     command = mmdebstrap_command(arch, packages, target, apt_sources(load_recipe().release))
-    command.remove("--mode=chrootless")  # a user's run: mmdebstrap picks its mode
+    if rootless:
+        command = ["fakeroot", "-s", f"{target}.state", "--", *command]
+    else:
+        command.remove("--mode=chrootless")  # a user's run: mmdebstrap picks its mode
     subprocess.run(command, check=True, capture_output=True)
     if ext4:
         size = int(subprocess.run(["du", "-sm", str(target)], capture_output=True, text=True,
                                   check=True).stdout.split()[0]) * 6 // 5 + 256
         subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-d", str(target),
-                        str(target) + ".ext4", f"{size}M"], check=True)
+                        str(target) + ".ext4", f"{size}M"], check=True, capture_output=True)
 
 
-def building(arch: str, rounds: int, fmt: str) -> tuple[list[float], list[float], list[float]]:
-    """(ours cold, ours cached, bare) seconds, alternating rounds."""
-    cold, cached, plain = [], [], []
+def building(arch: str, rounds: int, fmt: str) -> dict[str, list[float]]:
+    """Seconds of ours (cold, cached) and of mmdebstrap bare (its mode; rootless),
+    alternating rounds."""
+    times: dict[str, list[float]] = {"cold": [], "cached": [], "bare": [], "rootless": []}
     for _ in range(rounds):
         with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:
             work = Path(tmp)
-            plain.append(timed(bare, work / "bare", arch, fmt == "ext4"))
-            cold.append(timed(ours, work / "cache", arch, fmt))
-            cached.append(timed(ours, work / "cache", arch, fmt))
-    return cold, cached, plain
+            times["bare"].append(timed(bare, work / "bare", arch, fmt == "ext4"))
+            times["cold"].append(timed(ours, work / "cache", arch, fmt))
+            times["cached"].append(timed(ours, work / "cache", arch, fmt))
+            if fmt == "dir":
+                times["rootless"].append(timed(bare, work / "rootless", arch, False, True))
+    return times
 
 
 def boot_commands(device: str, work: Path) -> dict[str, list[str]]:
@@ -122,12 +131,15 @@ def main() -> int:
         raise SystemExit("mmdebstrap not found: apt-get install mmdebstrap fakeroot")
     print(f"Debian rootfs for {args.arch}, suites {SUITES}, {args.rounds} rounds")
     for fmt in ("dir", "ext4"):
-        cold, cached, plain = building(args.arch, args.rounds, fmt)
-        base = show(f"mmdebstrap bare{' + mke2fs -d' if fmt == 'ext4' else ''}", plain)
-        ours_cold = show(f"lkft rootfs build --format {fmt} cold", cold)
-        ours_cached = show(f"lkft rootfs build --format {fmt} cached", cached)
+        times = building(args.arch, args.rounds, fmt)
+        base = show(f"mmdebstrap bare{' + mke2fs -d' if fmt == 'ext4' else ''}", times["bare"])
+        ours_cold = show(f"lkft rootfs build --format {fmt} cold", times["cold"])
+        ours_cached = show(f"lkft rootfs build --format {fmt} cached", times["cached"])
         print(f"ratio cold / bare: {ours_cold / base:.3f} (target <= 1.05); cached / bare: "
               f"{ours_cached / base:.3f}")
+        if times["rootless"]:
+            rootless = show("mmdebstrap bare, chrootless + fakeroot", times["rootless"])
+            print(f"ratio cold / bare without root: {ours_cold / rootless:.3f}")
     with tempfile.TemporaryDirectory() as tmp:
         commands = boot_commands(args.device, Path(tmp))
         times: dict[str, list[float]] = {"busybox": [], "debian": []}
