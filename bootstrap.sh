@@ -9,15 +9,19 @@
 set -eu
 cd "$(dirname "$0")"
 
-MAIN_PACKAGES="python3-venv python3-pip qemu-system-arm qemu-system-x86 dpkg xz-utils zstd"
+# mmdebstrap (with gpg for its sources' signed-by), fakeroot and e2fsprogs build the Debian
+# rootfs (--lkft-rootfs=debian), kmod's depmod indexes its kernel's modules
+MAIN_PACKAGES="python3-venv python3-pip qemu-system-arm qemu-system-x86 dpkg xz-utils zstd \
+    mmdebstrap gpg fakeroot e2fsprogs kmod"
 # tests boot every device with default artifacts, read cpio archives, start SQUAD in a venv,
 # look at pages in Chromium, cross-build an arm64 kernel from Debian's kernel source and run
 # stand-in labgrid boards (serial over ser2net, U-Boot); u-boot-tools' mkimage lets LAVA
 # validate U-Boot board jobs; gcc and python3-dev build the KTAP parser's C scanner
-# (without them pip skips it and the parser is ~3x slower)
+# (without them pip skips it and the parser is ~3x slower); autoconf, automake and libtool
+# build libhugetlbfs's tests
 TEST_PACKAGES="$MAIN_PACKAGES gcc python3-dev qemu-system-ppc qemu-system-mips qemu-system-misc cpio git curl chromium \
-    linux-source-6.1 gcc-aarch64-linux-gnu libc6-dev-arm64-cross ccache rsync flex bison bc make kmod \
-    ser2net u-boot-qemu u-boot-tools"
+    linux-source-6.1 gcc-aarch64-linux-gnu libc6-dev-arm64-cross ccache rsync flex bison bc make \
+    ser2net u-boot-qemu u-boot-tools autoconf automake libtool"
 
 run() { echo "+ $*" >&2; "$@"; }
 as_root() { if [ "$(id -u)" = 0 ]; then run "$@"; else run sudo "$@"; fi; }

@@ -26,7 +26,7 @@ SAMPLE_RESULTS = {
     "kunit/beta.<missing #2>": "error",
     "kunit/beta.<missing #3>": "error",
 }
-BUILT_IN = "kirk, lava, kselftest, ktap, kirk-console, ltp"
+BUILT_IN = "kirk, lava, kselftest, ktap, kirk-console, ltp, perf, v4l2, hugetlbfs, rcutorture"
 
 
 def lkft_parse(*args: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,8 @@ import pytest
 from conftest import TESTSUITES, need_qemu
 from pytest_lkft.pytestplugin.selection import NO_SUITE
 
-ALL_SUITES = "boot, build, kselftest, kunit, ltp, modules, smoke"
+ALL_SUITES = ("boot, build, kselftest, kunit, libgpiod, libhugetlbfs, ltp, modules, perf, "
+              "rcutorture, smoke, v4l2")
 KTAP = """KTAP version 1
 1..1
     KTAP version 1
@@ -46,7 +47,7 @@ def suites_of(result: pytest.RunResult) -> list[str]:
 def test_one_suite_is_kept_and_the_others_deselected(pytester: pytest.Pytester) -> None:
     result = collect(pytester, "--lkft-tests=smoke")
     assert suites_of(result) == ["test_smoke.py"]
-    result.stdout.fnmatch_lines(["*14/28 tests collected (14 deselected)*"])  # 13 cases + crash
+    result.stdout.fnmatch_lines(["*14/43 tests collected (29 deselected)*"])  # 13 cases + crash
 
 
 def test_comma_list_repeats_and_globs(pytester: pytest.Pytester) -> None:
@@ -111,7 +112,7 @@ def test_smoke_without_boot_boots_its_own_device(pytester: pytest.Pytester,
     result = pytester.runpytest_subprocess(
         str(TESTSUITES), f"--lkft-cache-dir={artifact_cache}", "-p", "no:cacheprovider",
         "--lkft-device=qemu-arm64", "--lkft-tests=smoke", "-v")
-    result.assert_outcomes(passed=14, deselected=14)
+    result.assert_outcomes(passed=14, deselected=29)  # the other suites
     result.stdout.fnmatch_lines(["lkft: devices=qemu-arm64 * tests=smoke",
                                  "*test_smoke.py::test_smoke?qemu-arm64-uname? PASSED*"])
     assert "test_boot.py" not in result.stdout.str()

@@ -161,9 +161,13 @@ class BuildRun:
         if config_value(self.obj / ".config", "MODULES") != "y":
             return None
         install = self.obj / "modinstall"
+        # modules_install links lib/modules/<release>/build and source to this machine's
+        # trees: links out of the device's rootfs, which its overlay refuses (issue 18)
+        links = ("find", str(install / "lib" / "modules"), "-maxdepth", "2", "-type", "l",
+                 "(", "-name", "build", "-o", "-name", "source", ")", "-delete")
         return [self.make("modules"), ("rm", "-rf", str(install)),
                 self.make("modules_install", f"INSTALL_MOD_PATH={install}", "INSTALL_MOD_STRIP=1"),
-                self.tar(install, "modules.tar.xz", "lib")]
+                links, self.tar(install, "modules.tar.xz", "lib")]
 
     def _dtbs(self) -> list[tuple[str, ...]] | None:
         if not self.b.arch.dtbs or config_value(self.obj / ".config", "OF") != "y":

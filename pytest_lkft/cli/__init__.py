@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bisect": ("pytest_lkft.cli.bisect", "Find the first bad commit of a regression"),
     "bisect-step": ("pytest_lkft.cli.bisect",
                     "Test the tree's checkout once, for `git bisect run` (0/1/125)"),
+    "rootfs": ("pytest_lkft.cli.rootfs", "Build the Debian rootfs of --lkft-rootfs=debian"),
     "lava": ("pytest_lkft.cli.lava", "Print the LAVA job of a device, not submitted"),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import shlex
 import shutil
@@ -73,9 +74,14 @@ class QemuDevice(ConsoleDevice):
                 raise UserError(f"{rootfs}: modules or overlays need a cpio rootfs; "
                                 "pass --lkft-rootfs as a cpio archive")
             raw = decompress_to(rootfs, self.run_dir / "rootfs.ext4")
-            root = "/dev/vda" if "virtio" in self.spec.drive else "/dev/sda"
-            args = self.spec.drive_args(raw)
+            spec = self.spec
+            if self.artifacts.drive is not None:  # a disk Debian's kernels can reach
+                spec = dataclasses.replace(spec, drive=self.artifacts.drive)
+            root = "/dev/vda" if "virtio" in spec.drive else "/dev/sda"
+            args = spec.drive_args(raw)
             args[args.index(next(a for a in args if "file=" in a))] += ",snapshot=on"
+            if self.artifacts.initrd is not None:  # it mounts the disk (the Debian rootfs)
+                args += ["-initrd", str(self.artifacts.initrd)]
             return args, [f"root={root}", "rw", "rootwait"]
         return ["-initrd", str(self._initrd(rootfs))], []
 

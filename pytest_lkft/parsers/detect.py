@@ -13,6 +13,10 @@
   `Executing: ...`);
 - `ltp`: an ltp-pan table header, `tag=... stime=`, `<<<test_start>>>`, kirk's console
   (`abort01: pass  (0.019s)`), runltp's banner or LTP result words (`TPASS`...);
+- `perf`: `perf test -v`'s `--- start ---` and a result line `...: Ok|FAILED!|Skip`;
+- `v4l2`: a `v4l2-compliance` line `	test VIDIOC_QUERYCAP: OK`;
+- `hugetlbfs`: a libhugetlbfs `run_tests.py` line `shared (2M: 64):	PASS`;
+- `rcutorture`: rcutorture's `<type>-torture:--- Start of test` / `End of test`;
 - otherwise `ktap` (which finds nothing in a log without KTAP).
 
 Sniffing is bounded: a log of any size, or a single line of hundreds of MB, costs the

@@ -162,6 +162,12 @@ def _ktap_binary(stream: BinaryIO, suite: str | None, head: list[str]) -> Iterab
     return ktap.iter_binary(stream, suite or "kunit", head)
 
 
+# the outputs of the suites on the Debian rootfs (perf, v4l2, libhugetlbfs, rcutorture)
+PERF = re.compile(r": (?:Ok|FAILED!|Skip(?: \([^)\n]*\))?)$", re.MULTILINE)
+V4L2 = re.compile(r"^[ \t]*test [^\n]+: (?:OK|FAIL)\b", re.MULTILINE)
+HUGETLBFS = re.compile(r" \(\d+[KMGT]?: (?:32|64)\):\t", re.MULTILINE)
+RCUTORTURE = re.compile(r"-torture:--- (?:Start|End) of test")
+
 BUILT_IN = (
     Format("kirk", lambda text: text.lstrip().startswith("{") and '"results"' in text,
            _parse_kirk, rank=10, document=True),
@@ -176,6 +182,13 @@ BUILT_IN = (
            lazy("kirk_console", "iter_cases"), rank=55),
     Format("ltp", lambda text: bool(LTP.search(text) or LTP_WORDS.search(text)),
            lazy("ltp", "iter_cases"), rank=60),
+    Format("perf", lambda text: "--- start ---" in text and bool(PERF.search(text)),
+           lazy("perf", "parse"), rank=70),
+    Format("v4l2", lambda text: bool(V4L2.search(text)), lazy("v4l2", "parse"), rank=70),
+    Format("hugetlbfs", lambda text: bool(HUGETLBFS.search(text)), lazy("hugetlbfs", "parse"),
+           rank=70),
+    Format("rcutorture", lambda text: bool(RCUTORTURE.search(text)),
+           lazy("rcutorture", "parse"), rank=70),
 )
 for _format in BUILT_IN:
     register(_format)

@@ -13,21 +13,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_lkft.errors import UserError
-from pytest_lkft.provision.defaults import default_artifacts
+from pytest_lkft.provision.debiandevice import debian_boot, debian_kernel
+from pytest_lkft.provision.defaults import DefaultArtifacts, default_artifacts, default_busybox
 from pytest_lkft.provision.kernelimage import arch_matches, describe, image_arch, not_a_kernel
 from pytest_lkft.provision.kselftest import KselftestStage
+from pytest_lkft.provision.libhugetlbfs import LibhugetlbfsStage
 from pytest_lkft.provision.ltp import LtpStage
 from pytest_lkft.provision.rootfs import tarball_overlay_file
 from pytest_lkft.provision.stages import Getter, Stage, StageContext, Staged
 from pytest_lkft.settings.device import Settings, is_url
 from pytest_lkft.settings.devices import QemuSpec
+from pytest_lkft.settings.rootfs import SuiteNeeds, debian_format, selected_needs
 
 Fetch = Callable[[str, "str | None"], Path]
 
 
 @dataclass
 class DeviceArtifacts:
-    """What a QEMU device boots: kernel, rootfs (cpio or ext4), overlays, dtb."""
+    """What a QEMU device boots: kernel, rootfs (cpio or ext4), overlays, dtb; with an ext4
+    rootfs, the initramfs that mounts it and the drive that attaches it (None: the
+    device's own); the kernel's config when it is known."""
 
     kernel: Path
     rootfs: Path | None = None
@@ -38,21 +43,36 @@ class DeviceArtifacts:
     prompts: tuple[str, ...] = ()
     qemu_binary: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    initrd: Path | None = None
+    drive: str | None = None
+    kernel_config: Path | None = None
 
 
 def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path,
-              stages: Sequence[Stage] | None = None) -> DeviceArtifacts:
+              stages: Sequence[Stage] | None = None, kernel_config: Path | None = None,
+              extra_overlays: Sequence[Path] = ()) -> DeviceArtifacts:
     """Resolve everything `spec` needs to boot, downloading through `fetch`; each stage
-    (default: the built-in ones) lays its overlays over the rootfs, in order."""
+    (default: the built-in ones) lays its overlays over the rootfs, in order, then
+    `extra_overlays`. `kernel_config` is the config of the kernel the settings give (a
+    build's)."""
     get = _getter(fetch)
-    kernel, rootfs = get(settings.kernel), get(settings.rootfs)
+    debian = debian_format(settings.rootfs)
+    needs = selected_needs(settings.tests)
+    kernel, rootfs = get(settings.kernel), None
+    if not debian:
+        rootfs = get(settings.rootfs)
     metadata = {"kernel": settings.kernel or "", "rootfs": settings.rootfs or ""}
-    if kernel is None or rootfs is None:
+    defaults = None
+    if kernel is None and debian:  # the flavour that has what the suites need
+        defaults = debian_kernel(spec, needs, cache_root, fetch)
+    elif kernel is None or (rootfs is None and not debian):
         defaults = default_artifacts(spec, cache_root, fetch)
-        if kernel is None:
-            kernel, metadata["kernel"] = defaults.kernel, f"debian:{defaults.kernel_package}"
-        if rootfs is None:
-            rootfs, metadata["rootfs"] = defaults.rootfs, f"busybox:{defaults.busybox_package}"
+    if kernel is None and defaults is not None:
+        kernel, metadata["kernel"] = defaults.kernel, f"debian:{defaults.kernel_package}"
+        kernel_config = defaults.kernel_config
+    if rootfs is None and defaults is not None and not debian:
+        rootfs, metadata["rootfs"] = defaults.rootfs, f"busybox:{defaults.busybox_package}"
+    assert kernel is not None
     shown = f"kernel {kernel}"
     if settings.kernel:
         shown = f"{settings.source('lkft_kernel')} {settings.kernel}"
@@ -64,11 +84,29 @@ def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path
         if staged is not None:
             overlays += staged.overlays
             metadata.update(staged.metadata)
-    return DeviceArtifacts(kernel=kernel, rootfs=rootfs, overlays=overlays, dtb=get(settings.dtb),
-                           boot_args=settings.boot_args,
-                           kernel_start_message=settings.kernel_start_message,
-                           prompts=settings.prompts, qemu_binary=settings.qemu_binary,
-                           metadata=metadata)
+    overlays += extra_overlays
+    found = DeviceArtifacts(kernel=kernel, rootfs=rootfs, overlays=overlays,
+                            dtb=get(settings.dtb), boot_args=settings.boot_args,
+                            kernel_start_message=settings.kernel_start_message,
+                            prompts=settings.prompts,
+                            qemu_binary=settings.qemu_binary, metadata=metadata,
+                            kernel_config=kernel_config)
+    if debian:
+        _boot_debian(found, spec, debian, needs, cache_root, fetch, defaults)
+    return found
+
+
+def _boot_debian(found: DeviceArtifacts, spec: QemuSpec, fmt: str, needs: list[SuiteNeeds],
+                 cache_root: Path, fetch: Fetch, defaults: DefaultArtifacts | None) -> None:
+    """Put the Debian rootfs of `needs` into `found` (see `debiandevice`)."""
+    if defaults is not None:
+        busybox, deb = defaults.busybox, defaults.kernel_deb
+    else:
+        busybox, deb = default_busybox(spec, cache_root, fetch), None
+    boot = debian_boot(spec, fmt, needs, cache_root, busybox, deb, found.overlays)
+    found.rootfs, found.initrd, found.overlays = boot.rootfs, boot.initrd, boot.overlays
+    found.drive = boot.drive
+    found.metadata.update(boot.metadata)
 
 
 def _getter(fetch: Fetch) -> Getter:
@@ -106,4 +144,5 @@ class ModulesStage:
                       {"modules": context.settings.modules or ""})
 
 
-BUILT_IN_STAGES: tuple[Stage, ...] = (ModulesStage(), KselftestStage(), LtpStage())
+BUILT_IN_STAGES: tuple[Stage, ...] = (ModulesStage(), KselftestStage(), LtpStage(),
+                                      LibhugetlbfsStage())

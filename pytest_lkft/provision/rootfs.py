@@ -85,6 +85,15 @@ def write_cpio(entries: Iterable[Entry]) -> bytes:
     return out.getvalue()
 
 
+def write_cpio_file(path: Path, entries: Iterable[Entry]) -> Path:
+    """`write_cpio` streamed to `path` (atomically), for archives too large to hold."""
+    with atomically(path) as partial, partial.open("wb") as out:
+        for ino, entry in enumerate(_with_parents(entries), start=1):
+            out.write(_newc_record(ino, entry))
+        out.write(_newc_record(0, Entry("TRAILER!!!", 0)))
+    return path
+
+
 def _with_parents(entries: Iterable[Entry]) -> Iterator[Entry]:
     seen: set[str] = set()
     for entry in entries:

@@ -26,6 +26,7 @@ from pytest_lkft.pytestplugin.options import resolver
 from pytest_lkft.pytestplugin.terminal import terminal
 from pytest_lkft.settings.archs import get_arch, host_arch
 from pytest_lkft.settings.options import Resolved
+from pytest_lkft.settings.rootfs import suite_fragments
 
 NEEDS_TREE = "{option} needs --lkft-tree DIR, the kernel source to build"
 
@@ -78,7 +79,7 @@ def settings_from(config: pytest.Config, device_archs: Sequence[str] = ()) -> Bu
     elif config.getoption("lkft_kernel", default=None):
         raise UserError("--lkft-kernel and --lkft-tree both give the kernel to boot; pass one")
     else:
-        settings = _settings(values, lists)
+        settings = _settings(values, lists, options.values("lkft_tests").value)
         for arch in _archs(settings, device_archs):
             settings.kernel_build(arch).validate()
     config.stash[BUILD_SETTINGS_KEY] = settings
@@ -91,14 +92,18 @@ def _refuse_without_tree(given: list[Resolved]) -> None:
         raise UserError(NEEDS_TREE.format(option=found.source))
 
 
-def _settings(values: dict[str, Resolved], lists: dict[str, Resolved]) -> BuildSettings:
+def _settings(values: dict[str, Resolved], lists: dict[str, Resolved],
+              tests: Iterable[str]) -> BuildSettings:
     targets, build_dir = values["lkft_build_targets"].value, values["lkft_build_dir"].value
+    given = tuple(lists["lkft_kconfig_add"].value)
+    # the fragments of the suites --lkft-tests names (rcutorture, gpio-sim), issue 18
+    kconfig_add = given + tuple(f for f in suite_fragments(tests) if f not in given)
     return BuildSettings(
         tree=Path(str(values["lkft_tree"].value)).expanduser().resolve(),
         target_arch=values["lkft_target_arch"].value,
         toolchain=values["lkft_toolchain"].value or "gcc",
         kconfig=values["lkft_kconfig"].value or "defconfig",
-        kconfig_add=lists["lkft_kconfig_add"].value,
+        kconfig_add=kconfig_add,
         targets=parse_targets(targets) if targets else DEFAULT_TARGETS,
         make_vars=tuple(parse_make_vars(list(lists["lkft_make_var"].value),
                                         "--lkft-make-var").items()),

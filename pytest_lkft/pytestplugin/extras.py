@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import pytest
 
-from pytest_lkft.parsers.model import Case, Result
+from pytest_lkft.parsers.model import Case, Metric, Result
 from pytest_lkft.pytestplugin.items import CaseFailed, case_properties
 
 EXTRA_CASES = "lkft.extra_cases"
@@ -21,7 +21,8 @@ EXTRA_CASES = "lkft.extra_cases"
 def encode_extras(cases: list[Case], device: str) -> str:
     """Extra cases as a user property value the controller turns into reports."""
     return json.dumps([{"suite": c.suite, "name": c.name, "result": str(c.result),
-                        "reason": c.reason, "log": c.log[-50:], "device": device}
+                        "reason": c.reason, "log": c.log[-50:], "device": device,
+                        "metrics": {k: [m.value, m.unit] for k, m in c.metrics.items()}}
                        for c in cases])
 
 
@@ -32,8 +33,9 @@ def extra_reports(report: pytest.TestReport) -> list[pytest.TestReport]:
         return []
     reports = []
     for data in json.loads(str(value)):
+        metrics = {k: Metric(*value) for k, value in data.get("metrics", {}).items()}
         case = Case(data["suite"], data["name"], Result(data["result"]), data["log"],
-                    data["reason"])
+                    data["reason"], metrics=metrics)
         reports += _reports_for(report, case, data["device"])
     return reports
 

@@ -45,9 +45,13 @@ def case_properties(case: Case, device: str) -> list[tuple[str, object]]:
                                        ("lkft.device", device)]
     if case.result in (Result.XFAIL, Result.ERROR):
         props.append(("lkft.result", str(case.result)))
-    props += [(f"lkft.metric.{name}", f"{m.value:g} {m.unit}".strip())
-              for name, m in case.metrics.items()]
-    return props
+    return props + metric_properties(case)
+
+
+def metric_properties(case: Case) -> list[tuple[str, object]]:
+    """`lkft.metric.<name>` user_properties of a case's metrics."""
+    return [(f"lkft.metric.{name}", f"{m.value:g} {m.unit}".strip())
+            for name, m in case.metrics.items()]
 
 
 def replay(case: Case) -> None:

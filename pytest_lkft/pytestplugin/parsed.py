@@ -29,6 +29,8 @@ def case_list_key(settings: Settings, device_name: str, marker: pytest.Mark) -> 
              settings.ltp or "", str(settings.ltp_shard or "")]
     if settings.kselftest:  # only then, so the lists of runs without one keep their keys
         parts.append(settings.kselftest)
+    if settings.parameters or settings.libhugetlbfs:  # likewise
+        parts += [repr(settings.parameters), settings.libhugetlbfs or ""]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
 
 
@@ -88,6 +90,8 @@ def check_run(request: pytest.FixtureRequest, run: SuiteRun, device: Device) -> 
     if extras:
         request.node.user_properties.append((EXTRA_CASES, encode_extras(extras, device.name)))
     remember_cases(root, run.suite, key, run)
+    if run.skipped:
+        pytest.skip(f"{run.suite}: {run.skipped}")
     if run.silent and marker is not None and marker.kwargs.get("silent_reason"):
         pytest.skip(f"{run.suite}: {run.problem}: {marker.kwargs['silent_reason']}")
     if run.problem:

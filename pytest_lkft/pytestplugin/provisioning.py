@@ -80,8 +80,8 @@ def _provision(config: pytest.Config, name: str) -> Provisioned:
         return ProvisionFailure(f"{name}: {failure_reason(built)}", skip=True)
     modules = str(built.modules) if built.modules else settings.modules
     artifacts = provision(dataclasses.replace(settings, kernel=str(built.kernel), modules=modules),
-                          spec, cache.fetch, cache.root, stages)
-    artifacts.overlays += device_overlays(built, cache.root)
+                          spec, cache.fetch, cache.root, stages, built.config,
+                          device_overlays(built, cache.root))
     artifacts.metadata.update({k.removeprefix("lkft.meta."): v
                                for k, v in build_properties(built)})
     return artifacts

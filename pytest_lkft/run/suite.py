@@ -11,6 +11,7 @@ test report (so JUnit, the terminal and the store get it, also under xdist).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from pytest_lkft.devices.base import Device
 from pytest_lkft.errors import DeviceBroken
 from pytest_lkft.parsers.detect import parse
 from pytest_lkft.parsers.model import Case, Result, unique_names
+from pytest_lkft.parsers.scripted import suite_skip
 
 LAST_START = re.compile(r"(?s:.*)^LKFT-START\r*$", re.MULTILINE)  # see console.run
 MISSING = "missing: the run did not report it"  # the error of a known case a run omitted
@@ -31,12 +33,16 @@ class SuiteRun:
     cases: dict[str, Case] = field(default_factory=dict)
     problem: str = ""  # why the run itself failed (no output, device died, ...)
     silent: bool = False  # the run printed nothing of its format at all
+    skipped: str = ""  # why the suite could not run here (its script said `LKFT-SKIP:`)
 
     def case(self, name: str, crash: str = "") -> Case:
-        """The named case, or an error case saying it is missing."""
+        """The named case, or an error case saying it is missing (a skip when the suite
+        could not run)."""
         found = self.cases.get(name)
         if found is not None:
             return found
+        if self.skipped:
+            return Case(self.suite, name, Result.SKIP, reason=self.skipped)
         why = MISSING
         if crash or self.problem:
             why += f" ({crash or self.problem})"
@@ -69,8 +75,10 @@ def run_suite(device: Device, suite: str, command: str | None, fmt: str,
             text = console_text(device)
         elif started:
             text = since_last_command(device)
-    run.cases = dict(unique_names(parse(text.splitlines(), fmt, suite), lambda c: c.name))
-    if not run.cases and not run.problem:
+    cases = unique_names(parse(text.splitlines(), fmt, suite), lambda c: c.name)
+    run.cases = {name: dataclasses.replace(case, name=name) for name, case in cases}
+    run.skipped = suite_skip(text)
+    if not run.cases and not run.problem and not run.skipped:
         run.silent = True
         run.problem = f"no {fmt} output found; see {device.console_log}"
         if status != 0 and text.strip():  # the command said why, e.g. a file it lacks

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_lkft.errors import UserError
-from pytest_lkft.settings.options import Resolver, origin
+from pytest_lkft.settings.options import Resolved, Resolver, origin
+from pytest_lkft.settings.rootfs import debian_format
 
 # Options naming a local file (or a URL) that must exist before anything boots.
 FILE_OPTIONS = ("lkft_kernel", "lkft_rootfs", "lkft_modules", "lkft_dtb", "lkft_ltp",
-                "lkft_ltp_skipfile")
+                "lkft_ltp_skipfile", "lkft_libhugetlbfs")
+PARAMETER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
 # What a console shows when the kernel starts (its first group: the kernel version, a
@@ -136,6 +138,8 @@ class Settings:
     kernel_start_message: str = ""  # "" and (): the device's own
     prompts: tuple[str, ...] = ()
     qemu_binary: str | None = None
+    parameters: tuple[tuple[str, str], ...] = ()  # --lkft-parameter NAME=VALUE, in order
+    libhugetlbfs: str | None = None
     timeouts: Timeouts = Timeouts()
     results_dir: Path = Path("lkft-results")
     console: bool = False
@@ -150,7 +154,7 @@ class Settings:
             "lkft_kernel", "lkft_rootfs", "lkft_modules", "lkft_kselftest", "lkft_dtb",
             "lkft_ltp", "lkft_ltp_skipfile", "lkft_ltp_shard", "lkft_boot_args",
             "lkft_kernel_start_message", "lkft_qemu_binary", "lkft_timeouts",
-            "lkft_results_dir")}
+            "lkft_results_dir", "lkft_libhugetlbfs")}
         values = {dest: resolved.value for dest, resolved in found.items()}
         sources = {dest: resolved.source for dest, resolved in found.items()}
         check_files(values, sources)
@@ -180,6 +184,8 @@ class Settings:
             kernel_start_message=values["lkft_kernel_start_message"] or "",
             prompts=prompts.value,
             qemu_binary=values["lkft_qemu_binary"],
+            parameters=parse_parameters(options.values("lkft_parameter")),
+            libhugetlbfs=values["lkft_libhugetlbfs"],
             timeouts=timeouts,
             results_dir=Path(invocation_dir, values["lkft_results_dir"] or "lkft-results"),
             console=console or options.flag("lkft_console"),
@@ -191,6 +197,18 @@ class Settings:
     def source(self, dest: str) -> str:
         """Where the value of `dest` came from, e.g. `--lkft-kernel` or `LKFT_KERNEL`."""
         return self.sources.get(dest) or "--" + dest.replace("_", "-")
+
+
+def parse_parameters(given: Resolved) -> tuple[tuple[str, str], ...]:
+    """`NAME=VALUE` suite parameters as pairs, in order; UserError naming a bad one."""
+    pairs = []
+    for text in given.value:
+        if not PARAMETER.match(text):
+            raise UserError(f"invalid parameter {text!r} from {origin(given.source)}; pass "
+                            "NAME=VALUE, e.g. TORTURE_TIME=30")
+        name, _, value = text.partition("=")
+        pairs.append((name, value))
+    return tuple(pairs)
 
 
 def is_url(value: str) -> bool:
@@ -211,9 +229,12 @@ def check_regexes(values: dict[str, tuple[str | None, ...]], sources: dict[str, 
 
 def check_files(values: dict[str, str | None], sources: dict[str, str]) -> None:
     """Refuse a local file option naming no file (the kselftest tarball is its suite's
-    to report: `pytest_lkft.suites.kselftest.install`)."""
+    to report: `pytest_lkft.suites.kselftest.install`); `--lkft-rootfs=debian` names the
+    Debian rootfs the run builds, not a file."""
     for dest in FILE_OPTIONS:
         value = values.get(dest)
+        if dest == "lkft_rootfs" and debian_format(value) is not None:
+            continue
         if value and not is_url(value) and not Path(value).is_file():
             raise UserError(f"{sources[dest]} {value}: no such file; check the path or give "
                             "a URL")

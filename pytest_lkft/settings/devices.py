@@ -26,11 +26,18 @@ DEVICES_FILE = "qemu-devices.yaml"
 
 @dataclass(frozen=True)
 class DebianSource:
-    """Where a device's default kernel comes from: `linux-image-<flavour>` for `arch`."""
+    """Where a device's default kernel comes from: `linux-image-<flavour>` for `arch`.
+
+    `full_flavour` is the flavour with every driver, taken when a suite needs one the
+    default flavour lacks; `drive` attaches a disk for Debian's kernels when the device's
+    own `drive` needs a driver they lack.
+    """
 
     arch: str
     flavour: str
     image: str
+    full_flavour: str | None = None
+    drive: str | None = None
 
 
 @dataclass(frozen=True)

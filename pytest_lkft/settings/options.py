@@ -63,8 +63,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--lkft-device", DEVICE_HELP, "LKFT_DEVICE", "NAME", "list"),
     Option("--lkft-kernel", "Kernel image to boot (default: the distribution's kernel for "
            "the device)", "LKFT_KERNEL", "PATH|URL"),
-    Option("--lkft-rootfs", "Root filesystem: ext4 or cpio, optionally .gz/.xz/.zst "
-           "(default: a busybox initramfs)", "LKFT_ROOTFS", "PATH|URL"),
+    Option("--lkft-rootfs", "Root filesystem: ext4 or cpio, optionally .gz/.xz/.zst, or "
+           "debian[:ext4|:cpio] to build a Debian 12 rootfs with the suites' tools "
+           "(default: a busybox initramfs)", "LKFT_ROOTFS", "PATH|URL|debian"),
     Option("--lkft-modules", "Kernel modules tarball, put into the rootfs", "LKFT_MODULES",
            "PATH|URL"),
     Option("--lkft-kselftest", "Kselftest install tarball (LKFT's kselftest.tar.xz), laid "
@@ -88,6 +89,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--lkft-prompts", "Regular expression of the shell prompt (default: the device's, "
            "`[#$] ` at the end of the output); repeatable", "LKFT_PROMPTS", "REGEX", "list",
            comma=False),
+    Option("--lkft-parameter", "A suite parameter, as tuxrun's --parameters: "
+           "TORTURE_TIME=30, PERF_TEST_ARGS='-s 81', ...; repeatable", "LKFT_PARAMETERS",
+           "NAME=VALUE", "list", comma=False),
+    Option("--lkft-libhugetlbfs", "libhugetlbfs source tarball or tree: its tests are built "
+           "for the device and laid into the rootfs at /opt/libhugetlbfs",
+           "LKFT_LIBHUGETLBFS", "PATH|URL"),
     Option("--lkft-qemu-binary", "QEMU binary to use instead of the device's",
            "LKFT_QEMU_BINARY", "PATH"),
     Option("--lkft-timeouts", "Per-phase timeouts in seconds (default boot=300,test=600,"

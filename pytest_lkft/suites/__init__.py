@@ -14,7 +14,7 @@ from pytest_lkft.devices.base import Device
 from pytest_lkft.devices.console import CommandResult
 from pytest_lkft.errors import DeviceBroken
 from pytest_lkft.parsers.model import Case, Result
-from pytest_lkft.pytestplugin.items import CaseFailed, replay
+from pytest_lkft.pytestplugin.items import CaseFailed, metric_properties, replay
 from pytest_lkft.pytestplugin.options import SETTINGS_KEY
 from pytest_lkft.pytestplugin.parsed import check_run
 from pytest_lkft.run.suite import SuiteRun
@@ -23,10 +23,12 @@ from pytest_lkft.suites.kselftest import install as kselftest_install
 from pytest_lkft.suites.ltp import cases as ltp_cases
 from pytest_lkft.suites.ltp import setup as ltp_setup
 from pytest_lkft.suites.modules import modules_under_test
+from pytest_lkft.suites.scripted import lkft_needs, script_command, script_setup
 
 __all__ = ["OUTPUT_TAIL", "SETTINGS_KEY", "kselftest_collections", "kselftest_install",
-           "lkft_case", "ltp_cases", "ltp_setup", "modules_under_test", "run_case",
-           "test_case", "test_crash", "test_run"]
+           "lkft_case", "lkft_needs", "ltp_cases", "ltp_setup", "modules_under_test",
+           "run_case", "script_command", "script_setup", "test_case", "test_crash",
+           "test_run"]
 
 OUTPUT_TAIL = 20
 
@@ -61,8 +63,9 @@ def lkft_case(lkft_suite_run: SuiteRun, lkft_case_name: str, device: Device) -> 
     return case
 
 
-def test_case(lkft_case: Case) -> None:
-    """One case of a parsed suite, as its run reported it."""
+def test_case(lkft_case: Case, request: pytest.FixtureRequest) -> None:
+    """One case of a parsed suite, as its run reported it (its metrics too)."""
+    request.node.user_properties += metric_properties(lkft_case)
     try:
         replay(lkft_case)
         return

@@ -1,0 +1,248 @@
+"""Root filesystem images without root: an ext4 disk (`mke2fs -d`) or a cpio archive of a tree.
+
+An ext4 image is assembled in a staging directory: the rootfs tree hard-linked (no copy),
+whole trees laid over it (the kernel's modules and config) and cpio overlays unpacked
+into it (kselftest, LTP, test programs). `mke2fs -d` then writes the image, in a
+fakeroot session that loads the rootfs's state: every file is root's and device nodes
+are device nodes, whoever runs it. Images are cached by what went into them and
+attached in QEMU's snapshot mode, so they are never changed.
+
+A kernel that mounts the disk only with modules (Debian's: virtio_blk is a module) boots
+it through the loader, a small busybox initramfs that loads the disk's drivers (the
+kernel's own, with their dependencies), mounts the disk and switches to it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import hashlib
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from pytest_lkft.files import atomically
+from pytest_lkft.provision.debian import Rootfs, run_logged
+from pytest_lkft.provision.kernelmodules import KernelTree, module_closure, module_indexes
+from pytest_lkft.provision.rootfs import Entry, cached_overlay, write_cpio, write_cpio_file
+
+HEADROOM = 256 << 20  # free space on an ext4 image, for what tests write
+# What the loader loads to reach the disk (those built in, or absent, are left out).
+DISK_MODULES = ("virtio_mmio", "virtio_pci", "virtio_blk", "ahci", "ata_piix", "sd_mod",
+                "ext4")
+LOADER_INIT = """#!/bin/busybox sh
+# pytest-lkft's loader: load the disk's drivers, mount the disk, switch to it
+/bin/busybox mkdir -p /proc /sys /dev /newroot /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+@INSMOD@
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in root=*) root=${arg#root=} ;; esac
+done
+tries=0
+while [ ! -b "$root" ] && [ "$tries" -lt 200 ]; do sleep 0.05; tries=$((tries + 1)); done
+if ! mount -t ext4 -o rw "$root" /newroot; then
+    echo "lkft: the loader cannot mount the root disk '$root'; the kernel lacks its driver"
+    poweroff -f
+fi
+mount --move /dev /newroot/dev
+umount /sys /proc
+exec switch_root /newroot /init
+"""
+
+
+@dataclass(frozen=True)
+class Layers:
+    """What goes over a rootfs tree: whole trees (laid at /) and cpio.gz overlays."""
+
+    trees: tuple[KernelTree, ...] = ()
+    overlays: tuple[Path, ...] = ()
+
+    def key(self) -> str:
+        parts = [tree.key for tree in self.trees]
+        parts += [f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
+                  for path in self.overlays]
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+
+
+def ext4_image(rootfs: Rootfs, layers: Layers, cache_root: Path) -> Path:
+    """The ext4 image of `rootfs` with `layers` over it, made once (without root)."""
+    key = hashlib.sha256(f"{rootfs.key}\0{layers.key()}".encode()).hexdigest()[:24]
+    image = cache_root / "debian-rootfs" / "images" / f"{key}.ext4"
+    image.parent.mkdir(parents=True, exist_ok=True)
+    with open(image.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one maker per image: processes, threads
+        if not image.exists():
+            _assemble(rootfs, layers, image)
+    return image
+
+
+def _assemble(rootfs: Rootfs, layers: Layers, image: Path) -> None:
+    stage = image.with_name(f".{image.stem}.stage")
+    shutil.rmtree(stage, ignore_errors=True)
+    try:
+        hard_link_tree(rootfs.root, stage)
+        laid = [path for tree in layers.trees for path in lay_tree(tree.path, stage)]
+        for overlay in layers.overlays:
+            laid += unpack_cpio(gzip.decompress(overlay.read_bytes()), stage)
+        with atomically(image) as partial:
+            make_ext4(stage, partial, rootfs.state, sorted(set(laid)))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def hard_link_tree(source: Path, dest: Path) -> None:
+    """`dest` made a copy of `source` whose files are hard links (`cp -al`)."""
+    done = subprocess.run(["cp", "-al", str(source), str(dest)], capture_output=True,
+                          text=True, check=False)
+    if done.returncode:  # another filesystem, or no hard links: copy
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(source, dest, symlinks=True)
+
+
+def lay_tree(source: Path, dest: Path) -> list[str]:
+    """Lay `source` over `dest` (files hard-linked, replacing what is there); the top-level
+    names it laid."""
+    names = sorted(p.name for p in source.iterdir() if not p.name.startswith("."))
+    for name in names:
+        subprocess.run(["cp", "-al", "--remove-destination", str(source / name), str(dest)],
+                       capture_output=True, check=True)
+    return names
+
+
+def unpack_cpio(data: bytes, dest: Path) -> list[str]:
+    """Write a `newc` archive's files, directories and links under `dest`, each new file a
+    new inode (a hard-linked file of the rootfs is replaced, never written through);
+    device nodes are left out (the guest's devtmpfs makes them). The top-level names."""
+    tops: set[str] = set()
+    for name, mode, body in newc_members(data):
+        parts = [p for p in PurePosixPath(name).parts if p not in (".", "..", "/")]
+        if not parts:
+            continue
+        tops.add(parts[0])
+        target = dest.joinpath(*parts)
+        if stat.S_ISDIR(mode):
+            target.mkdir(parents=True, exist_ok=True)
+            target.chmod(stat.S_IMODE(mode))
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        if stat.S_ISLNK(mode):
+            target.symlink_to(body.decode())
+        elif stat.S_ISREG(mode):
+            target.write_bytes(body)
+            target.chmod(stat.S_IMODE(mode))
+    return sorted(tops)
+
+
+def newc_members(data: bytes) -> Iterator[tuple[str, int, bytes]]:
+    """(name, mode, data) of each member of a `newc` archive, up to its trailer."""
+    offset = 0
+    while offset + 110 <= len(data):
+        header = data[offset:offset + 110]
+        mode, size = int(header[14:22], 16), int(header[54:62], 16)
+        name_end = offset + 110 + int(header[94:102], 16)
+        name = data[offset + 110:name_end - 1].decode()
+        start = name_end + (-name_end % 4)
+        offset = start + size + (-(start + size) % 4)
+        if name == "TRAILER!!!":
+            return
+        yield name, mode, data[start:start + size]
+
+
+def tree_size(path: Path) -> int:
+    """Bytes of the files under `path`, each inode once."""
+    seen: set[int] = set()
+    total = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            info = os.lstat(os.path.join(root, name))
+            if info.st_ino not in seen:
+                seen.add(info.st_ino)
+                total += info.st_size
+    return total
+
+
+def make_ext4(tree: Path, image: Path, state: Path, laid: Sequence[str] = ()) -> None:
+    """`mke2fs -d`: an ext4 image of `tree` with HEADROOM free, as root in the fakeroot
+    session of `state`; the `laid` top-level names (added outside it) are made root's."""
+    size = (tree_size(tree) * 6 // 5 + HEADROOM) >> 20
+    chown = shlex.join(["chown", "-hR", "0:0", "--", *laid]) if laid else "true"
+    script = (f"cd {shlex.quote(str(tree))} && chown 0:0 . && {chown} && "
+              f"exec mke2fs -q -F -t ext4 -L lkft-root -d . {shlex.quote(str(image))} "
+              f"{size}M")
+    run_logged(["fakeroot", "-i", str(state), "--", "sh", "-c", script],
+               image.with_name(image.name + ".log"), "mke2fs")
+
+
+def cpio_image(rootfs: Rootfs, tree: KernelTree | None, modules: Sequence[str],
+               cache_root: Path) -> Path:
+    """The rootfs as one uncompressed cpio archive (uncompressed: gzip would take longer
+    than the kernel takes to read it), with `modules` of `tree` and their dependencies,
+    its module indexes and its config. Cached."""
+    files: list[Path] = []
+    if tree is not None:
+        files = [*module_closure(tree, modules), *module_indexes(tree)]
+        files += [tree.config] if tree.config else []
+    parts = [rootfs.key, tree.key if tree else "-", *map(str, files)]
+    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+    archive = cache_root / "debian-rootfs" / "images" / f"{key}.cpio"
+    if not archive.exists():
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        base = tree.path if tree else rootfs.root
+        write_cpio_file(archive, [*tree_entries(rootfs.root),
+                                  *(file_entry(path, path.relative_to(base)) for path in files)])
+    return archive
+
+
+def tree_entries(root: Path) -> Iterator[Entry]:
+    """Every directory, file and link under `root` as archive entries owned by root; /dev
+    holds only the console (the guest's devtmpfs makes the rest)."""
+    yield Entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1))
+    for top, dirs, names in os.walk(root):
+        dirs.sort()
+        relative = Path(top).relative_to(root)
+        if relative.parts[:1] == ("dev",):
+            continue
+        for name in [*dirs, *sorted(names)]:
+            yield file_entry(Path(top, name), relative / name)
+
+
+def file_entry(path: Path, name: PurePosixPath | Path) -> Entry:
+    """One file, directory or link at `path`, named `name` in the archive."""
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        return Entry(str(name), stat.S_IFLNK | 0o777, os.readlink(path).encode())
+    if stat.S_ISDIR(info.st_mode):
+        return Entry(str(name), stat.S_IFDIR | stat.S_IMODE(info.st_mode))
+    return Entry(str(name), stat.S_IFREG | stat.S_IMODE(info.st_mode), path.read_bytes())
+
+
+def loader_initramfs(busybox: Path, tree: KernelTree | None, cache_root: Path) -> Path:
+    """The loader (see the module docstring) for a kernel with the modules of `tree`
+    (None: its drivers are built in), cached."""
+    modules = module_closure(tree, DISK_MODULES) if tree is not None else []
+    names = [f"lib/modules/{path.relative_to(tree.modules)}" for path in modules] if tree else []
+    insmod = "\n".join(f"insmod /{name} 2>/dev/null" for name in names)
+    init = LOADER_INIT.replace("@INSMOD@", insmod)
+    key = hashlib.sha256("\0".join([str(busybox), tree.key if tree else "-", init])
+                         .encode()).hexdigest()[:24]
+
+    def make() -> bytes:
+        entries = [Entry("bin/busybox", stat.S_IFREG | 0o755, busybox.read_bytes()),
+                   Entry("bin/sh", stat.S_IFLNK | 0o777, b"busybox"),
+                   Entry("init", stat.S_IFREG | 0o755, init.encode()),
+                   Entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1))]
+        entries += [Entry(name, stat.S_IFREG | 0o644, path.read_bytes())
+                    for name, path in zip(names, modules, strict=True)]
+        return gzip.compress(write_cpio(entries), mtime=0)
+
+    return cached_overlay(cache_root, f"loader-{key}", make)

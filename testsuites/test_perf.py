@@ -1,0 +1,29 @@
+"""perf: test-definitions' perf test: `perf record`, `report` and `stat` checks, then
+`perf test -v`, one case per test (`Detect_openat_syscall_event`, skips as skips).
+
+Needs perf on the rootfs (`--lkft-rootfs=debian` has Debian's linux-perf, 6.1 as the
+kernel) and CONFIG_PERF_EVENTS. `--lkft-parameter PERF_TEST_ARGS='-s 81,82'` passes
+arguments to `perf test` (there: skip tests 81 and 82).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_lkft.suites import script_command, script_setup
+
+TIMEOUT = 30 * 60  # tuxrun's perf timeout; --lkft-timeouts test= wins
+pytestmark = [
+    pytest.mark.lkft_suite("perf"),
+    pytest.mark.lkft_parsed(format="perf", command=script_command("perf"),
+                            setup=script_setup("perf"), timeout=TIMEOUT),
+    pytest.mark.usefixtures("lkft_needs"),
+]
+
+from pytest_lkft.suites import (  # noqa: E402, F401
+    lkft_case,
+    lkft_needs,
+    test_case,
+    test_crash,
+    test_run,
+)
