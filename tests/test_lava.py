@@ -35,7 +35,7 @@ from lava_lab import (
 )
 from test_ltp_suite import SMOKE_RESULTS, SMOKETEST, ltp_tarball
 
-from conftest import REPO, SHARED_CACHE, TESTSUITES, junit_results, need_qemu
+from conftest import REPO, SHARED_CACHE, TESTSUITES, junit_name, need_qemu
 from pytest_lkft.devices.lava.client import LavaClient
 
 pytestmark = pytest.mark.qemu
@@ -84,12 +84,15 @@ def run(pytester: pytest.Pytester, cache: Path, url: str, *args: str) -> pytest.
 
 
 def by_device(junit: Path, only: str = "") -> dict[str, dict[str, str]]:
-    """device -> `suite/case` -> result, from the JUnit file (names end in ` [device]` when
-    several devices ran a test; `only` is the device of a run on one)."""
+    """device -> `suite/case` -> result, from the JUnit file: the device is each case's
+    `lkft.device` property (its name ends in ` [device]` too); `only` for a case without."""
     found: dict[str, dict[str, str]] = {}
-    for key, result in junit_results(junit).items():
-        name, _, device = key.rpartition(" [") if key.endswith("]") else (key, "", only)
-        found.setdefault(device.rstrip("]"), {})[name] = result
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        device = {p.get("name"): p.get("value") for p in case.iter("property")}.get(
+            "lkft.device") or only
+        tags = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
+        name = f"{case.get('classname')}/{junit_name(case)}"
+        found.setdefault(device, {})[name] = tags[0] if tags else "pass"
     return found
 
 
@@ -157,8 +160,9 @@ def assert_token_nowhere(token: str, root: Path, result: pytest.RunResult) -> No
 
 def test_a_job_that_does_not_boot(pytester: pytest.Pytester, private_cache: Path,
                                   lab: LavaLab) -> None:
-    """No root filesystem to mount: LAVA's job is Incomplete; boot fails with LAVA's message
-    and a link to the job, the crash check shows the panic, the suite's cases are errors."""
+    """No root filesystem to mount: LAVA's job is Incomplete; boot fails with LAVA's message,
+    a link to the job and the panic; the device's other tests are skipped as consequences
+    (one error per device, as on local QEMU)."""
     junit = pytester.path / "results.xml"
     run(pytester, private_cache, lab.url, str(TESTSUITES / "test_boot.py"),
         str(TESTSUITES / "test_smoke.py"), "--lkft-device=lava:qemu", "-k", "boot or uname",
@@ -166,20 +170,22 @@ def test_a_job_that_does_not_boot(pytester: pytest.Pytester, private_cache: Path
     job = job_of(pytester.path / "lkft-results", "lava:qemu", "boot")
     assert job["health"] == "Incomplete"
     found = by_device(junit, "lava:qemu")["lava:qemu"]
-    assert found == {"boot/boot": "failure", "boot/crash": "failure", "smoke/uname": "error"}
-    messages = failure_messages(junit)
+    assert found == {"boot/boot": "failure", "boot/crash": "skipped", "smoke/uname": "skipped"}
+    messages = failure_messages(junit, ("failure", "error", "skipped"))
     assert messages["boot/boot"].startswith(
         f"Failed: boot failed: LAVA job {job['id']} Incomplete: Infrastructure error: "
         f"Connection closed; see {job['url']}; the kernel crashed while booting: kernel-panic")
-    assert "Kernel panic - not syncing: VFS: Unable to mount root fs" in messages["boot/crash"]
-    assert "not run: the device is broken (LAVA job" in messages["smoke/uname"]
+    assert "Kernel panic - not syncing: VFS: Unable to mount root fs" in messages["boot/boot"]
+    for consequence in ("boot/crash", "smoke/uname"):
+        assert "not run: lava:qemu failed earlier in this run (see " in messages[consequence]
 
 
-def failure_messages(junit: Path) -> dict[str, str]:
-    """`suite/case` -> the message of its failure or error."""
-    return {f"{c.get('classname')}/{c.get('name')}": child.get("message", "")
+def failure_messages(junit: Path, tags: tuple[str, ...] = ("failure", "error")
+                     ) -> dict[str, str]:
+    """`suite/case` -> the message of its failure or error (or another of `tags`)."""
+    return {f"{c.get('classname')}/{junit_name(c)}": child.get("message", "")
             for c in ET.parse(junit).getroot().iter("testcase")
-            for child in c if child.tag in ("failure", "error")}
+            for child in c if child.tag in tags}
 
 
 def sleepy_run(pytester: pytest.Pytester, cache: Path, lab: LavaLab, seconds: int,

@@ -102,20 +102,25 @@ def _lkft_case(request: pytest.FixtureRequest) -> None:
     used.add(suite_run(item))
     dev: Device = request.getfixturevalue("device")
     failed = request.config.stash.setdefault(FAILED_KEY, {})
-    if dev.name in failed:  # not booted again: the same artifacts would fail the same way
+    parsed = item.get_closest_marker("lkft_parsed")
+    # A suite parsed from the boot's console (KUnit) reads its cases from a boot that
+    # crashed too: the case running when the kernel died is the one that crashed it.
+    from_console = (parsed is not None and parsed.kwargs.get("command") is None
+                    and item.get_closest_marker("lkft_crash_check") is None)
+    if dev.name in failed and not from_console:  # not booted again: it would fail the same way
         pytest.skip(CONSEQUENCE.format(device=dev.name, first=failed[dev.name]))
     suite, case = suite_name(item), case_name(item)
     item.user_properties += [("lkft.console_log", str(dev.console_log))]
     dev.boot()
     item.user_properties += [(f"lkft.meta.{k}", v) for k, v in sorted(dev.metadata.items()) if v]
     if dev.boot_error is not None:  # the first test to meet it says why
-        failed[dev.name] = item.nodeid
-        _report_failed_device(item, dev)
+        failed.setdefault(dev.name, item.nodeid)
+        if not (from_console and _console_seen(dev)):
+            _report_failed_device(item, dev)
     if item.get_closest_marker("lkft_crash_check") is not None and not _console_seen(dev):
         pytest.fail(f"no console to check for crashes: {dev.console_log} is empty",
                     pytrace=False)  # an error, never a pass
     dev.set_context(f"{suite}/{case}")
-    parsed = item.get_closest_marker("lkft_parsed")
     # A parsed suite's case replays what its run saw (the console, or the command's
     # output up to where the device broke): it runs nothing, so a broken device is fine.
     replays = parsed is not None and (parsed.kwargs.get("command") is None
