@@ -9,17 +9,10 @@ naming them, without.
 
 from __future__ import annotations
 
-import pytest
-
-from pytest_lkft.suites import script_command, script_setup
+from pytest_lkft.suites import scripted_suite
 
 TIMEOUT = 25 * 60  # tuxrun's libgpiod timeout
-pytestmark = [
-    pytest.mark.lkft_suite("libgpiod"),
-    pytest.mark.lkft_parsed(format="ktap", command=script_command("libgpiod"),
-                            setup=script_setup("libgpiod"), timeout=TIMEOUT),
-    pytest.mark.usefixtures("lkft_needs"),
-]
+pytestmark = scripted_suite("libgpiod", "ktap", TIMEOUT)
 
 from pytest_lkft.suites import (  # noqa: E402, F401
     lkft_case,

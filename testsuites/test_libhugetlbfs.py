@@ -13,17 +13,12 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_lkft.suites import SETTINGS_KEY, script_command, script_setup
+from pytest_lkft.suites import SETTINGS_KEY, scripted_suite
 
 TIMEOUT = 45 * 60  # tuxrun's libhugetlbfs timeout
 NO_TESTS = ("libhugetlbfs's tests are not packaged in Debian: pass --lkft-libhugetlbfs "
             "SOURCE (the libhugetlbfs release tarball) to build them for the device")
-pytestmark = [
-    pytest.mark.lkft_suite("libhugetlbfs"),
-    pytest.mark.lkft_parsed(format="hugetlbfs", command=script_command("libhugetlbfs"),
-                            setup=script_setup("libhugetlbfs"), timeout=TIMEOUT),
-    pytest.mark.usefixtures("tests_given", "lkft_needs"),
-]
+pytestmark = scripted_suite("libhugetlbfs", "hugetlbfs", TIMEOUT, "tests_given")
 
 
 @pytest.fixture(scope="module")

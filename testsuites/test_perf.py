@@ -8,17 +8,10 @@ arguments to `perf test` (there: skip tests 81 and 82).
 
 from __future__ import annotations
 
-import pytest
-
-from pytest_lkft.suites import script_command, script_setup
+from pytest_lkft.suites import scripted_suite
 
 TIMEOUT = 30 * 60  # tuxrun's perf timeout; --lkft-timeouts test= wins
-pytestmark = [
-    pytest.mark.lkft_suite("perf"),
-    pytest.mark.lkft_parsed(format="perf", command=script_command("perf"),
-                            setup=script_setup("perf"), timeout=TIMEOUT),
-    pytest.mark.usefixtures("lkft_needs"),
-]
+pytestmark = scripted_suite("perf", "perf", TIMEOUT)
 
 from pytest_lkft.suites import (  # noqa: E402, F401
     lkft_case,

@@ -10,17 +10,10 @@ types (default rcu; another type's cases end in `-<type>`).
 
 from __future__ import annotations
 
-import pytest
-
-from pytest_lkft.suites import script_command, script_setup
+from pytest_lkft.suites import scripted_suite
 
 TIMEOUT = 15 * 60  # tuxrun's rcutorture timeout
-pytestmark = [
-    pytest.mark.lkft_suite("rcutorture"),
-    pytest.mark.lkft_parsed(format="rcutorture", command=script_command("rcutorture"),
-                            setup=script_setup("rcutorture"), timeout=TIMEOUT),
-    pytest.mark.usefixtures("lkft_needs"),
-]
+pytestmark = scripted_suite("rcutorture", "rcutorture", TIMEOUT)
 
 from pytest_lkft.suites import (  # noqa: E402, F401
     lkft_case,

@@ -8,17 +8,10 @@ CONFIG_VIDEO_VIVID (Debian's full kernel flavour, which `--lkft-rootfs=debian` p
 
 from __future__ import annotations
 
-import pytest
-
-from pytest_lkft.suites import script_command, script_setup
+from pytest_lkft.suites import scripted_suite
 
 TIMEOUT = 25 * 60  # tuxrun's v4l2 timeout
-pytestmark = [
-    pytest.mark.lkft_suite("v4l2"),
-    pytest.mark.lkft_parsed(format="v4l2", command=script_command("v4l2"),
-                            setup=script_setup("v4l2"), timeout=TIMEOUT),
-    pytest.mark.usefixtures("lkft_needs"),
-]
+pytestmark = scripted_suite("v4l2", "v4l2", TIMEOUT)
 
 from pytest_lkft.suites import (  # noqa: E402, F401
     lkft_case,

@@ -31,6 +31,18 @@ def script_command(suite: str) -> str:
     return f"sh {script_path(suite)}"
 
 
+def scripted_suite(suite: str, fmt: str, timeout: float,
+                   *fixtures: str) -> list[pytest.MarkDecorator]:
+    """A scripted suite module's `pytestmark`: its name, its script parsed as `fmt` within
+    `timeout` seconds, and its needs checked (after `fixtures`) before anything boots."""
+    return [
+        pytest.mark.lkft_suite(suite),
+        pytest.mark.lkft_parsed(format=fmt, command=script_command(suite),
+                                setup=script_setup(suite), timeout=timeout),
+        pytest.mark.usefixtures(*fixtures, "lkft_needs"),
+    ]
+
+
 @pytest.fixture(scope="module")
 def lkft_needs(request: pytest.FixtureRequest, lkft_device_name: str) -> SuiteNeeds:
     """What this suite needs; every case skips, before the device boots, when the rootfs
