@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("pytest_lkft.cli.serve", "Serve the store over HTTP, SQUAD-compatible"),
     "junit": ("pytest_lkft.cli.junit", "Merge JUnit XML files"),
     "build": ("pytest_lkft.cli.build", "Build a kernel as the --lkft-tree options do"),
+    "ltp-build": ("pytest_lkft.cli.ltpbuild", "Build LTP for a device as --lkft-ltp-src does"),
 }
 
 
