@@ -188,6 +188,11 @@ class LtpBuild:
         """Check every input; one-line UserError for the first bad one."""
         self.src = LtpSource(self.source, self.shown)
         self.src.check()
+        self.check_toolchain()
+        self.chosen = choose_runtests(list(self.src.runtest_texts()), self.runtests, self.shown)
+
+    def check_toolchain(self) -> None:
+        """The architecture, toolchain, linking, cross compiler, C library and host tools."""
         self.arch, self.ltp_arch = ltp_arch(self.target_arch)
         self.tool = Toolchain.parse(self.toolchain)
         if self.tool.family != "gcc":
@@ -199,7 +204,6 @@ class LtpBuild:
         for tool, package in HOST_TOOLS.items():
             if shutil.which(tool) is None:
                 raise UserError(f"{tool} not found: LTP builds need `apt-get install {package}`")
-        self.chosen = choose_runtests(list(self.src.runtest_texts()), self.runtests, self.shown)
 
     def _check_libc(self) -> None:
         if self.arch.native:

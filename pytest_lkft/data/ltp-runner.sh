@@ -1,12 +1,16 @@
 #!/bin/sh
-# ltp-runner.sh NAME: run pytest-lkft's plan of the LTP runtest file NAME on the device.
+# ltp-runner.sh NAME [AFTER]: run pytest-lkft's plan of the LTP runtest file NAME on the
+# device; with AFTER, only the tests after the tag AFTER (the run resumes there after the
+# device died during AFTER and was booted afresh).
 #
-# With --lkft-ltp the plan (/lkft/ltp/runtest/NAME) is the runtest file with the shard
-# and the skipfile already applied on the host. Without it, LTP is the rootfs's own
-# (/opt/ltp) and /lkft/ltp/settings is there: the plan is made here from
-# /opt/ltp/runtest/NAME with the shard ($LKFT_LTP_SHARD, INDEX/TOTAL) and the skipfile
-# tags (/lkft/ltp/skipfile, named $LKFT_LTP_SKIPFILE_NAME in the TCONF line), as
-# pytest_lkft/ltp.py's plan() does on the host.
+# /lkft/ltp/settings sets the per-test timeout ($LKFT_LTP_TIMEOUT seconds, times
+# $LTP_TIMEOUT_MUL when set, which the tests see too). With --lkft-ltp the plan
+# (/lkft/ltp/runtest/NAME) is the runtest file with the shard and the skipfile already
+# applied on the host. Without it ($LKFT_LTP_MAKE_PLAN=1), LTP is the rootfs's own
+# (/opt/ltp): the plan is made here from /opt/ltp/runtest/NAME with the shard
+# ($LKFT_LTP_SHARD, INDEX/TOTAL) and the skipfile tags (/lkft/ltp/skipfile, named
+# $LKFT_LTP_SKIPFILE_NAME in the TCONF line), as pytest_lkft/provision/ltp.py's plan()
+# does on the host.
 #
 # kirk runs the plan when /opt/ltp/kirk and python3 are there, else runltp when ltp-pan
 # is installed, else the loop below: POSIX sh (busybox is enough) printing ltp-pan's
@@ -14,12 +18,16 @@
 #   <<<test_start>>> / tag=TAG stime=T / <<<test_output>>> / the test's output /
 #   <<<execution_status>>> / duration=D termination_type=exited termination_id=RC ... /
 #   <<<test_end>>>
+# A test still running after the timeout is killed with its process group: its block
+# says `lkft: TBROK: timed out ...` and termination_type=signaled, and the next test runs.
 name=$1
+after=$2
 plan=/lkft/ltp/runtest/$name
 settings=/lkft/ltp/settings
 LTPROOT=/opt/ltp
 LTP_COLORIZE_OUTPUT=0
 PATH="$LTPROOT/testcases/bin:$PATH"
+LKFT_LTP_TIMEOUT=600
 export LTPROOT LTP_COLORIZE_OUTPUT PATH
 
 # The runtest files of the rootfs, comma-separated, for the message about a missing one.
@@ -51,8 +59,8 @@ if [ -z "$name" ]; then
     echo "ltp-runner: no runtest file named; usage: ltp-runner.sh RUNTEST" >&2
     exit 2
 fi
-if [ -f "$settings" ]; then
-    . "$settings"
+[ -f "$settings" ] && . "$settings"
+if [ "$LKFT_LTP_MAKE_PLAN" = 1 ]; then
     if [ ! -f "$LTPROOT/runtest/$name" ]; then
         echo "ltp-runner: no runtest file $LTPROOT/runtest/$name on the device;" \
             "$LTPROOT/runtest has: $(runtest_files)" >&2
@@ -65,6 +73,18 @@ if [ ! -f "$plan" ]; then
     exit 2
 fi
 
+# What LTP's tests expect of a system: loopback up, the kernel's config where
+# tst_kconfig looks first (when /proc/config.gz is not there).
+ip link set lo up 2>/dev/null || ifconfig lo up 2>/dev/null
+if [ ! -e /proc/config.gz ] && [ -f /lkft/kernel-config ] && [ -z "$KCONFIG_PATH" ]; then
+    export KCONFIG_PATH=/lkft/kernel-config
+fi
+limit=$LKFT_LTP_TIMEOUT
+if [ -n "$LTP_TIMEOUT_MUL" ]; then
+    export LTP_TIMEOUT_MUL
+    limit=$(awk -v t="$LKFT_LTP_TIMEOUT" -v m="$LTP_TIMEOUT_MUL" 'BEGIN { printf "%d", t * m + 0.5 }')
+fi
+
 if [ -x "$LTPROOT/kirk" ] && command -v python3 >/dev/null 2>&1; then
     cp "$plan" "$LTPROOT/runtest/lkft-$name" && cd "$LTPROOT" &&
         exec ./kirk --run-suite "lkft-$name" --no-colors
@@ -74,16 +94,41 @@ if [ -x "$LTPROOT/runltp" ] && [ -x "$LTPROOT/bin/ltp-pan" ]; then
         exec ./runltp -f "lkft-$name" -d "${TMPDIR:-/tmp}"
 fi
 
+# run_test CMD: CMD in a session of its own (so a timeout kills all it started); its
+# exit status, 128+9 when the watchdog killed it after $limit seconds.
+run_test() {
+    rm -f /tmp/.lkft-timed-out
+    setsid sh -c "$1" </dev/null 2>&1 &
+    test_pid=$!
+    setsid sh -c "sleep $limit; touch /tmp/.lkft-timed-out; kill -KILL -$test_pid" \
+        </dev/null >/dev/null 2>&1 &
+    watchdog=$!
+    wait "$test_pid"
+    status=$?
+    kill -KILL -"$watchdog" 2>/dev/null
+    wait "$watchdog" 2>/dev/null
+    if [ -f /tmp/.lkft-timed-out ]; then
+        echo "lkft: TBROK: timed out after $limit s (LKFT_LTP_TIMEOUT=$LKFT_LTP_TIMEOUT" \
+            "LTP_TIMEOUT_MUL=${LTP_TIMEOUT_MUL:-unset}), killed"
+    fi
+    return "$status"
+}
+
 cd "${TMPDIR:-/tmp}" || exit 2
 failed=0
+skipping=${after:+1}
 while read -r tag cmd; do
     case "$tag" in ''|'#'*) continue ;; esac
+    if [ -n "$skipping" ]; then
+        [ "$tag" = "$after" ] && skipping=
+        continue
+    fi
     echo "LTP: starting $tag ($cmd)" >/dev/kmsg 2>/dev/null
     start=$(date +%s)
     printf '<<<test_start>>>\ntag=%s stime=%s\ncmdline="%s"\ncontacts=""\nanalysis=exit\n' \
         "$tag" "$start" "$cmd"
     echo "<<<test_output>>>"
-    (sh -c "$cmd") </dev/null 2>&1
+    run_test "$cmd"
     rc=$?
     how=exited
     if [ "$rc" -gt 128 ]; then how=signaled; rc=$((rc - 128)); fi

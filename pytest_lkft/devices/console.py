@@ -71,24 +71,35 @@ class TextSink(Protocol):
 class ConsoleLog:
     """pexpect's `logfile_read`: tee to the log file, the crash detector and a stream."""
 
-    def __init__(self, path: Path, detector: CrashDetector, stream: TextSink | None) -> None:
-        self.file = path.open("w", encoding="utf-8", errors="replace")
+    def __init__(self, path: Path, detector: CrashDetector, stream: TextSink | None,
+                 append: bool = False) -> None:
+        self.file = path.open("a" if append else "w", encoding="utf-8", errors="replace")
         self.detector = detector
         self.stream = stream
         self.tail: list[str] = []
+        self.held_cr = ""  # a chunk's trailing \r, until the next shows whether \n follows
 
     def write(self, text: str) -> None:
-        self.file.write(text)
+        self.file.write(self._lines(text))
         self.detector.feed(text)
         self.tail = (self.tail + text.splitlines(keepends=True))[-TAIL_LINES:]
         if self.stream is not None:
             self.stream.write(text)
             self.stream.flush()
 
+    def _lines(self, text: str) -> str:
+        """`text` with the pty's `\r\r\n` and `\r\n` line ends as `\n` (issue 14)."""
+        text = self.held_cr + text
+        stripped = text.rstrip("\r")
+        self.held_cr = text[len(stripped):]
+        return NEWLINE.sub("\n", stripped)
+
     def flush(self) -> None:
         self.file.flush()
 
     def close(self) -> None:
+        self.file.write(self.held_cr)
+        self.held_cr = ""
         self.file.close()
 
     def tail_text(self) -> str:

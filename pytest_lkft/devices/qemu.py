@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import shlex
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 from pytest_lkft.devices.base import ConsoleDevice
 from pytest_lkft.devices.console import Console, ConsoleLog, TextSink
 from pytest_lkft.errors import LkftError, UserError
-from pytest_lkft.files import write_atomically
+from pytest_lkft.files import atomically, write_atomically
 from pytest_lkft.provision.device import DeviceArtifacts
 from pytest_lkft.provision.rootfs import decompress_to, rootfs_kind
 from pytest_lkft.settings.device import Timeouts
@@ -44,32 +45,47 @@ class QemuDevice(ConsoleDevice):
         self.spec = spec
         self.console: Console | None = None
         self.attempted = False
+        self.restarts = 0
         self.binary = artifacts.qemu_binary or spec.qemu
         self.metadata = {"device": spec.name, "arch": spec.arch, **artifacts.metadata}
 
     def _root_args(self) -> tuple[list[str], list[str]]:
         """QEMU arguments and kernel arguments that attach the rootfs."""
-        rootfs = self.artifacts.rootfs
+        rootfs, disk = self.artifacts.rootfs, self.artifacts.disk
+        disk_args = self._drive(disk) if disk is not None else []
+        disk_cmdline = [f"lkft.root={self._root_device()}"] if disk is not None else []
         if rootfs is None:
-            return [], []
+            return disk_args, disk_cmdline
         if rootfs_kind(rootfs) == "ext4":
             if self.artifacts.overlays:
                 raise UserError(f"{rootfs}: modules or overlays need a cpio rootfs; "
                                 "pass --lkft-rootfs as a cpio archive")
             raw = decompress_to(rootfs, self.run_dir / "rootfs.ext4")
-            root = "/dev/vda" if "virtio" in self.spec.drive else "/dev/sda"
-            args = self.spec.drive_args(raw)
-            args[args.index(next(a for a in args if "file=" in a))] += ",snapshot=on"
-            return args, [f"root={root}", "rw", "rootwait"]
-        return ["-initrd", str(self._initrd(rootfs))], []
+            return self._drive(raw), [f"root={self._root_device()}", "rw", "rootwait"]
+        return ["-initrd", str(self._initrd(rootfs)), *disk_args], disk_cmdline
+
+    def _root_device(self) -> str:
+        return "/dev/vda" if "virtio" in self.spec.drive else "/dev/sda"
+
+    def _drive(self, image: Path) -> list[str]:
+        """The device's drive holding `image`, in snapshot mode (the image is never written)."""
+        args = self.spec.drive_args(image)
+        args[args.index(next(a for a in args if "file=" in a))] += ",snapshot=on"
+        return args
 
     def _initrd(self, rootfs: Path) -> Path:
-        """The rootfs with overlays appended (the kernel unpacks concatenated archives)."""
+        """The rootfs with overlays appended (the kernel unpacks concatenated archives),
+        made once beside the overlays (in the cache), not copied into every suite's run."""
         if not self.artifacts.overlays:
             return rootfs
-        combined = self.run_dir / "initrd.img"
-        with combined.open("wb") as out:
-            for part in [rootfs, *self.artifacts.overlays]:
+        parts = [rootfs, *self.artifacts.overlays]
+        key = hashlib.sha256("\0".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                                       for p in parts).encode()).hexdigest()[:32]
+        combined = self.artifacts.overlays[0].parent / f"initrd-{key}.img"
+        if combined.exists():
+            return combined
+        with atomically(combined) as partial, partial.open("wb") as out:
+            for part in parts:
                 with part.open("rb") as src:
                     shutil.copyfileobj(src, out, 1 << 20)
         return combined
@@ -80,7 +96,8 @@ class QemuDevice(ConsoleDevice):
         root_args, root_cmdline = self._root_args()
         cmdline = " ".join([f"console={spec.console}", *root_cmdline, "panic=-1",
                             self.artifacts.boot_args]).strip()
-        command = [self.binary, "-M", spec.machine, "-cpu", spec.cpu, "-m", str(spec.memory),
+        memory = self.artifacts.memory or spec.memory
+        command = [self.binary, "-M", spec.machine, "-cpu", spec.cpu, "-m", str(memory),
                    "-smp", str(spec.smp), "-nographic", "-no-reboot",
                    "-kernel", str(self.artifacts.kernel), *root_args, "-append", cmdline]
         if self.artifacts.dtb is not None:
@@ -103,13 +120,23 @@ class QemuDevice(ConsoleDevice):
             command = self.command()
             self._write_reproducer(command)
             self.console = Console(command, ConsoleLog(self.console_log, self.detector,
-                                                       self.stream))
+                                                       self.stream, append=self.restarts > 0))
             self.console.start()
             self.boot_time = self.console.boot(self.timeouts.boot)
             self.metadata["kernel_version"] = self.console.kernel_version
         except (LkftError, OSError) as error:
             self.boot_error = self.broken = str(error)
         self.metadata["qemu_version"] = qemu_version(self.binary)
+
+    def restart(self) -> None:
+        """Boot afresh after the device broke (a panic, a hang): a new QEMU whose console
+        continues the same console.log; the crashes seen so far stay on record."""
+        self.close()
+        self.restarts += 1
+        self.attempted = False
+        self.broken = self.boot_error = None
+        self.detector.new_boot()
+        self.boot()
 
     @property
     def booted(self) -> bool:

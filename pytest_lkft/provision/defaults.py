@@ -29,6 +29,8 @@ class DefaultArtifacts:
     rootfs: Path
     kernel_package: str
     busybox_package: str
+    kernel_deb: str = ""  # the kernel's Debian package: its modules and config
+    busybox: str = ""  # the static busybox binary
 
 
 def default_artifacts(spec: QemuSpec, cache_root: Path, fetch: Fetch) -> DefaultArtifacts:
@@ -58,13 +60,14 @@ def default_artifacts(spec: QemuSpec, cache_root: Path, fetch: Fetch) -> Default
 def _resolve(apt: Apt, debian: DebianSource, out: Path, fetch: Fetch) -> DefaultArtifacts:
     package = apt.kernel_package(debian.flavour)
     url, sha = apt.locate(package)
-    kernel = extract_member(fetch(url, sha), debian.image, out / f"{package}.kernel")
+    deb = fetch(url, sha)
+    kernel = extract_member(deb, debian.image, out / f"{package}.kernel")
     bb_url, bb_sha = apt.locate("busybox-static")
     busybox = extract_member(fetch(bb_url, bb_sha), "bin/busybox", out / f"busybox-{bb_sha[:16]}")
     rootfs = out / f"rootfs-{bb_sha[:16]}-{ROOTFS_VERSION}.cpio.gz"
     if not rootfs.exists():
         write_atomically(rootfs, busybox_initramfs(busybox))
-    return DefaultArtifacts(kernel, rootfs, package, "busybox-static")
+    return DefaultArtifacts(kernel, rootfs, package, "busybox-static", str(deb), str(busybox))
 
 
 def _read_record(record: Path, lists_stamp: Path) -> DefaultArtifacts | None:
@@ -74,7 +77,9 @@ def _read_record(record: Path, lists_stamp: Path) -> DefaultArtifacts | None:
             return None
         data = json.loads(record.read_text())
         found = DefaultArtifacts(Path(data["kernel"]), Path(data["rootfs"]),
-                                 data["kernel_package"], data["busybox_package"])
+                                 data["kernel_package"], data["busybox_package"],
+                                 data["kernel_deb"], data["busybox"])
     except (OSError, ValueError, KeyError):
         return None
-    return found if found.kernel.exists() and found.rootfs.exists() else None
+    present = [found.kernel, found.rootfs, Path(found.kernel_deb), Path(found.busybox)]
+    return found if all(path.exists() for path in present) else None

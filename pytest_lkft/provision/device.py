@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_lkft.errors import UserError
-from pytest_lkft.provision.defaults import default_artifacts
+from pytest_lkft.provision.defaults import DefaultArtifacts, default_artifacts
+from pytest_lkft.provision.disk import (
+    Tree,
+    kernel_tree_from_deb,
+    loader_initramfs,
+    rootfs_disk,
+)
 from pytest_lkft.provision.kernelimage import arch_matches, describe, image_arch
 from pytest_lkft.provision.kselftest import KselftestStage
 from pytest_lkft.provision.ltp import LtpStage
@@ -27,7 +33,11 @@ Fetch = Callable[[str, "str | None"], Path]
 
 @dataclass
 class DeviceArtifacts:
-    """What a QEMU device boots: kernel, rootfs (cpio or ext4), overlays, dtb."""
+    """What a QEMU device boots: kernel, rootfs (cpio or ext4), overlays, dtb.
+
+    With a `disk` (an ext4 root, `pytest_lkft.provision.disk`), `rootfs` is the loader
+    initramfs that mounts it.
+    """
 
     kernel: Path
     rootfs: Path | None = None
@@ -36,15 +46,24 @@ class DeviceArtifacts:
     boot_args: str = ""
     qemu_binary: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    disk: Path | None = None
+    memory: int | None = None  # MiB, instead of the device's
 
 
 def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path,
-              stages: Sequence[Stage] | None = None) -> DeviceArtifacts:
+              stages: Sequence[Stage] | None = None,
+              kernel_tree: Tree | None = None) -> DeviceArtifacts:
     """Resolve everything `spec` needs to boot, downloading through `fetch`; each stage
-    (default: the built-in ones) lays its overlays over the rootfs, in order."""
+    (default: the built-in ones) lays its overlays over the rootfs, in order.
+
+    When a stage lays whole trees (LTP), the default rootfs, the overlays, the trees and
+    the kernel's modules and config (`kernel_tree`, else the Debian package's) go onto
+    an ext4 disk instead (`pytest_lkft.provision.disk`).
+    """
     get = _getter(fetch)
     kernel, rootfs = get(settings.kernel), get(settings.rootfs)
     metadata = {"kernel": settings.kernel or "", "rootfs": settings.rootfs or ""}
+    defaults = None
     if kernel is None or rootfs is None:
         defaults = default_artifacts(spec, cache_root, fetch)
         if kernel is None:
@@ -54,14 +73,46 @@ def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path
     _check_arch(spec, kernel, settings.kernel or str(kernel))
     context = StageContext(settings, spec, get, cache_root)
     overlays: list[Path] = []
+    trees: list[Tree] = []
     for stage in BUILT_IN_STAGES if stages is None else stages:
         staged = stage.stage(context)
         if staged is not None:
             overlays += staged.overlays
+            trees += staged.trees
             metadata.update(staged.metadata)
-    return DeviceArtifacts(kernel=kernel, rootfs=rootfs, overlays=overlays, dtb=get(settings.dtb),
-                           boot_args=settings.boot_args, qemu_binary=settings.qemu_binary,
-                           metadata=metadata)
+    found = DeviceArtifacts(kernel=kernel, rootfs=rootfs, overlays=overlays,
+                            dtb=get(settings.dtb), boot_args=settings.boot_args,
+                            qemu_binary=settings.qemu_binary, metadata=metadata,
+                            memory=settings.memory)
+    if trees:
+        _on_disk(found, trees, _kernel_tree(settings, defaults, kernel_tree, cache_root),
+                 defaults, cache_root)
+    return found
+
+
+def _kernel_tree(settings: Settings, defaults: DefaultArtifacts | None, given: Tree | None,
+                 cache_root: Path) -> Tree | None:
+    """The kernel's modules and config: a build's, else the Debian package's."""
+    if given is not None:
+        return given
+    if settings.kernel is None and defaults is not None and defaults.kernel_deb:
+        return kernel_tree_from_deb(Path(defaults.kernel_deb), cache_root)
+    return None
+
+
+def _on_disk(found: DeviceArtifacts, trees: list[Tree], kernel: Tree | None,
+             defaults: DefaultArtifacts | None, cache_root: Path) -> None:
+    """Move the rootfs, its overlays and `trees` onto an ext4 disk, booted by a loader."""
+    if defaults is None or found.rootfs != defaults.rootfs or not defaults.busybox:
+        raise UserError(f"{found.metadata['rootfs']}: the LTP install goes onto a disk built "
+                        "from the default rootfs; drop --lkft-rootfs, or pass --lkft-ltp with "
+                        "a cpio rootfs")
+    assert found.rootfs is not None
+    parts = [found.rootfs, *found.overlays]
+    found.disk = rootfs_disk(parts, [*([kernel] if kernel else []), *trees], cache_root)
+    found.rootfs = loader_initramfs(Path(defaults.busybox), kernel, cache_root)
+    found.overlays = []
+    found.metadata["disk"] = str(found.disk)
 
 
 def _getter(fetch: Fetch) -> Getter:

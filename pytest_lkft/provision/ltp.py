@@ -14,7 +14,12 @@ run:
   place but its command becomes `exit 32` with a TCONF line, as runltp -S does, so
   it is a skip saying why rather than a test that vanishes.
 
-The plans go into a second overlay: `lkft/ltp/runtest/<name>` and the runner script.
+The plans go into a second overlay: `lkft/ltp/runtest/<name>`, the runner script and its
+settings (the per-test timeout). On the default busybox rootfs the LTP tree goes onto a
+disk with the rootfs (`pytest_lkft.provision.disk`: LTP is bounded by disk, not RAM),
+with what LTP's tests expect of a system: /etc/passwd and group with `nobody`, and the
+kernel's modules and config (provision lays those in). `--lkft-ltp-src` builds LTP first
+(`pytest_lkft.build.ltp`); a dynamically linked build gets the cross C library.
 
 Without a tarball, LTP is the rootfs's own /opt/ltp (as LKFT's rootfs carries it) and
 its runtest files cannot be read before the run: `rootfs_setup` is then a shell command
@@ -27,27 +32,40 @@ from __future__ import annotations
 
 import gzip
 import shlex
+import shutil
 import stat
 import tarfile
 from importlib.resources import files
 from pathlib import Path, PurePosixPath
 
+from pytest_lkft.artifacts.entry import hash_file
+from pytest_lkft.build.ltp import LtpBuild, LtpBuildResult, choose_runtests
+from pytest_lkft.build.ltprun import runtest_entries
 from pytest_lkft.errors import UserError
-from pytest_lkft.provision.rootfs import Entry, stored_overlay, tarball_overlay_file, write_cpio
+from pytest_lkft.provision.disk import Tree
+from pytest_lkft.provision.kselftest import libc_overlay
+from pytest_lkft.provision.rootfs import (
+    Entry,
+    check_members,
+    stored_overlay,
+    tarball_overlay_file,
+    write_cpio,
+)
 from pytest_lkft.provision.stages import StageContext, Staged
-from pytest_lkft.settings.device import Shard
+from pytest_lkft.settings.archs import get_arch
+from pytest_lkft.settings.device import Settings, Shard
 
 LTP_PREFIX = "opt/ltp"
 PLAN_DIR = "lkft/ltp/runtest"
 RUNNER = "lkft/ltp-runner.sh"
-SETTINGS = "lkft/ltp/settings"  # its presence tells the runner to make the plan itself
+SETTINGS = "lkft/ltp/settings"  # sourced by the runner
 SKIP_TAGS = "lkft/ltp/skipfile"
 HEREDOC_END = "LKFT_LTP_EOF"
-# LKFT's LTP suites (tuxrun `ltp-*` tests), run by default when the tarball has them.
-LKFT_RUNTESTS = ("cap_bounds", "commands", "containers", "controllers", "crypto", "cve",
-                 "fcntl-locktests", "fs", "fs_bind", "fs_perms_simple", "hugetlb", "io",
-                 "ipc", "math", "mm", "nptl", "pty", "sched", "securebits", "smoketest",
-                 "syscalls", "tracing")
+# What LTP's tests look up (getpwnam("nobody"), groups): the busybox rootfs has no /etc.
+PASSWD = ("root:x:0:0:root:/root:/bin/sh\nbin:x:1:1:bin:/bin:/bin/false\n"
+          "daemon:x:2:2:daemon:/sbin:/bin/false\nnobody:x:65534:65534:nobody:/:/bin/false\n")
+GROUP = ("root:x:0:\nbin:x:1:\ndaemon:x:2:\nsys:x:3:\nadm:x:4:\nusers:x:100:\n"
+         "nogroup:x:65534:\nnobody:x:65534:\n")
 
 
 def _member_root(names: list[str]) -> str:
@@ -86,22 +104,12 @@ def runtest_files(tarball: Path) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def runtest_entries(text: str) -> list[tuple[str, str]]:
-    """(tag, command) of every test line of a runtest file, in order."""
-    entries = []
-    for line in text.splitlines():
-        tag, _, command = line.strip().partition(" ")
-        if tag and not tag.startswith("#"):
-            entries.append((tag, command.strip()))
-    return entries
-
-
-def read_skipfile(path: Path) -> list[str]:
+def read_skipfile(path: Path, source: str = "--lkft-ltp-skipfile") -> list[str]:
     """The tags of a skipfile: the first word of each line, `#` comments and blanks left out."""
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError as error:
-        raise UserError(f"--lkft-ltp-skipfile {path}: cannot read it ({error.strerror}); "
+        raise UserError(f"{source} {path}: cannot read it ({error.strerror}); "
                         "check the path") from None
     words = (line.split()[0] for line in lines if line.split())
     return [word for word in words if not word.startswith("#")]
@@ -123,26 +131,33 @@ def plan(text: str, shard: Shard | None = None, skips: list[str] | None = None,
             for tag, command in entries]
 
 
-def choose_runtests(available: list[str], wanted: tuple[str, ...], tarball: str) -> list[str]:
-    """The runtest files to run: `wanted` (all must exist), else LKFT's set, else all."""
-    missing = [name for name in wanted if name not in available]
-    if missing:
-        have = ", ".join(available) or "none"
-        raise UserError(f"--lkft-ltp-runtest {missing[0]}: no runtest/{missing[0]} in "
-                        f"{tarball}; it has: {have}")
-    if wanted:
-        return list(wanted)
-    return [name for name in available if name in LKFT_RUNTESTS] or available
-
-
 def runner_script() -> bytes:
     """Our POSIX-sh runner (ltp-pan's console format), shipped as package data."""
     return files("pytest_lkft").joinpath("data", "ltp-runner.sh").read_bytes()
 
 
-def plan_overlay(plans: dict[str, list[tuple[str, str]]]) -> bytes:
-    """A gzip'd cpio holding the runner and one planned runtest file per suite."""
-    entries = [Entry(RUNNER, stat.S_IFREG | 0o755, runner_script())]
+def runner_settings(settings: Settings, make_plan: bool = False) -> str:
+    """The runner's settings file: per-test timeout, LTP_TIMEOUT_MUL, and for the rootfs's
+    own LTP (`make_plan`) the shard and the skipfile's name."""
+    lines = [f"LKFT_LTP_TIMEOUT={settings.ltp_timeout:g}"]
+    if settings.ltp_timeout_mul:
+        lines.append(f"LTP_TIMEOUT_MUL={shlex.quote(settings.ltp_timeout_mul)}")
+    if make_plan:
+        lines += ["LKFT_LTP_MAKE_PLAN=1",
+                  f"LKFT_LTP_SHARD={shlex.quote(str(settings.ltp_shard or ''))}",
+                  f"LKFT_LTP_SKIPFILE_NAME={shlex.quote(Path(settings.ltp_skipfile or '').name)}"]
+    return "".join(f"{line}\n" for line in lines)
+
+
+def plan_overlay(plans: dict[str, list[tuple[str, str]]], settings_text: str,
+                 system: bool = False) -> bytes:
+    """A gzip'd cpio holding the runner, its settings and one planned runtest file per
+    suite; with `system`, the /etc files LTP's tests look up."""
+    entries = [Entry(RUNNER, stat.S_IFREG | 0o755, runner_script()),
+               Entry(SETTINGS, stat.S_IFREG | 0o644, settings_text.encode())]
+    if system:
+        entries += [Entry("etc/passwd", stat.S_IFREG | 0o644, PASSWD.encode()),
+                    Entry("etc/group", stat.S_IFREG | 0o644, GROUP.encode())]
     for name, lines in sorted(plans.items()):
         text = "".join(f"{tag} {command}\n" for tag, command in lines)
         entries.append(Entry(f"{PLAN_DIR}/{name}", stat.S_IFREG | 0o644, text.encode()))
@@ -155,37 +170,89 @@ def heredoc(path: str, text: str) -> str:
     return f"cat >{path} <<'{HEREDOC_END}'\n{body}{HEREDOC_END}"
 
 
-def rootfs_setup(shard: Shard | None, skips: list[str], skipfile: str) -> str:
+def rootfs_setup(settings: Settings, skips: list[str]) -> str:
     """The command that readies the device to run the rootfs's LTP: runner, settings, skips.
 
     Written under /lkft (the directory the tarball's overlay uses): the runner, the tags
-    to skip (one a line) and the settings the runner sources (shard, skipfile name).
+    to skip (one a line) and the settings the runner sources (timeout, shard, skipfile
+    name, and that it makes the plan itself).
     """
-    settings = (f"LKFT_LTP_SHARD={shlex.quote(str(shard or ''))}\n"
-                f"LKFT_LTP_SKIPFILE_NAME={shlex.quote(skipfile)}\n")
     runner = runner_script().decode()
     return "\n".join([f"mkdir -p /{PLAN_DIR} && {heredoc('/' + RUNNER, runner)}",
                        heredoc("/" + SKIP_TAGS, "".join(f"{tag}\n" for tag in skips)),
-                       heredoc("/" + SETTINGS, settings)])
+                       heredoc("/" + SETTINGS, runner_settings(settings, make_plan=True))])
+
+
+def ltp_build(settings: Settings, arch: str, source: Path, cache_root: Path,
+              skips: list[str]) -> LtpBuildResult:
+    """--lkft-ltp-src built for `arch` (cached); one line when the build failed."""
+    result = LtpBuild(source=source, target_arch=arch, linking=settings.ltp_linking,
+                      runtests=settings.ltp_runtest, skips=tuple(skips),
+                      cache_dir=cache_root / "ltp-builds", shown=settings.ltp_src or "").run()
+    if not result.passed:
+        first = (result.first_errors.splitlines() or ["no error line in the log"])[0]
+        raise UserError(f"LTP build of {settings.ltp_src} failed: {first}; see {result.log}")
+    return result
+
+
+def tarball_tree(tarball: Path, cache_root: Path) -> Tree:
+    """An LTP tarball's /opt/ltp tree unpacked once under the cache (members checked)."""
+    key = hash_file(tarball)[:32]
+    out = cache_root / "ltp-trees" / key
+    if not (out / "done").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        with _open(tarball) as tar:
+            members = tar.getmembers()
+            check_members(tarball, members)
+            tar.extractall(out / "tree", filter="data")
+        (out / "done").write_text("")
+    root = out / "tree" / (LTP_PREFIX if overlay_prefix(tarball) == "" else "")
+    return Tree(root, LTP_PREFIX, f"tarball:{key}")
 
 
 class LtpStage:
-    """--lkft-ltp: the LTP tree under /opt/ltp, then the runner and the plan of each
-    runtest file."""
+    """--lkft-ltp or --lkft-ltp-src: the LTP tree under /opt/ltp (on a disk with the
+    default rootfs), then the runner, its settings and the plan of each runtest file."""
 
     name = "ltp"
 
     def stage(self, context: StageContext) -> Staged | None:
         settings = context.settings
-        tarball = context.get(settings.ltp)
-        if tarball is None:
+        tarball, source = context.get(settings.ltp), context.get(settings.ltp_src)
+        if tarball is None and source is None:
             return None
-        texts = runtest_files(tarball)
-        names = choose_runtests(list(texts), settings.ltp_runtest, settings.ltp or str(tarball))
         skipfile = context.get(settings.ltp_skipfile)
         skips = read_skipfile(skipfile) if skipfile else []
-        shown = Path(settings.ltp_skipfile or "").name
-        plans = {name: plan(texts[name], settings.ltp_shard, skips, shown) for name in names}
-        overlays = [tarball_overlay_file(tarball, context.cache_root, overlay_prefix(tarball)),
-                    stored_overlay(plan_overlay(plans), context.cache_root)]
-        return Staged(overlays, {"ltp": settings.ltp or ""})
+        built = None
+        if source is not None:
+            built = ltp_build(settings, context.spec.arch, source, context.cache_root, skips)
+            texts = {path.name: path.read_text(errors="replace")
+                     for path in sorted((built.install_dir / "runtest").iterdir())}
+        else:
+            assert tarball is not None
+            texts = runtest_files(tarball)
+        shown = settings.ltp or settings.ltp_src or ""
+        names = choose_runtests(list(texts), settings.ltp_runtest, shown)
+        skip_name = Path(settings.ltp_skipfile or "").name
+        plans = {name: plan(texts[name], settings.ltp_shard, skips, skip_name) for name in names}
+        on_disk = settings.rootfs is None
+        overlays = [stored_overlay(plan_overlay(plans, runner_settings(settings), on_disk),
+                                   context.cache_root)]
+        libc = get_arch(context.spec.arch).libc_dir
+        if built is not None and built.linking == "dynamic" and libc is not None:
+            overlays.append(stored_overlay(libc_overlay(libc), context.cache_root))
+        metadata = {"ltp": shown}
+        if built is not None:
+            metadata["ltp_build"] = str(built.output_dir)
+        if not on_disk:  # the user's cpio rootfs: the tree as an overlay, in RAM
+            tree = built.tarball if built is not None else tarball
+            assert tree is not None
+            prefix = overlay_prefix(tree)
+            return Staged([tarball_overlay_file(tree, context.cache_root, prefix), *overlays],
+                          metadata)
+        if built is not None:
+            trees = [Tree(built.install_dir, LTP_PREFIX, f"build:{built.output_dir.name}")]
+        else:
+            assert tarball is not None
+            trees = [tarball_tree(tarball, context.cache_root)]
+        return Staged(overlays, metadata, trees)

@@ -13,6 +13,7 @@ import pytest
 from pytest_lkft.devices.base import Device
 from pytest_lkft.errors import DeviceBroken
 from pytest_lkft.parsers.model import Case, Result
+from pytest_lkft.pytestplugin.fixtures import device_for
 from pytest_lkft.pytestplugin.items import CaseFailed, replay
 from pytest_lkft.pytestplugin.options import SETTINGS_KEY
 from pytest_lkft.pytestplugin.parsed import check_run
@@ -23,7 +24,8 @@ from pytest_lkft.suites.ltp import cases as ltp_cases
 from pytest_lkft.suites.ltp import setup as ltp_setup
 from pytest_lkft.suites.modules import modules_under_test
 
-__all__ = ["OUTPUT_TAIL", "SETTINGS_KEY", "kselftest_collections", "kselftest_install",
+__all__ = ["OUTPUT_TAIL", "SETTINGS_KEY", "device_for", "kselftest_collections",
+           "kselftest_install",
            "lkft_case", "ltp_cases", "ltp_setup", "modules_under_test", "run_case",
            "test_case", "test_crash", "test_run"]
 
