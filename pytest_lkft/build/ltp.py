@@ -22,13 +22,13 @@ import os
 import shutil
 import tarfile
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pytest_lkft.artifacts.cache import default_cache_dir, locked
 from pytest_lkft.build.inputs import Toolchain, compiler_version, file_digest, read_json
-from pytest_lkft.build.ltprun import LtpBuildRun
+from pytest_lkft.build.ltprun import LtpBuildRun, directories_for, runtest_entries
 from pytest_lkft.build.result import ProgressCallback
 from pytest_lkft.errors import UserError
 from pytest_lkft.settings.archs import Arch, get_arch
@@ -139,6 +139,42 @@ class LtpSource:
                     texts[inner.name] = data.read().decode(errors="replace") if data else ""
         return dict(sorted(texts.items()))
 
+    def files(self) -> dict[str, bool]:
+        """Relative path -> executable, of every file under testcases/ (the build plan's
+        view of the source, read once)."""
+        return self._listing[0]
+
+    def script(self, relative: str) -> str:
+        """A shell script's text ("" when it cannot be read)."""
+        if not self.is_dir:
+            return self._listing[1].get(relative, "")
+        try:
+            return (self.path / relative).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    @cached_property
+    def _listing(self) -> tuple[dict[str, bool], dict[str, str]]:
+        """(`files()`, a tarball's shell scripts' texts)."""
+        found: dict[str, bool] = {}
+        scripts: dict[str, str] = {}
+        if self.is_dir:
+            for root, _, names in os.walk(self.path / "testcases"):
+                for name in names:
+                    path = Path(root, name)
+                    found[str(path.relative_to(self.path))] = os.access(path, os.X_OK)
+            return found, scripts
+        with tarfile.open(self.path) as tar:
+            for member in tar:
+                inner = _below_top(member.name)
+                if not (member.isfile() and inner.startswith("testcases/")):
+                    continue
+                found[inner] = bool(member.mode & 0o111)
+                data = tar.extractfile(member) if inner.endswith(".sh") else None
+                if data is not None:
+                    scripts[inner] = data.read().decode(errors="replace")
+        return found, scripts
+
     def digest(self, memo_dir: Path) -> dict[str, str]:
         """What the cache key knows of the source: a tarball's sha256, a tree's content."""
         if self.is_dir:
@@ -189,7 +225,12 @@ class LtpBuild:
         self.src = LtpSource(self.source, self.shown)
         self.src.check()
         self.check_toolchain()
-        self.chosen = choose_runtests(list(self.src.runtest_texts()), self.runtests, self.shown)
+        texts = self.src.runtest_texts()
+        self.chosen = choose_runtests(list(texts), self.runtests, self.shown)
+        skipped = set(self.skips)
+        commands = [command for name in self.chosen for tag, command in
+                    runtest_entries(texts[name]) if tag not in skipped]
+        self.directories, self.unknown = directories_for(self.src, commands)
 
     def check_toolchain(self) -> None:
         """The architecture, toolchain, linking, cross compiler, C library and host tools."""
@@ -226,11 +267,12 @@ class LtpBuild:
         return self.tool.compiler(self.arch)
 
     def cache_key(self) -> str:
-        """sha256 of the source, architecture, toolchain, linking and runtest files."""
+        """sha256 of the source, architecture, toolchain, linking, runtest files and the
+    directories they need (a skipfile changes the key only when it changes those)."""
         inputs = {"format": CACHE_FORMAT, "source": self.src.digest(self.cache_dir / "sources"),
                   "arch": self.arch.name, "toolchain": self.tool.name,
                   "compiler": compiler_version(self.compiler), "linking": self.linking,
-                  "runtests": sorted(self.chosen), "skips": sorted(set(self.skips))}
+                  "runtests": sorted(self.chosen), "directories": self.directories}
         self.key_inputs = inputs
         return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 

@@ -14,7 +14,7 @@ import shlex
 import shutil
 import subprocess
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from pytest_lkft.build.inputs import (
@@ -44,38 +44,48 @@ SOURCED = re.compile(r"^\s*(?:\.|source)\s+([\w.+-]+\.sh)\b", re.MULTILINE)
 ELF_MAGIC = b"\x7fELF"
 
 
-def source_index(tree: Path) -> dict[str, list[str]]:
+class SourceListing(Protocol):
+    """An LTP source as the build plan reads it, unpacked or not."""
+
+    def files(self) -> dict[str, bool]:
+        """Relative path -> executable, of every file under testcases/."""
+        ...
+
+    def script(self, relative: str) -> str:
+        """The text of a shell script of `files()` ("" when it cannot be read)."""
+        ...
+
+
+def source_index(files: dict[str, bool]) -> dict[str, list[str]]:
     """Program name -> the testcases directories that build or install it (relative).
 
     A C file `x.c` makes program `x`; scripts keep their name (`x.sh`, `x.py`). The
     directory is the file's nearest one with a Makefile.
     """
+    makefiles = {str(PurePosixPath(path).parent) for path in files
+                 if PurePosixPath(path).name == "Makefile"}
     index: dict[str, list[str]] = {}
-    top = tree / "testcases"
-    for root, dirs, files in os.walk(top):
-        relative = os.path.relpath(root, tree)
-        if any(relative == s or relative.startswith(s + "/") for s in SEPARATE_BUILDS):
-            dirs[:] = []
+    for path, executable in sorted(files.items()):
+        if any(path.startswith(s + "/") for s in SEPARATE_BUILDS):
             continue
-        directory = _made_in(tree, Path(root))
-        if directory is None:
+        name = PurePosixPath(path).name
+        directory = _made_in(str(PurePosixPath(path).parent), makefiles)
+        if directory is None or not (name.endswith((".c", ".sh", ".py")) or executable):
             continue
-        for name in files:
-            program = name[:-2] if name.endswith(".c") else name
-            if name.endswith((".c", ".sh", ".py")) or os.access(Path(root, name), os.X_OK):
-                index.setdefault(program, [])
-                if directory not in index[program]:
-                    index[program].append(directory)
+        program = name[:-2] if name.endswith(".c") else name
+        index.setdefault(program, [])
+        if directory not in index[program]:
+            index[program].append(directory)
     return index
 
 
-def _made_in(tree: Path, directory: Path) -> str | None:
+def _made_in(directory: str, makefiles: set[str]) -> str | None:
     """The nearest directory at or above `directory` (within testcases/) with a Makefile."""
-    top = tree / "testcases"
-    while directory != top and top in directory.parents:
-        if (directory / "Makefile").is_file():
-            return str(directory.relative_to(tree))
-        directory = directory.parent
+    path = PurePosixPath(directory)
+    while path.parts[:1] == ("testcases",) and len(path.parts) > 1:
+        if str(path) in makefiles:
+            return str(path)
+        path = path.parent
     return None
 
 
@@ -110,12 +120,14 @@ def _lookup(program: str, index: dict[str, list[str]]) -> list[str]:
     return []
 
 
-def directories_for(tree: Path, commands: list[str]) -> tuple[list[str], list[str]]:
+def directories_for(source: SourceListing,
+                    commands: list[str]) -> tuple[list[str], list[str]]:
     """(directories to build, sorted; programs found nowhere) for these runtest commands.
 
     Shell tests also need the libraries they source (`. fs_bind_lib.sh`), found the same way.
     """
-    index = source_index(tree)
+    files = source.files()
+    index = source_index(files)
     wanted: set[str] = set()
     unknown: list[str] = []
     pending = [(word, first) for command in commands
@@ -132,25 +144,17 @@ def directories_for(tree: Path, commands: list[str]) -> tuple[list[str], list[st
         wanted.update(found)
         if program.endswith(".sh"):
             pending += [(lib, False) for directory in found
-                        for lib in _sourced(tree / directory / program)]
+                        for lib in SOURCED.findall(source.script(f"{directory}/{program}"))]
+    wanted.discard("testcases/lib")  # built (and installed) before every directory
     trunks = [d + "/" for d in wanted]  # a directory's make builds its subdirectories too
     return sorted(d for d in wanted if not any(d.startswith(t) for t in trunks)), sorted(unknown)
 
 
-def _sourced(script: Path) -> list[str]:
-    try:
-        return SOURCED.findall(script.read_text(errors="replace"))
-    except OSError:
-        return []
-
-
 class LtpSourceTree(Protocol):
-    """What a run reads of the source: where it is, its runtest files."""
+    """What a run reads of the source: is it a directory."""
 
     @property
     def is_dir(self) -> bool: ...
-
-    def runtest_texts(self, names: list[str] | None = None) -> dict[str, str]: ...
 
 
 class LtpInputs(Protocol):
@@ -161,7 +165,8 @@ class LtpInputs(Protocol):
     tool: Toolchain
     linking: str
     chosen: list[str]
-    skips: tuple[str, ...]
+    directories: list[str]
+    unknown: list[str]
     jobs: int
     cache_dir: Path
     shown: str
@@ -187,7 +192,6 @@ class LtpBuildRun:
         self.first_errors: list[str] = []
         self.directories: dict[str, str] = {}
         self.steps: dict[str, str] = {}
-        self.unknown: list[str] = []
         self.started = time.monotonic()
         self.env = {"LC_ALL": "C"}
 
@@ -247,14 +251,9 @@ class LtpBuildRun:
 
     def build_directories(self) -> None:
         """Build and install each directory the runtest files need; a failure is its own."""
-        texts = self.b.src.runtest_texts(self.b.chosen)
-        skipped = set(self.b.skips)
-        commands = [command for text in texts.values()
-                    for tag, command in runtest_entries(text) if tag not in skipped]
-        directories, self.unknown = directories_for(self.src, commands)
-        for program in self.unknown:
+        for program in self.b.unknown:
             self.log.write(f"W: no source builds {program!r} (a shell command?)\n")
-        for directory in directories:
+        for directory in self.b.directories:
             ok = self.run_step(self.make(directory)) and self.run_step(
                 self.make(directory, "install", f"DESTDIR={self.install}"))
             self.directories[directory] = "PASS" if ok else "FAIL"
@@ -321,7 +320,7 @@ class LtpBuildRun:
             "compiler": {"name": "gcc", "version_full": version},
             "source": {"path": b.shown},
             "ltp": {"version": self._version(), "runtests": list(b.chosen),
-                    "unresolved": self.unknown},
+                    "unresolved": b.unknown},
             "results": {"status": "PASS" if passed else "FAIL", "steps": self.steps,
                         "directories": self.directories, "artifacts": artifacts,
                         "duration": {"build": round(time.monotonic() - self.started, 3)}},

@@ -114,6 +114,14 @@ run_test() {
     return "$status"
 }
 
+# uptime_cs: $cs, centiseconds since boot (/proc/uptime; no process started per test).
+uptime_cs() {
+    read -r up _ </proc/uptime
+    cs=${up%.*}${up#*.}
+}
+
+uptime_cs
+booted=$(($(date +%s) - cs / 100))
 cd "${TMPDIR:-/tmp}" || exit 2
 failed=0
 skipping=${after:+1}
@@ -124,19 +132,23 @@ while read -r tag cmd; do
         continue
     fi
     echo "LTP: starting $tag ($cmd)" >/dev/kmsg 2>/dev/null
-    start=$(date +%s)
+    uptime_cs
+    start=$cs
     printf '<<<test_start>>>\ntag=%s stime=%s\ncmdline="%s"\ncontacts=""\nanalysis=exit\n' \
-        "$tag" "$start" "$cmd"
+        "$tag" "$((booted + start / 100))" "$cmd"
     echo "<<<test_output>>>"
     run_test "$cmd"
     rc=$?
     how=exited
     if [ "$rc" -gt 128 ]; then how=signaled; rc=$((rc - 128)); fi
     [ "$rc" -ne 0 ] && [ "$rc" -ne 32 ] && failed=1
+    uptime_cs
+    elapsed=$((cs - start))
     printf '<<<execution_status>>>\ninitiation_status="ok"\n'
     printf 'duration=%s termination_type=%s termination_id=%s corefile=no\n' \
-        "$(($(date +%s) - start))" "$how" "$rc"
-    printf 'cutime=0 cstime=0\n<<<test_end>>>\n'
+        "$((elapsed / 100))" "$how" "$rc"
+    printf 'cutime=0 cstime=0\nlkft_elapsed=%d.%02d\n<<<test_end>>>\n' \
+        "$((elapsed / 100))" "$((elapsed % 100))"
 done <"$plan"
 if [ "$failed" -eq 0 ]; then
     echo "INFO: ltp-pan reported all tests PASS"

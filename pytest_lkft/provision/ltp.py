@@ -66,6 +66,7 @@ PASSWD = ("root:x:0:0:root:/root:/bin/sh\nbin:x:1:1:bin:/bin:/bin/false\n"
           "daemon:x:2:2:daemon:/sbin:/bin/false\nnobody:x:65534:65534:nobody:/:/bin/false\n")
 GROUP = ("root:x:0:\nbin:x:1:\ndaemon:x:2:\nsys:x:3:\nadm:x:4:\nusers:x:100:\n"
          "nogroup:x:65534:\nnobody:x:65534:\n")
+OS_RELEASE = 'NAME="pytest-lkft busybox"\nID=lkft\nVERSION_ID=1\n'  # kirk waits 3 s without
 
 
 def _member_root(names: list[str]) -> str:
@@ -152,12 +153,13 @@ def runner_settings(settings: Settings, make_plan: bool = False) -> str:
 def plan_overlay(plans: dict[str, list[tuple[str, str]]], settings_text: str,
                  system: bool = False) -> bytes:
     """A gzip'd cpio holding the runner, its settings and one planned runtest file per
-    suite; with `system`, the /etc files LTP's tests look up."""
+    suite; with `system`, the /etc files LTP's tests (and kirk) look up."""
     entries = [Entry(RUNNER, stat.S_IFREG | 0o755, runner_script()),
                Entry(SETTINGS, stat.S_IFREG | 0o644, settings_text.encode())]
     if system:
         entries += [Entry("etc/passwd", stat.S_IFREG | 0o644, PASSWD.encode()),
-                    Entry("etc/group", stat.S_IFREG | 0o644, GROUP.encode())]
+                    Entry("etc/group", stat.S_IFREG | 0o644, GROUP.encode()),
+                    Entry("etc/os-release", stat.S_IFREG | 0o644, OS_RELEASE.encode())]
     for name, lines in sorted(plans.items()):
         text = "".join(f"{tag} {command}\n" for tag, command in lines)
         entries.append(Entry(f"{PLAN_DIR}/{name}", stat.S_IFREG | 0o644, text.encode()))
