@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import subprocess
 import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -71,10 +72,14 @@ def add_file(tar: tarfile.TarFile, name: str, text: str, mode: int = 0o644) -> N
     tar.addfile(info, io.BytesIO(data))
 
 
-def ltp_tarball(path: Path, runtests: dict[str, str], root: str = "") -> Path:
-    """An LTP install tree with the stand-in test program and these runtest files."""
+def ltp_tarball(path: Path, runtests: dict[str, str], root: str = "",
+                programs: tuple[Path, ...] = ()) -> Path:
+    """An LTP install tree with the stand-in test program, `programs` and these runtest
+    files."""
     with tarfile.open(path, "w:gz") as tar:
         add_file(tar, f"{root}testcases/bin/stand_in", STAND_IN, 0o755)
+        for program in programs:
+            tar.add(program, f"{root}testcases/bin/{program.name}")
         for name, text in runtests.items():
             add_file(tar, f"{root}runtest/{name}", text)
     return path
@@ -364,3 +369,23 @@ def test_the_build_plan_names_only_the_directories_the_runtest_files_need(
     assert directories_for(LtpSource(tree, "ltp"), commands) == (
         ["testcases/kernel/fs/fs_bind", "testcases/kernel/syscalls/abort",
          "testcases/kernel/syscalls/fcntl"], ["echo"])
+
+
+HELLO = '#include <stdio.h>\nint main(void) { puts("hello01 1 TPASS : dynamic"); return 0; }\n'
+
+
+@pytest.mark.qemu
+def test_a_dynamically_linked_ltp_runs(pytester: pytest.Pytester, cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    if shutil.which("aarch64-linux-gnu-gcc") is None:
+        pytest.skip("aarch64-linux-gnu-gcc is not installed: run the README's test set-up")
+    (pytester.path / "hello.c").write_text(HELLO)
+    binary = pytester.path / "hello01"
+    subprocess.run(["aarch64-linux-gnu-gcc", "-o", str(binary), str(pytester.path / "hello.c")],
+                   check=True)
+    tarball = ltp_tarball(pytester.path / "ltp.tar.gz", {"dyn": "hello01 hello01\n"},
+                          programs=(binary,))
+    junit = pytester.path / "ltp.xml"
+    run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=dyn", f"--junitxml={junit}")
+    assert junit_results(junit) == {"ltp-dyn/run": "pass", "ltp-dyn/crash": "pass",
+                                    "ltp-dyn/hello01": "pass"}

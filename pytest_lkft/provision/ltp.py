@@ -241,7 +241,8 @@ class LtpStage:
         overlays = [stored_overlay(plan_overlay(plans, runner_settings(settings), on_disk),
                                    context.cache_root)]
         libc = get_arch(context.spec.arch).libc_dir
-        if built is not None and built.linking == "dynamic" and libc is not None:
+        static = built is not None and built.linking == "static"
+        if on_disk and not static and libc is not None:  # a tarball may be dynamic too
             overlays.append(stored_overlay(libc_overlay(libc), context.cache_root))
         metadata = {"ltp": shown}
         if built is not None:
