@@ -265,11 +265,12 @@ class LtpBuildRun:
         runtest.mkdir(parents=True, exist_ok=True)
         for name in self.b.chosen:
             shutil.copyfile(self.src / "runtest" / name, runtest / name)
-        (ltp / "Version").write_text((self.src / "VERSION").read_text(errors="replace")
-                                     if (self.src / "VERSION").is_file() else "unknown\n")
+        (ltp / "Version").write_text(self._version() + "\n")
         elves = sorted(str(p) for p in ltp.rglob("*") if p.is_file() and _is_elf(p))
         strip = "strip" if self.b.arch.native else f"{self.b.triplet}-strip"
-        steps = [Step("strip", (strip, "--strip-unneeded", *elves), self.out)] if elves else []
+        steps = []
+        if elves:
+            steps.append(Step("strip", (strip, "--strip-unneeded", *elves), self.out))
         steps.append(Step("tarball", ("tar", "--sort=name", "--owner=0", "--group=0",
                                       "--mtime=@0", "-I", "xz -T2 -3", "-cf",
                                       str(self.out / "ltp.tar.xz"), "-C", str(self.install),

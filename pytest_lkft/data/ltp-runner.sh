@@ -105,7 +105,9 @@ run_test() {
     watchdog=$!
     wait "$test_pid"
     status=$?
-    kill -KILL -"$watchdog" 2>/dev/null
+    # The watchdog's group (its sleep), and the watchdog itself in case the test ended
+    # before its setsid ran: then the group does not exist yet and wait would sleep.
+    kill -KILL -"$watchdog" "$watchdog" 2>/dev/null
     wait "$watchdog" 2>/dev/null
     if [ -f /tmp/.lkft-timed-out ]; then
         echo "lkft: TBROK: timed out after $limit s (LKFT_LTP_TIMEOUT=$LKFT_LTP_TIMEOUT" \
@@ -131,6 +133,18 @@ while read -r tag cmd; do
         [ "$tag" = "$after" ] && skipping=
         continue
     fi
+    case "$cmd" in
+    "echo 'lkft: TCONF: "*"'; exit 32") # a skipfile tag: its block, no process started
+        text=${cmd#echo \'}
+        printf '<<<test_start>>>\ntag=%s stime=%s\ncmdline="%s"\ncontacts=""\nanalysis=exit\n' \
+            "$tag" "$booted" "$cmd"
+        printf '<<<test_output>>>\n%s\n<<<execution_status>>>\ninitiation_status="ok"\n' \
+            "${text%\'; exit 32}"
+        printf 'duration=0 termination_type=exited termination_id=32 corefile=no\n'
+        printf 'cutime=0 cstime=0\nlkft_elapsed=0.00\n<<<test_end>>>\n'
+        continue
+        ;;
+    esac
     echo "LTP: starting $tag ($cmd)" >/dev/kmsg 2>/dev/null
     uptime_cs
     start=$cs

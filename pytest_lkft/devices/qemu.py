@@ -52,8 +52,10 @@ class QemuDevice(ConsoleDevice):
     def _root_args(self) -> tuple[list[str], list[str]]:
         """QEMU arguments and kernel arguments that attach the rootfs."""
         rootfs, disk = self.artifacts.rootfs, self.artifacts.disk
-        disk_args = self._drive(disk) if disk is not None else []
-        disk_cmdline = [f"lkft.root={self._root_device()}"] if disk is not None else []
+        disk_args: list[str] = []
+        disk_cmdline: list[str] = []
+        if disk is not None:  # an ext4 root the loader initramfs mounts
+            disk_args, disk_cmdline = self._drive(disk), [f"lkft.root={self._root_device()}"]
         if rootfs is None:
             return disk_args, disk_cmdline
         if rootfs_kind(rootfs) == "ext4":

@@ -15,7 +15,9 @@ from pathlib import Path
 from pytest_lkft.errors import UserError
 from pytest_lkft.provision.defaults import DefaultArtifacts, default_artifacts
 from pytest_lkft.provision.disk import (
+    KernelFiles,
     Tree,
+    kernel_tree_from_build,
     kernel_tree_from_deb,
     loader_initramfs,
     rootfs_disk,
@@ -52,13 +54,13 @@ class DeviceArtifacts:
 
 def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path,
               stages: Sequence[Stage] | None = None,
-              kernel_tree: Tree | None = None) -> DeviceArtifacts:
+              built: KernelFiles | None = None) -> DeviceArtifacts:
     """Resolve everything `spec` needs to boot, downloading through `fetch`; each stage
     (default: the built-in ones) lays its overlays over the rootfs, in order.
 
     When a stage lays whole trees (LTP), the default rootfs, the overlays, the trees and
-    the kernel's modules and config (`kernel_tree`, else the Debian package's) go onto
-    an ext4 disk instead (`pytest_lkft.provision.disk`).
+    the kernel's modules and config (a kernel build's `built` files, else the Debian
+    package's) go onto an ext4 disk instead (`pytest_lkft.provision.disk`).
     """
     get = _getter(fetch)
     kernel, rootfs = get(settings.kernel), get(settings.rootfs)
@@ -85,16 +87,16 @@ def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path
                             qemu_binary=settings.qemu_binary, metadata=metadata,
                             memory=settings.memory)
     if trees:
-        _on_disk(found, trees, _kernel_tree(settings, defaults, kernel_tree, cache_root),
+        _on_disk(found, trees, _kernel_tree(settings, defaults, built, cache_root),
                  defaults, cache_root)
     return found
 
 
-def _kernel_tree(settings: Settings, defaults: DefaultArtifacts | None, given: Tree | None,
-                 cache_root: Path) -> Tree | None:
+def _kernel_tree(settings: Settings, defaults: DefaultArtifacts | None,
+                 built: KernelFiles | None, cache_root: Path) -> Tree | None:
     """The kernel's modules and config: a build's, else the Debian package's."""
-    if given is not None:
-        return given
+    if built is not None:
+        return kernel_tree_from_build(built.modules, built.config, cache_root)
     if settings.kernel is None and defaults is not None and defaults.kernel_deb:
         return kernel_tree_from_deb(Path(defaults.kernel_deb), cache_root)
     return None
@@ -104,12 +106,12 @@ def _on_disk(found: DeviceArtifacts, trees: list[Tree], kernel: Tree | None,
              defaults: DefaultArtifacts | None, cache_root: Path) -> None:
     """Move the rootfs, its overlays and `trees` onto an ext4 disk, booted by a loader."""
     if defaults is None or found.rootfs != defaults.rootfs or not defaults.busybox:
-        raise UserError(f"{found.metadata['rootfs']}: the LTP install goes onto a disk built "
-                        "from the default rootfs; drop --lkft-rootfs, or pass --lkft-ltp with "
-                        "a cpio rootfs")
+        raise UserError(f"{found.metadata['rootfs']}: whole trees (an LTP install) go onto a "
+                        "disk built from the default rootfs; drop --lkft-rootfs")
     assert found.rootfs is not None
-    parts = [found.rootfs, *found.overlays]
-    found.disk = rootfs_disk(parts, [*([kernel] if kernel else []), *trees], cache_root)
+    if kernel is not None:
+        trees = [kernel, *trees]
+    found.disk = rootfs_disk([found.rootfs, *found.overlays], trees, cache_root)
     found.rootfs = loader_initramfs(Path(defaults.busybox), kernel, cache_root)
     found.overlays = []
     found.metadata["disk"] = str(found.disk)

@@ -52,6 +52,14 @@ exec switch_root /newroot /init
 
 
 @dataclass(frozen=True)
+class KernelFiles:
+    """A kernel build's modules tarball and .config (either may be missing)."""
+
+    modules: Path | None
+    config: Path | None
+
+
+@dataclass(frozen=True)
 class Tree:
     """A host directory laid into the rootfs at `where`; `key` names its content."""
 
@@ -201,21 +209,23 @@ def kernel_tree_from_build(modules: Path | None, config: Path | None, cache_root
 
 
 def _release(tree: Path) -> str:
-    found = sorted((tree / "lib" / "modules").glob("*")) if (tree / "lib" / "modules").is_dir() \
-        else []
-    return found[0].name if found else "unknown"
+    """The kernel release of a tree's lib/modules/<release>, "unknown" without one."""
+    found = sorted((tree / "lib" / "modules").glob("*"))
+    if not found:
+        return "unknown"
+    return found[0].name
 
 
 def _finish_kernel_tree(tree: Path) -> None:
-    """Keep only modules and config; depmod; the config also at KERNEL_CONFIG."""
+    """Keep only the modules and the config; depmod; the config also at KERNEL_CONFIG."""
     for entry in tree.iterdir():
         if entry.name not in ("lib", "boot"):
             shutil.rmtree(entry, ignore_errors=True)
     release = _release(tree)
     if (tree / "lib" / "modules" / release).is_dir():
         _run(["depmod", "-b", str(tree), release], "depmod", "kmod")
-    configs = sorted((tree / "boot").glob("config-*")) if (tree / "boot").is_dir() else []
-    for entry in (tree / "boot").iterdir() if (tree / "boot").is_dir() else []:
+    configs = sorted((tree / "boot").glob("config-*"))
+    for entry in (tree / "boot").glob("*"):
         if entry not in configs:
             entry.unlink()
     if configs:

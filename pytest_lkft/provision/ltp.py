@@ -35,6 +35,7 @@ import shlex
 import shutil
 import stat
 import tarfile
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path, PurePosixPath
 
@@ -208,8 +209,45 @@ def tarball_tree(tarball: Path, cache_root: Path) -> Tree:
             check_members(tarball, members)
             tar.extractall(out / "tree", filter="data")
         (out / "done").write_text("")
-    root = out / "tree" / (LTP_PREFIX if overlay_prefix(tarball) == "" else "")
+    root = out / "tree"
+    if overlay_prefix(tarball) == "":  # its members say opt/ltp/ already
+        root = root / LTP_PREFIX
     return Tree(root, LTP_PREFIX, f"tarball:{key}")
+
+
+@dataclass(frozen=True)
+class LtpInstall:
+    """The LTP a device gets: a tarball's (`--lkft-ltp`) or a build's (`--lkft-ltp-src`)."""
+
+    tarball: Path  # the install tree as a tarball
+    texts: dict[str, str]  # runtest file name -> text
+    shown: str
+    build: LtpBuildResult | None = None
+
+    @property
+    def static(self) -> bool:
+        """True for a build linked statically (a tarball may be either)."""
+        return self.build is not None and self.build.linking == "static"
+
+    def tree(self, cache_root: Path) -> Tree:
+        """The /opt/ltp tree as a directory, for the disk."""
+        if self.build is None:
+            return tarball_tree(self.tarball, cache_root)
+        return Tree(self.build.install_dir, LTP_PREFIX, f"build:{self.build.output_dir.name}")
+
+
+def ltp_install(context: StageContext, skips: list[str]) -> LtpInstall | None:
+    """The given LTP tarball, or the given source built for the device; None without."""
+    settings = context.settings
+    tarball, source = context.get(settings.ltp), context.get(settings.ltp_src)
+    if tarball is not None:
+        return LtpInstall(tarball, runtest_files(tarball), settings.ltp or "")
+    if source is None:
+        return None
+    built = ltp_build(settings, context.spec.arch, source, context.cache_root, skips)
+    texts = {path.name: path.read_text(errors="replace")
+             for path in sorted((built.install_dir / "runtest").iterdir())}
+    return LtpInstall(built.tarball, texts, settings.ltp_src or "", built)
 
 
 class LtpStage:
@@ -219,43 +257,26 @@ class LtpStage:
     name = "ltp"
 
     def stage(self, context: StageContext) -> Staged | None:
-        settings = context.settings
-        tarball, source = context.get(settings.ltp), context.get(settings.ltp_src)
-        if tarball is None and source is None:
-            return None
+        settings, cache_root = context.settings, context.cache_root
         skipfile = context.get(settings.ltp_skipfile)
         skips = read_skipfile(skipfile) if skipfile else []
-        built = None
-        if source is not None:
-            built = ltp_build(settings, context.spec.arch, source, context.cache_root, skips)
-            texts = {path.name: path.read_text(errors="replace")
-                     for path in sorted((built.install_dir / "runtest").iterdir())}
-        else:
-            assert tarball is not None
-            texts = runtest_files(tarball)
-        shown = settings.ltp or settings.ltp_src or ""
-        names = choose_runtests(list(texts), settings.ltp_runtest, shown)
+        install = ltp_install(context, skips)
+        if install is None:
+            return None
+        names = choose_runtests(list(install.texts), settings.ltp_runtest, install.shown)
         skip_name = Path(settings.ltp_skipfile or "").name
-        plans = {name: plan(texts[name], settings.ltp_shard, skips, skip_name) for name in names}
-        on_disk = settings.rootfs is None
+        plans = {name: plan(install.texts[name], settings.ltp_shard, skips, skip_name)
+                 for name in names}
+        on_disk = settings.rootfs is None  # the default rootfs: LTP goes onto a disk
         overlays = [stored_overlay(plan_overlay(plans, runner_settings(settings), on_disk),
-                                   context.cache_root)]
+                                   cache_root)]
         libc = get_arch(context.spec.arch).libc_dir
-        static = built is not None and built.linking == "static"
-        if on_disk and not static and libc is not None:  # a tarball may be dynamic too
-            overlays.append(stored_overlay(libc_overlay(libc), context.cache_root))
-        metadata = {"ltp": shown}
-        if built is not None:
-            metadata["ltp_build"] = str(built.output_dir)
-        if not on_disk:  # the user's cpio rootfs: the tree as an overlay, in RAM
-            tree = built.tarball if built is not None else tarball
-            assert tree is not None
-            prefix = overlay_prefix(tree)
-            return Staged([tarball_overlay_file(tree, context.cache_root, prefix), *overlays],
-                          metadata)
-        if built is not None:
-            trees = [Tree(built.install_dir, LTP_PREFIX, f"build:{built.output_dir.name}")]
-        else:
-            assert tarball is not None
-            trees = [tarball_tree(tarball, context.cache_root)]
-        return Staged(overlays, metadata, trees)
+        if on_disk and not install.static and libc is not None:
+            overlays.append(stored_overlay(libc_overlay(libc), cache_root))
+        metadata = {"ltp": install.shown}
+        if install.build is not None:
+            metadata["ltp_build"] = str(install.build.output_dir)
+        if on_disk:
+            return Staged(overlays, metadata, [install.tree(cache_root)])
+        tree = tarball_overlay_file(install.tarball, cache_root, overlay_prefix(install.tarball))
+        return Staged([tree, *overlays], metadata)  # the user's cpio rootfs: in RAM
