@@ -288,6 +288,11 @@ class LtpBuild:
                 return found
             return LtpBuildResult(*LtpBuildRun(self, key).execute())
 
+    def cached(self) -> LtpBuildResult | None:
+        """The recorded build for these inputs, None when it must be built."""
+        self.validate()
+        return self.lookup(self.cache_key())
+
     def lookup(self, key: str) -> LtpBuildResult | None:
         """The recorded build of `key` if its artifacts are still there."""
         found = LtpBuildResult.load(self.cache_dir / key[:32], cached=True)
