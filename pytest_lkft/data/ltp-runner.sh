@@ -73,9 +73,11 @@ if [ ! -f "$plan" ]; then
     exit 2
 fi
 
-# What LTP's tests expect of a system: loopback up, the kernel's config where
+# What LTP's tests expect of a system: loopback up, loop devices (a distribution's udev
+# loads the module; tst_device only looks for /dev/loop*), the kernel's config where
 # tst_kconfig looks first (when /proc/config.gz is not there).
 ip link set lo up 2>/dev/null || ifconfig lo up 2>/dev/null
+modprobe loop 2>/dev/null
 if [ ! -e /proc/config.gz ] && [ -f /lkft/kernel-config ] && [ -z "$KCONFIG_PATH" ]; then
     export KCONFIG_PATH=/lkft/kernel-config
 fi
