@@ -10,9 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from squad_server import SquadServer
 
 pytest_plugins = ["pytester"]
 
@@ -24,6 +29,20 @@ SHARED_CACHE = Path(os.environ.get("LKFT_TEST_CACHE") or Path.home() / ".cache" 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "qemu: boots a real kernel in QEMU")
     config.addinivalue_line("markers", "kernel_build: builds a real kernel from linux-source-6.1")
+
+
+@pytest.fixture(scope="session")
+def squad_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquadServer]:
+    """One real SQUAD 1.98 on 127.0.0.1 for every test of the session (installed once
+    into the persistent test cache)."""
+    from squad_server import SquadServer, install_squad
+
+    server = SquadServer(install_squad(), tmp_path_factory.mktemp("squad"))
+    try:
+        server.start()  # inside: a server that starts but never answers is stopped too
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

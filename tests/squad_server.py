@@ -22,6 +22,7 @@ from pathlib import Path
 import requests
 
 SQUAD_VERSION = "1.98"
+CLIENTS = ("squad-client==0.45", "squad-report==1.9.0")  # SQUAD's own clients
 STARTUP_TIMEOUT = 180
 TEST_CACHE = Path(os.environ.get("LKFT_TEST_CACHE") or Path.home() / ".cache" / "lkft-test")
 
@@ -77,6 +78,25 @@ def install_squad(cache: Path = TEST_CACHE) -> Path:
     return venv
 
 
+def install_clients(cache: Path = TEST_CACHE) -> Path:
+    """Install squad-client and squad-report into `cache/squad-clients-venv` once (locked)."""
+    venv = cache / "squad-clients-venv"
+    marker = venv / (".ready-" + "-".join(CLIENTS).replace("=", ""))
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / "squad-clients-venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return venv
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv_python(venv)), "-m", "pip", "install", "-q", *CLIENTS]
+        done = subprocess.run(pip, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"`{' '.join(pip)}` failed:\n{done.stderr[-3000:]}")
+        marker.touch()
+    return venv
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:
@@ -124,6 +144,12 @@ class SquadServer:
             shutil.copyfile(self.db, template)
         else:
             shutil.copyfile(template, self.db)
+
+    def superuser_token(self, name: str, token: str) -> str:
+        """Create a superuser with this API token (known issues and environments need one)."""
+        self.admin("users", "add", name, "--superuser", "--passwd", "lkft-test-only")
+        self.admin("users", "set-token", name, token)
+        return token
 
     def token(self, project: str) -> str:
         """Create group/project if needed and return a submit token for it."""

@@ -29,6 +29,29 @@ def test_output_longer_than_the_search_window_comes_back_whole(shell: Console) -
     assert result.exit_status == 1
 
 
+BANNER = ("Linux version 6.1.0-57-cloud-arm64 (debian-kernel@lists.debian.org) (gcc-12 (Debian"
+          " 12.2.0-14+deb12u1) 12.2.0) #1 SMP Debian 6.1.192-3 (2026-11-26)")
+
+
+def test_kernel_version_is_read_whole_while_the_banner_trickles_in(tmp_path: Path) -> None:
+    # The banner arrives a few characters at a time, as from a slow serial line: the
+    # version must not be taken before its line ended (issue 16: builds named `6`).
+    script = tmp_path / "boot.sh"
+    chunks = [BANNER[i:i + 3] for i in range(0, len(BANNER), 3)]
+    script.write_text("".join(f"printf '%s' '{c}'; sleep 0.01\n" for c in chunks)
+                      + "printf '\\r\\n'; printf '/ # '; exec env PS1='/ # ' sh\n")
+    log = ConsoleLog(tmp_path / "console.log", CrashDetector(load_crash_patterns()), None)
+    console = Console(["sh", str(script)], log)
+    console.start()
+    try:
+        console.boot(60)
+        assert console.kernel_version == "6.1.0-57-cloud-arm64"
+        assert console.kernel_banner == BANNER.removeprefix("Linux version ")
+    finally:
+        console.stop()
+        log.close()
+
+
 # A "device" whose shell loses the first line it is sent, as busybox's can while it waits
 # for the answer to its ESC[6n cursor query: the boot must still reach the shell.
 LOSES_FIRST_LINE = """

@@ -128,6 +128,7 @@ def test_board_powers_on_boots_and_runs_commands(lab: StandinLab, lease: PlaceLe
         assert board.boot_error is None and board.boot_time is not None
         assert outlet_state(lab, lease.place) == "1"
         assert board.metadata["kernel_version"].endswith("-cloud-arm64")
+        assert "Debian 6.1." in board.metadata["kernel_banner"]
         result = board.run("uname -m; exit_with() { return $1; }; exit_with 3")
         assert (result.output, result.exit_status) == ("aarch64\n", 3)
         assert board.run("cat /proc/cmdline").output == "console=ttyAMA0 panic=-1\n"

@@ -6,6 +6,7 @@ and boots real kernels; the artifact cache is shared so each kernel is fetched o
 
 from __future__ import annotations
 
+import re
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -66,6 +67,8 @@ def test_main_job_on_qemu_arm64(pytester: pytest.Pytester, artifact_cache: Path)
     assert props["lkft.meta.kernel"].startswith("debian:linux-image-")
     assert props["lkft.meta.rootfs"] == "busybox:busybox-static"
     assert props["lkft.meta.kernel_version"].endswith("-arm64")
+    assert re.search(r"#\S* .*Debian 6\.1\.\d+-\d+", props["lkft.meta.kernel_banner"])
+    assert props["lkft.build"] == props["lkft.meta.kernel_banner"].split("Debian ")[-1].split()[0]
     assert props["lkft.meta.qemu_version"][0].isdigit()
     assert float(props["lkft.metric.boot-time"].split()[0]) > 0
     uname = cases["qemu-arm64:smoke/uname"]
@@ -98,6 +101,9 @@ def test_two_devices_in_parallel_boot_once_per_suite(
         for suite in ("boot", "smoke"):
             log = (pytester.path / "lkft-results" / device / suite / "console.log").read_text()
             assert log.count("Linux version") == 1, f"{device}/{suite} booted more than once"
+    # one build for the matrix, named after Debian's version both kernels share (issue 16)
+    builds = {line.split(" build ")[-1] for line in result.outlines if "recorded in" in line}
+    assert len(builds) == 1 and re.fullmatch(r"6\.1\.\d+-\d+", builds.pop()), result.outlines[-8:]
 
 
 PANIC_SUITE = '''

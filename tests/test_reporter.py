@@ -203,3 +203,68 @@ def test_unwritable_store_is_reported_not_a_crash(project: pytest.Pytester, tmp_
     result.assert_outcomes(passed=5, skipped=1, xfailed=1)
     result.stdout.fnmatch_lines([f"lkft: results NOT recorded in {blocker}/store.sqlite3: *;"
                                  " fix it or choose another file with --lkft-store"])
+
+
+MATRIX = """
+import os
+import pytest
+
+BANNERS = {
+    "qemu-x86_64": "6.1.0-57-cloud-amd64 (debian-kernel@lists.debian.org) #1 SMP"
+                   " PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)",
+    "qemu-arm64": "6.1.0-57-cloud-arm64 (debian-kernel@lists.debian.org) (gcc-12 (Debian"
+                  " 12.2.0-14+deb12u1) 12.2.0) # SMP Debian 6.1.192-3 (2026-11-26)",
+    "qemu-riscv64": "6.12.0-rc1-00001-gabcdef (builder@host) #1 SMP",
+}
+
+@pytest.mark.parametrize("dev", os.environ["DEVICES"].split(","))
+def test_boot(record_property, dev):
+    record_property("lkft.suite", "boot")
+    record_property("lkft.test", "boot")
+    record_property("lkft.device", dev)
+    # what a device records before booting: the banner read from the kernel image
+    record_property("lkft.meta.kernel_banner", BANNERS[dev])
+    record_property("lkft.meta.kernel_version", BANNERS[dev].split()[0])
+    if dev in os.environ.get("BROKEN", ""):
+        raise AssertionError("the kernel never started")
+"""
+
+
+@pytest.mark.parametrize(("devices", "broken", "build"), [
+    ("qemu-x86_64,qemu-arm64", "", "6.1.192-3"),
+    ("qemu-arm64,qemu-x86_64", "qemu-arm64", "6.1.192-3"),  # a failed boot: same build
+    ("qemu-riscv64", "", "6.12.0-rc1-00001-gabcdef"),        # no distro: the whole release
+])
+def test_build_is_named_after_the_kernel_whatever_finishes_first(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, devices: str, broken: str,
+    build: str,
+) -> None:
+    pytester.makeconftest(WIRING)
+    pytester.makepyfile(test_matrix=MATRIX)
+    monkeypatch.setenv("DEVICES", devices)
+    monkeypatch.setenv("BROKEN", broken)
+    result = pytester.runpytest(*lkft_args("--junitxml", "m.xml"))
+    result.stdout.fnmatch_lines([f"recorded in * as lkft/local build {build}"])
+    junit = (pytester.path / "m.xml").read_text()
+    assert junit.count(f'name="lkft.build" value="{build}"') == len(devices.split(","))
+
+
+def test_image_banner_without_booting(tmp_path: Path) -> None:
+    import gzip
+    import struct
+
+    from pytest_lkft.provision.kernelimage import image_banner, kernel_facts
+
+    banner = b"6.1.0-57-cloud-arm64 (debian-kernel@lists.debian.org) #1 SMP Debian 6.1.192-3"
+    image = tmp_path / "Image.gz"
+    image.write_bytes(gzip.compress(b"\0" * 4096 + b"Linux version " + banner + b"\n\0" * 9))
+    assert image_banner(image) == banner.decode()
+    bzimage = bytearray(0x400)
+    bzimage[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", bzimage, 0x20E, 0x100)
+    bzimage[0x300:0x300 + len(banner) + 1] = banner + b"\0"
+    (tmp_path / "bzImage").write_bytes(bytes(bzimage))
+    assert image_banner(tmp_path / "bzImage") == banner.decode()
+    assert image_banner(tmp_path / "missing") == ""
+    assert kernel_facts(banner.decode())["kernel_version"] == "6.1.0-57-cloud-arm64"
+    assert kernel_facts("") == {}

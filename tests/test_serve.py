@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import requests
 
 from pytest_lkft.parsers.model import Case, Metric, Result
 from pytest_lkft.reporting.squad import SquadClient, SubmitError, submission_from
-from pytest_lkft.reporting.store import Change, RunRecord, Store
+from pytest_lkft.reporting.store import Change, RunRecord, Store, join_logs
 
 TOKEN = "serve-test-token"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -118,10 +119,13 @@ def test_pages_over_http(served: tuple[str, Path]) -> None:
     project = requests.get(url + "/lkft/linux/", timeout=30).text
     assert "<a href='build/v2/'>v2</a>" in project
     build = requests.get(url + "/lkft/linux/build/v2/", timeout=30).text
-    assert "qemu-arm64: ltp-syscalls/abort01 (pass &rarr; fail)" in build
+    assert ("qemu-arm64: <a href='../../test/?name=ltp-syscalls/abort01'>ltp-syscalls/abort01"
+            "</a> (pass &rarr; fail)") in build
     assert "tst_test.c:1: TFAIL: abort" in build
     missing = requests.get(url + "/lkft/linux/build/v9/", timeout=30)
     assert missing.status_code == 404 and "no build 'v9'" in missing.text
+    unknown = requests.get(url + "/lkft/linux/test/?name=ltp-syscalls/nope", timeout=30)
+    assert unknown.status_code == 404 and "no test 'ltp-syscalls/nope'" in unknown.text
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -135,17 +139,132 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=True)
 
 
-def test_pages_render_in_chromium(served: tuple[str, Path], tmp_path: Path) -> None:
+def dashboard_runs(url: str, tmp_path: Path) -> None:
+    """Three builds on two devices as the plugin sends them: console logs per suite."""
+    for number, (build, abort01) in enumerate((("v1", Result.PASS), ("v2", Result.FAIL),
+                                                ("v3", Result.FAIL)), 1):
+        for device in ("qemu-arm64", "qemu-x86_64"):
+            run = run_of(build, abort01, f"job-{build}-{device}")
+            run.environment = device
+            run.metadata = {"kernel_version": f"6.1.{number}", "rootfs": "busybox:1.35",
+                            "qemu_version": "7.2.19", "toolchain": "gcc-12", "arch": device[5:]}
+            run.cases.append(Case("boot", "boot", Result.PASS))
+            run.duration = 61.5
+            if build != "v3":
+                run.cases.append(Case("ltp-syscalls", "gone01", Result.PASS))
+            logs = []
+            for suite in ("boot", "ltp-syscalls"):
+                log = tmp_path / build / device / suite / "console.log"
+                log.parent.mkdir(parents=True)
+                log.write_text(f"{suite} console of {device} {build}\nlogin:\n")
+                logs.append(str(log))
+            run.log = join_logs((s, Path(p).read_text()) for s, p in
+                                zip(("boot", "ltp-syscalls"), logs, strict=True))
+            with Store(tmp_path / "dash.sqlite3") as store:
+                store.record(run)
+
+
+def test_pages_render_in_chromium(tmp_path: Path) -> None:
+    dashboard_runs("", tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest_lkft.cli", "serve", "--store",
+         str(tmp_path / "dash.sqlite3"), "--port", "0"], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    url = process.stdout.readline().split(" on ")[1].strip().rstrip("/")
+    try:
+        dom = chromium(tmp_path, "--dump-dom", url + "/lkft/linux/").stdout
+        assert dom.count('<tr class="build">') == 3
+        row = dom[dom.index('<a href="build/v2/">v2</a>'):].split("</tr>")[0]
+        assert re.findall(r"<td[^>]*>([^<]*)</td>", row)[1:] == [
+            "2", "10", "0", "6", "2", "2", "2m 03s"]  # envs, tests, xfail, pass, skip, fail
+        dom = chromium(tmp_path, "--dump-dom", url + "/lkft/linux/build/v3/").stdout
+        assert '<ul id="regressions"></ul>' in dom  # v2 -> v3: abort01 stayed failing
+        assert "<h3>Missing tests (2)</h3>" in dom and "ltp-syscalls/gone01</a></li>" in dom
+        assert '<th>kernel_version</th><td>6.1.3</td>' in dom
+        assert '<th>qemu_version</th><td>7.2.19</td>' in dom
+        matrix = dom[dom.index('<table id="matrix">'):].split("</table>")[0]
+        assert "<th>qemu-arm64</th><th>qemu-x86_64</th>" in matrix
+        assert matrix.count('<td class="fail"><span class="pass">pass 1</span> <span '
+                            'class="fail">fail 1</span> <span class="skip">skip 1</span>') == 2
+        log = re.search(r'href="(log/\d+/ltp-syscalls/)"', matrix)
+        assert log is not None
+        text = requests.get(f"{url}/lkft/linux/build/v3/{log[1]}", timeout=30).text
+        assert text == "ltp-syscalls console of qemu-arm64 v3\nlogin:\n"
+        dom = chromium(tmp_path, "--dump-dom",
+                       url + "/lkft/linux/test/?name=ltp-syscalls/abort01").stdout
+        assert 'First failed in <a href="../build/v2/">v2</a>' in dom
+        history = dom[dom.index('<table id="history">'):].split("</table>")[0]
+        assert history.count('<td class="fail">fail</td>') == 4
+        assert history.count('<td class="pass">pass</td>') == 2
+        for name, path in (("project", "/lkft/linux/"), ("build", "/lkft/linux/build/v3/"),
+                           ("test", "/lkft/linux/test/?name=ltp-syscalls/abort01")):
+            shot = tmp_path / f"{name}.png"
+            chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,900", url + path)
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10000
+            if os.environ.get("LKFT_SCREENSHOTS"):  # to look at them
+                shutil.copyfile(shot, Path(os.environ["LKFT_SCREENSHOTS"]) / shot.name)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_bad_content_length_is_a_400(served: tuple[str, Path]) -> None:
+    import socket
+
     url, _ = served
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /api/submit/lkft/linux/v1/qemu-arm64 HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Token " + TOKEN.encode() + b"\r\nContent-Length: ten\r\n\r\n")
+        answer = sock.makefile("rb").read().decode()
+    assert answer.startswith("HTTP/1.0 400 ")
+    assert "bad Content-Length 'ten'; send the body's size in bytes" in answer
+
+
+def test_api_pages_tests_by_cursor_and_builds_by_offset(served: tuple[str, Path]) -> None:
+    url, _ = served
+    cases = {f"ltp-many/t{i:03d}": "pass" if i % 7 else "fail" for i in range(120)}
+    for build in ("v1", "v2", "v3"):
+        response = requests.post(f"{url}/api/submit/lkft/linux/{build}/qemu-arm64",
+                                 files={"tests": ("t.json", json.dumps(cases).encode())},
+                                 headers={"Authorization": f"TOKEN {TOKEN}"}, timeout=30)
+        assert response.status_code == 201, response.text
+    builds = requests.get(f"{url}/api/builds/", params={"limit": 2}, timeout=30).json()
+    assert builds["count"] == 3 and [b["version"] for b in builds["results"]] == ["v3", "v2"]
+    assert builds["next"] == f"{url}/api/builds/?limit=2&offset=2"
+    last = requests.get(builds["next"], timeout=30).json()
+    assert [b["version"] for b in last["results"]] == ["v1"] and last["next"] is None
+    assert last["previous"] == f"{url}/api/builds/?limit=2"
+    page: dict[str, object] = requests.get(
+        f"{url}/api/builds/{builds['results'][0]['id']}/tests/", params={"limit": 50},
+        timeout=30).json()
+    seen: list[int] = []
+    pages = 0
+    while True:
+        pages += 1
+        seen += [int(t["id"]) for t in page["results"]]  # type: ignore[attr-defined]
+        if not page["next"]:
+            break
+        page = requests.get(str(page["next"]), timeout=30).json()
+    assert pages == 3 and len(set(seen)) == 120 and seen == sorted(seen, reverse=True)
+    back = requests.get(str(page["previous"]), timeout=30).json()
+    assert [t["id"] for t in back["results"]] == seen[50:100]
+    failing = requests.get(f"{url}/api/tests/", params={"build__version": "v3", "result": "false",
+                                                        "limit": 1000}, timeout=30).json()
+    assert len(failing["results"]) == 18
+    status = requests.get(f"{url}/api/builds/{builds['results'][0]['id']}/status/",
+                          timeout=30).json()
+    assert (status["tests_pass"], status["tests_fail"], status["regressions"]) == (102, 18, None)
+
+
+def test_private_project_is_hidden_without_the_token(served: tuple[str, Path]) -> None:
+    url, store_path = served
     submit_two_builds(url)
-    dom = chromium(tmp_path, "--dump-dom", url + "/lkft/linux/").stdout
-    assert dom.count('<tr class="build">') == 2
-    assert '<td><a href="build/v2/">v2</a></td>' in dom
-    assert "<td>3</td><td>1</td><td>1</td><td>1</td><td>0</td>" in dom  # v2: tests..xfail
-    dom = chromium(tmp_path, "--dump-dom", url + "/lkft/linux/build/v2/").stdout
-    regression = "<li>qemu-arm64: ltp-syscalls/abort01 (pass → fail)</li>"
-    assert f'<ul id="regressions">{regression}</ul>' in dom
-    assert '<details class="failure" open="">' in dom and "TFAIL: abort" in dom
-    shot = tmp_path / "build.png"
-    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1024,768", url + "/lkft/linux/")
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
+    with Store(store_path) as store:
+        store.db.execute("UPDATE project SET is_public = 0")
+    anonymous = requests.get(f"{url}/api/builds/", timeout=30).json()
+    assert anonymous["count"] == 0
+    assert requests.get(f"{url}/api/builds/1/", timeout=30).status_code == 404
+    token = {"Authorization": f"token {TOKEN}"}
+    assert requests.get(f"{url}/api/builds/", headers=token, timeout=30).json()["count"] == 2
+    assert requests.get(f"{url}/lkft/linux/", timeout=30).status_code == 404

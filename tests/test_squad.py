@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from squad_server import SquadServer, install_squad
+from squad_server import SquadServer
 from test_reporter import ITEMS, WIRING, lkft_args
 
 from pytest_lkft.cli import main
@@ -23,17 +24,6 @@ pytest_plugins = ["pytester"]
 
 GROUP, PROJECT = "lkft", "linux-6.1"
 TOKEN_ENV = "LKFT_SQUAD_TOKEN"
-
-
-@pytest.fixture(scope="session")
-def squad_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SquadServer]:
-    """A real SQUAD on 127.0.0.1 (installed once into the persistent test cache)."""
-    server = SquadServer(install_squad(), tmp_path_factory.mktemp("squad"))
-    try:
-        server.start()  # inside: a server that starts but never answers is stopped too
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -133,9 +123,13 @@ def test_unreachable_squad_spools_and_push_sends_once(
 ) -> None:
     monkeypatch.setenv(TOKEN_ENV, token)
     dead = f"http://127.0.0.1:{squad_server.port + 1}"  # nothing listens there
+    monkeypatch.setattr(squad, "RETRY_DELAYS", (5.0, 5.0))  # a refusal must not wait for them
+    started = time.monotonic()
     result = project.runpytest(*squad_args(dead, "v6.1.3"))
+    assert time.monotonic() - started < 5
     result.stdout.fnmatch_lines([
-        f"squad: {GROUP}/{PROJECT}/v6.1.3/qemu-arm64 NOT submitted (cannot reach {dead}:*);"
+        f"squad: {GROUP}/{PROJECT}/v6.1.3/qemu-arm64 NOT submitted ({dead} refused the"
+        " connection);"
         f" spooled to {isolated_home}/squad-spool/lkft-*, send it later with `lkft push`"])
     spool = isolated_home / "squad-spool"
     (spooled,) = squad.spooled(spool)
@@ -252,3 +246,46 @@ def test_every_suite_run_console_log_is_attached(tmp_path: Path) -> None:
     assert attachments(logs) == {"boot-console.log": logs[0], "smoke-console.log": logs[1]}
     assert attachments(logs[0]) == {"console.log": logs[0]}
     assert attachments([str(tmp_path / "missing.log")]) == {}
+
+
+def test_known_issues_reach_squad_as_xfail(
+    project: pytest.Pytester, squad_server: SquadServer, token: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    admin = squad_server.superuser_token("reporter-admin", "reporter-admin-token")
+    monkeypatch.setenv(TOKEN_ENV, admin)
+    monkeypatch.setenv("FAIL", "brk01")
+    project.makefile(".yaml", issues='known_issues:\n  - test: "ltp-syscalls/brk*"\n'
+                                     '    reason: "fails under TCG https://bugs.example.org/7"\n')
+    result = project.runpytest(*squad_args(squad_server.url, "v6.1.9", "--lkft-known-issues",
+                                           "issues.yaml"))
+    result.stdout.fnmatch_lines([
+        f"squad: 1 known issues pushed to {squad_server.url} for {GROUP}/{PROJECT}",
+        f"squad: {GROUP}/{PROJECT}/v6.1.9/qemu-arm64 submitted to *"])
+    tests = {t["name"]: t["status"] for t in squad_server.get_all(
+        f"/api/builds/{build_id(squad_server, 'v6.1.9')}/tests/")}
+    assert tests["ltp-syscalls/brk01"] == "xfail" and tests["ltp-syscalls/fork01"] == "fail"
+    issue = squad_server.get_all("/api/knownissues/", test_name="ltp-syscalls/brk*")
+    assert [(i["notes"], i["url"]) for i in issue] == [
+        ("fails under TCG https://bugs.example.org/7", "https://bugs.example.org/7")]
+    project.runpytest(*squad_args(squad_server.url, "v6.1.10", "--lkft-known-issues",
+                                  "issues.yaml"))  # pushed again: updated, not duplicated
+    assert len(squad_server.get_all("/api/knownissues/", test_name="ltp-syscalls/brk*")) == 1
+
+
+def test_no_token_is_said_before_any_attempt(
+    project: pytest.Pytester, squad_server: SquadServer, isolated_home: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = project.runpytest(*squad_args(squad_server.url, "v6.1.11"))
+    result.stdout.fnmatch_lines([
+        f"lkft: store=* squad={squad_server.url} (LKFT_SQUAD_TOKEN is empty: runs will be"
+        " spooled, not submitted) known-issues=0",
+        f"squad: {GROUP}/{PROJECT}/v6.1.11/qemu-arm64 NOT submitted (LKFT_SQUAD_TOKEN is empty"
+        " and SQUAD refuses submissions without a token); spooled to *"])
+    assert squad_server.get_all("/api/builds/", version="v6.1.11") == []
+    assert len(squad.spooled(isolated_home / "squad-spool")) == 1
+    assert main(["push"]) != 0
+    assert "LKFT_SQUAD_TOKEN is empty: set it to the SQUAD token, then `lkft push` (1 spooled" \
+        in capsys.readouterr().err
+    assert squad.spooled(isolated_home / "squad-spool") != []

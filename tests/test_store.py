@@ -150,3 +150,72 @@ def test_compare_swapped_turns_regressions_into_fixes(
     assert set(forward.missing) == set(backward.new)
     assert not {(c.environment, c.name) for c in forward.regressions} & {
         (k.environment, k.name) for k in forward.flaky}
+
+
+def test_cli_delete_build(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(store.path)
+    assert main(["builds", "--store", path, "--delete", "v2"]) == 0
+    assert capsys.readouterr().out == "deleted build v2 of lkft/linux (7 tests)\n"
+    assert [b.version for b in store.builds("lkft", "linux")] == ["v1"]
+    counts = store.db.execute("SELECT (SELECT count(*) FROM test), (SELECT count(*) FROM"
+                              " testrun), (SELECT count(*) FROM metric)").fetchone()
+    assert counts == (6, 1, 1)
+    assert main(["builds", "--store", path, "--delete", "v2"]) != 0
+    assert "no build 'v2' in project lkft/linux; see `lkft builds`" in capsys.readouterr().err
+
+
+V1_FILE = """
+CREATE TABLE "group" (id INTEGER PRIMARY KEY, slug TEXT NOT NULL UNIQUE);
+CREATE TABLE project (id INTEGER PRIMARY KEY, group_id INTEGER NOT NULL, slug TEXT NOT NULL);
+CREATE TABLE build (id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, version TEXT NOT NULL,
+    created_at REAL NOT NULL);
+INSERT INTO "group" VALUES (1, 'lkft');
+INSERT INTO project VALUES (1, 1, 'old');
+INSERT INTO build VALUES (1, 1, 'v0', 0);
+"""
+
+
+def test_older_file_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:  # a store written before schema versions (version 1)
+        db.executescript(V1_FILE)
+    with Store(path) as store:
+        assert store.db.execute("PRAGMA user_version").fetchone() == (2,)
+        assert store.db.execute("SELECT slug, is_public, settings FROM project").fetchall() == [
+            ("old", 1, "{}")]
+        assert [b.version for b in store.builds("lkft", "old")] == ["v0"]
+        store.record(run_of("v1", "qemu-arm64", BASE))
+    with Store(path) as store:  # opening again migrates nothing
+        assert store.counts("lkft", "linux", "v1").total == 6
+
+
+def test_newer_file_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "new.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(UserError, match=r"has schema version 99, newer than this pytest-lkft's"
+                                        r" 2; upgrade pytest-lkft to read it"):
+        Store(path)
+
+
+def test_build_status_is_cached_and_dropped_when_its_builds_change(store: Store) -> None:
+    from pytest_lkft.reporting import buildstatus
+
+    v2 = store.db.execute("SELECT id FROM build WHERE version = 'v2'").fetchone()[0]
+    found = buildstatus.status(store, v2)
+    # SQUAD's rules: ltp/a pass -> fail; ltp/b fail -> pass; kunit/x pass -> xfail is neither;
+    # ltp/c passed and failed in v2 (two runs): a regression as well
+    assert found.regressions == {"qemu-arm64": ["ltp/a", "ltp/c"]}
+    assert found.fixes == {"qemu-arm64": ["ltp/b"]}
+    assert found.missing == {"qemu-arm64": ["ltp/gone"]}
+    assert store.db.execute("SELECT count(*) FROM build_status").fetchone() == (1,)
+    store.record(run_of("v2", "qemu-x86_64", {"ltp/a": Result.PASS}))
+    assert store.db.execute("SELECT count(*) FROM build_status").fetchone() == (0,)
+    assert buildstatus.status(store, v2).test_runs == 3
+    store.delete_build("lkft", "linux", "v1")
+    again = buildstatus.status(store, v2)
+    assert (again.baseline_id, again.regressions, again.missing) == (None, {}, {})

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TESTSUITES
 
+from conftest import TESTSUITES
 from pytest_lkft.build.inputs import Fragment
 from pytest_lkft.devices.crash import load_crash_patterns
 from pytest_lkft.errors import UserError

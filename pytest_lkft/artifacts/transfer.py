@@ -271,7 +271,9 @@ class Downloader:
                 f"cannot fetch {url}: {describe(error)}; check the URL or pass a local file"
             ) from error
         if delay is None:
-            delay = min(self.backoff * 2 ** max(0, failures - 1), 60.0) if failures else 0.0
+            delay = 0.0  # resume at once after progress, back off after failures
+            if failures:
+                delay = min(self.backoff * 2 ** (failures - 1), 60.0)
         log.info("retrying %s in %.1f s: %s", url, delay, error)
         time.sleep(delay)
 

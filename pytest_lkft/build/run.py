@@ -111,9 +111,13 @@ class BuildRun:
         commands = plan[target]()
         if commands is None:
             return None
-        tree = self.b.tree
-        return [Step(target, c[1:], self.obj) if c[0] == "@obj" else Step(target, c, tree)
-                for c in commands]
+        return [self._step(target, command) for command in commands]
+
+    def _step(self, target: str, command: tuple[str, ...]) -> Step:
+        """A step run in the source tree, or in the object tree when it starts `@obj`."""
+        if command[0] == "@obj":
+            return Step(target, command[1:], self.obj)
+        return Step(target, command, self.b.tree)
 
     def _config(self) -> list[tuple[str, ...]]:
         b, obj = self.b, self.obj
@@ -182,9 +186,10 @@ class BuildRun:
                 groups.append(("make", fragment.value))
             elif fragment.kind == "inline" and groups and groups[-1][0] == "inline":
                 continue  # staged into the group's first file
+            elif fragment.kind == "inline":
+                groups.append(("inline", str(staged)))
             else:
-                groups.append((fragment.kind if fragment.kind == "inline" else "merge",
-                               str(staged)))
+                groups.append(("merge", str(staged)))
         return groups
 
     def stage_inputs(self) -> None:
@@ -194,21 +199,25 @@ class BuildRun:
         staging.mkdir(parents=True)
         b = self.b
         if b.base_kind != "make":
-            source = b.fetch_url(b.kconfig) if b.base_kind == "url" else Path(b.kconfig)
-            shutil.copyfile(source.expanduser(), staging / "base.config")
+            shutil.copyfile(self._input(b.base_kind, b.kconfig), staging / "base.config")
         group: Path | None = None
         for index, fragment in enumerate(b.fragments):
             staged = staging / f"{index:02d}-{fragment.kind}.config"
             if fragment.kind == "inline":
-                group = group if group is not None else staged
+                if group is None:
+                    group = staged
                 with group.open("a") as f:
                     f.write(fragment.value + "\n")
                 continue
             group = None
             if fragment.kind in ("file", "url"):
-                source = b.fetch_url(fragment.value) if fragment.kind == "url" else Path(
-                    fragment.value)
-                shutil.copyfile(source, staged)
+                shutil.copyfile(self._input(fragment.kind, fragment.value), staged)
+
+    def _input(self, kind: str, value: str) -> Path:
+        """A kconfig input's file: fetched when it is a URL."""
+        if kind == "url":
+            return self.b.fetch_url(value)
+        return Path(value).expanduser()
 
     # -- execution --
 
@@ -348,7 +357,9 @@ class BuildRun:
     def metadata(self, ccache_before: dict[str, int]) -> dict[str, Any]:
         """tuxmake's metadata groups, plus an `lkft` group with the cache key."""
         b = self.b
-        statuses = [r["status"] for r in self.results.values()]
+        overall = PASS
+        if any(r["status"] == FAIL for r in self.results.values()):
+            overall = FAIL
         version_full = compiler_version(b.tool.compiler(b.arch))
         data: dict[str, Any] = {
             "build": {"targets": list(b.targets), "target_arch": b.arch.name,
@@ -361,7 +372,7 @@ class BuildRun:
                          "version": next((w for w in reversed(version_full.split())
                                           if w[:1].isdigit()), "")},
             "source": {"tree": str(b.tree), "kernelversion": kernel_version(b.tree)},
-            "results": {"status": FAIL if FAIL in statuses else PASS, "targets": self.results,
+            "results": {"status": overall, "targets": self.results,
                         "artifacts": self.artifacts, "errors": self.errors,
                         "warnings": self.warnings,
                         "duration": {"build": round(time.monotonic() - self.started, 3)}},

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import os
 import shutil
 from pathlib import Path
 
 from pytest_lkft.errors import UserError
 from pytest_lkft.reporting.settings import spool_dir
 from pytest_lkft.reporting.squad import SquadClient, SubmitError, load_spooled, spooled
+from pytest_lkft.settings.options import TOKEN_ENV
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -52,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         if not paths:
             print(f"nothing spooled in {root}")
             return 0
+        if not os.environ.get(TOKEN_ENV):
+            raise UserError(f"{TOKEN_ENV} is empty: set it to the SQUAD token, then `lkft push`"
+                            f" ({len(paths)} spooled in {root})")
         sent = sum(push_one(path, args.url) for path in paths)
     print(f"pushed {sent} of {len(paths)} spooled submissions")
     return 0 if sent == len(paths) else 1

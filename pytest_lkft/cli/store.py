@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         parser.add_argument("target", metavar="TARGET", help="Build to compare to")
     elif name == "show":
         parser.add_argument("build", metavar="BUILD", help="Build version to show")
+    elif name == "builds":
+        parser.add_argument("--delete", metavar="BUILD", default=None,
+                            help="Delete this build with its test runs, tests and metrics")
 
 
 def open_store(args: argparse.Namespace) -> Store:
@@ -96,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
     """Print builds, one build, or a comparison; compare exits 1 when there are regressions."""
     with open_store(args) as store:
         group, project = pick_project(store, args.project)
+        if args.command == "builds" and args.delete:
+            gone = store.delete_build(group, project, args.delete)
+            print(f"deleted build {args.delete} of {group}/{project} ({gone} tests)")
+            return 0
         if args.command == "builds":
             print("\n".join(format_builds(store.builds(group, project))))
             return 0

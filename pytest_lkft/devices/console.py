@@ -22,7 +22,9 @@ import pexpect
 from pytest_lkft.devices.crash import CrashDetector
 from pytest_lkft.errors import BootError, DeviceBroken
 
-KERNEL_START = r"Linux version (\S+)"
+# The whole banner line (issue 16): matched only once its end arrived, so the version is
+# never cut short while the line is still coming (`6`, `6.1.0-57-c`).
+KERNEL_START = r"Linux version (\S+) ([^\r\n]*)\r*\n"
 LOGIN_PROMPT = r"(?m)login:\s*$"
 PASSWORD_PROMPT = r"(?i)password:\s*$"
 SHELL_PROMPT = r"[#$] (?:\x1b\[6n)?$"
@@ -115,6 +117,7 @@ class Console:
         self.log = log
         self.child: pexpect.spawn[str] | None = None
         self.kernel_version = ""
+        self.kernel_banner = ""  # the banner after "Linux version ", e.g. for the distro build
 
     def start(self) -> None:
         """Start the device's process (QEMU) with its console on our pty."""
@@ -143,6 +146,7 @@ class Console:
         deadline = start + timeout
         self._expect_boot(KERNEL_START, "the kernel never started", deadline)
         self.kernel_version = self._group(1)
+        self.kernel_banner = f"{self.kernel_version} {self._group(2)}".strip()
         fatal = self.log.detector.any.pattern
         while True:
             index = self._expect_boot([LOGIN_PROMPT, SHELL_PROMPT, fatal], "no shell prompt",

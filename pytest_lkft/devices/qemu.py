@@ -14,6 +14,7 @@ from pytest_lkft.devices.console import Console, ConsoleLog, TextSink
 from pytest_lkft.errors import LkftError, UserError
 from pytest_lkft.files import atomically, write_atomically
 from pytest_lkft.provision.device import DeviceArtifacts
+from pytest_lkft.provision.kernelimage import image_banner, kernel_facts
 from pytest_lkft.provision.rootfs import decompress_to, rootfs_kind
 from pytest_lkft.settings.device import Timeouts
 from pytest_lkft.settings.devices import QemuSpec
@@ -118,6 +119,7 @@ class QemuDevice(ConsoleDevice):
         self.attempted = True
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.detector.context = "boot"
+        self.metadata.update(kernel_facts(image_banner(self.artifacts.kernel)))  # boot or not
         try:
             command = self.command()
             self._write_reproducer(command)
@@ -125,7 +127,7 @@ class QemuDevice(ConsoleDevice):
                                                        self.stream, append=self.restarts > 0))
             self.console.start()
             self.boot_time = self.console.boot(self.timeouts.boot)
-            self.metadata["kernel_version"] = self.console.kernel_version
+            self.metadata.update(kernel_facts(self.console.kernel_banner))
         except (LkftError, OSError) as error:
             self.boot_error = self.broken = str(error)
         self.metadata["qemu_version"] = qemu_version(self.binary)

@@ -89,8 +89,11 @@ def _load_entry_points() -> None:
         return
     _loaded_entry_points = True
     for point in entry_points(group=ENTRY_POINTS):
-        found = point.load()
-        for fmt in found() if callable(found) and not isinstance(found, Format) else [found]:
+        found = point.load()  # a Format, or a function returning a list of them
+        if isinstance(found, Format):
+            register(found)
+            continue
+        for fmt in found():
             register(fmt)
 
 
@@ -118,8 +121,7 @@ LTP = re.compile(
 def _parse_kirk(lines: Iterator[str], suite: str | None) -> list[Case]:
     from pytest_lkft.parsers import kirk
 
-    return kirk.parse_text("".join(line if line.endswith("\n") else line + "\n"
-                                   for line in lines), suite)
+    return kirk.parse_text("\n".join(line.removesuffix("\n") for line in lines) + "\n", suite)
 
 
 def _parse_lava(lines: Iterator[str], suite: str | None) -> list[Case]:

@@ -46,7 +46,9 @@ def parse_int(digits: str) -> int:
     refuses to convert more than 4300 digits, and no parser may raise on any input)."""
     sign = "-" if digits.startswith("-") else ""
     body = digits.lstrip("-")
-    return int(sign + (body if len(body) <= MAX_DIGITS else "9" * MAX_DIGITS))
+    if len(body) > MAX_DIGITS:
+        body = "9" * MAX_DIGITS
+    return int(sign + body)
 
 
 def strip_prefix(text: str) -> str:

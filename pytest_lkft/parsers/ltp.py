@@ -191,8 +191,10 @@ class LtpParser:
     def _end_block(self, status: re.Match[str], number: int) -> None:
         duration, how, code = status.groups()
         result, reason = result_of_exit(parse_int(code), signaled=how != "exited")
-        if result is not Result.PASS:
-            reason = self.firsts.get("conf" if result is Result.SKIP else "fail", reason)
+        if result is Result.SKIP:
+            reason = self.firsts.get("conf", reason)
+        elif result is not Result.PASS:
+            reason = self.firsts.get("fail", reason)
         case = self._add(self.tag or "", result, reason, number)
         case.log = list(self.log)
         case.metrics["duration"] = Metric(float(duration), "s")

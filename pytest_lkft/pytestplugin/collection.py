@@ -28,12 +28,24 @@ def packaged_suites() -> Path | None:
 
 
 def collect_suites(config: pytest.Config) -> None:
-    """With devices and neither paths nor testpaths given (`pytest --lkft-device=x` from
-    any directory), collect the plugin's own suites beside the current directory."""
+    """With devices and neither paths nor testpaths given, in a directory with no tests of
+    its own (`pytest --lkft-device=x` after `pip install`), collect the plugin's suites."""
     devices = config.stash[SETTINGS_KEY].devices
     suites = packaged_suites()
-    if devices and suites and config.args_source is pytest.Config.ArgsSource.INVOCATION_DIR:
-        config.args = [*config.args, str(suites)]
+    if not devices or suites is None:
+        return
+    if config.args_source is not pytest.Config.ArgsSource.INVOCATION_DIR:
+        return
+    if not has_own_tests(config.invocation_params.dir):
+        config.args = [str(suites)]
+
+
+OWN_TESTS = ("conftest.py", "test_*.py", "*_test.py", "tests/test_*.py", "testsuites/test_*.py")
+
+
+def has_own_tests(directory: Path) -> bool:
+    """True when `directory` holds tests pytest would collect (a conftest, test files)."""
+    return any(next(directory.glob(pattern), None) is not None for pattern in OWN_TESTS)
 
 
 def collect_results(config: pytest.Config) -> None:

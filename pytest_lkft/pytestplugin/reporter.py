@@ -14,6 +14,8 @@ SQUAD when a URL is set, a plugin's: `pytest_lkft.reporting.sinks`);
 from __future__ import annotations
 
 import datetime
+import os
+import re
 import subprocess
 import uuid
 from collections.abc import Sequence
@@ -28,7 +30,8 @@ from pytest_lkft.pytestplugin.options import resolver
 from pytest_lkft.reporting import knownissues
 from pytest_lkft.reporting.settings import Settings, resolve
 from pytest_lkft.reporting.sinks import Delivery, ResultSink
-from pytest_lkft.reporting.store import RunRecord
+from pytest_lkft.reporting.store import RunRecord, join_logs
+from pytest_lkft.settings.options import TOKEN_ENV
 
 SUITE, TEST, DEVICE, RESULT = "lkft.suite", "lkft.test", "lkft.device", "lkft.result"
 METRIC, META, CONSOLE_LOG = "lkft.metric.", "lkft.meta.", "lkft.console_log"
@@ -123,6 +126,8 @@ class LkftReporter:
     def pytest_report_header(self) -> str:
         """Say where results go: `lkft: store=... project=... squad=...`."""
         squad = self.settings.squad_url or "off"
+        if self.settings.squad_url and not os.environ.get(TOKEN_ENV):
+            squad += f" ({TOKEN_ENV} is empty: runs will be spooled, not submitted)"
         issues = len(self.settings.known_issues)
         return (f"lkft: store={self.settings.store} project={self.settings.group}/"
                 f"{self.settings.project} squad={squad} known-issues={issues}")
@@ -140,7 +145,9 @@ class LkftReporter:
         if report.when == "teardown":
             self.finish_item(report, props)
             return
-        if report.when == "setup" and report.passed:
+        if report.when == "setup" and report.passed:  # the boot: counted in the run's time
+            run = self.devices.setdefault(props.get(DEVICE, "unknown"), DeviceRun())
+            run.duration += report.duration
             return
         self.record_case(report, props)
 
@@ -189,13 +196,15 @@ class LkftReporter:
     # -- session end ------------------------------------------------------------------
 
     def default_build(self) -> str:
-        """The build name: option, kernel version, `git describe`, else the date."""
+        """The build name: option, the kernel's (distro) version, `git describe`, else the
+        date. Devices are looked at by name, so a matrix gets one name whatever finished
+        first; a kernel path is never a name (a failed boot still has the image's banner)."""
         if self.settings.build:
             return self.settings.build
-        for run in self.devices.values():
-            for key in ("kernel_version", "kernel"):
-                if run.metadata.get(key):
-                    return run.metadata[key]
+        for _, run in sorted(self.devices.items()):
+            name = build_name(run.metadata)
+            if name:
+                return name
         described = git_describe(self.config.rootpath)
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
         return described or f"local-{stamp}"
@@ -213,7 +222,8 @@ class LkftReporter:
                 metadata={**run.metadata, "device": device},
                 job_id=f"lkft-{uuid.uuid4().hex}",
                 job_url=self.settings.job_url,
-                log="\n".join(read_log(path) for path in run.console_logs),
+                log=join_logs((Path(path).parent.name, read_log(path))
+                              for path in run.console_logs),
                 duration=run.duration,
             )
             for device, run in sorted(self.devices.items())
@@ -243,6 +253,16 @@ class LkftReporter:
             tr.write_line(line)
         for message in self.messages:
             tr.write_line(message)
+
+
+DISTRO_VERSION = re.compile(r"#\S*\s.*?\b(?:Debian|Ubuntu)\s+(\d\S*)")
+
+
+def build_name(metadata: dict[str, str]) -> str:
+    """A run's build: the distribution's kernel version when the banner has one (the same
+    for every architecture: `Debian 6.1.192-3`), else the whole release (`uname -r`)."""
+    found = DISTRO_VERSION.search(metadata.get("kernel_banner", ""))
+    return found.group(1) if found else metadata.get("kernel_version", "")
 
 
 def read_log(path: str) -> str:

@@ -1,13 +1,16 @@
-"""`lkft serve`: the embedded store over HTTP, SQUAD-compatible for submitting.
+"""`lkft serve`: the embedded store over HTTP, SQUAD-compatible for SQUAD's clients.
 
 - `POST /api/submit/<group>/<project>/<build>/<environment>` takes SQUAD's fields
   (`tests`, `metrics`, `metadata`, `log` as files or form fields, `attachment` files, the
   special metadata fields such as `job_id`) and SQUAD's `Authorization: Token` or
   `Auth-Token` header, so squad-client, LAVA notifications and tuxrun can push here.
   Names must match SQUAD's `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (refused, not truncated).
-- `GET /` lists projects; `GET /<group>/<project>/` is SQUAD's project page (each build
-  with tests, pass, skip, fail, xfail, time); `GET /<group>/<project>/build/<version>/` shows
-  a build's regressions and fixes against the previous build and its failing tests' logs.
+  The keyword of `Authorization: Token X` is taken in any case, as SQUAD (Django REST
+  framework) takes it: squad-client sends `token X`.
+- `GET /api/...` is SQUAD 1.98's REST read API (`api.py`), `POST /api/projects/` and
+  `PATCH /api/projects/<id>/` its project create and update (squad-client's
+  create-or-update-project).
+- `GET /` and the pages under `/<group>/<project>/` are LKFT's dashboard (`pages.py`).
 
 Lifecycle: `StoreServer(address, settings)`, `serve_forever()` in the caller's thread, each
 request on its own thread with its own SQLite connection; submits are serialised by a lock.
@@ -18,13 +21,11 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import hmac
-import html
 import json
 import re
 import statistics
 import sys
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,21 +34,20 @@ from urllib.parse import parse_qs, unquote
 
 from pytest_lkft.errors import UserError
 from pytest_lkft.parsers.model import Case, Metric, Result
-from pytest_lkft.reporting import knownissues
+from pytest_lkft.reporting import api, buildstatus, knownissues, pages
 from pytest_lkft.reporting.knownissues import KnownIssue
-from pytest_lkft.reporting.store import Comparison, RunRecord, Store
+from pytest_lkft.reporting.store import RunRecord, Store, join_logs
 
 NAME = r"[a-zA-Z0-9][a-zA-Z0-9_.-]*"
 SUBMIT = re.compile(rf"^/api/submit/(~?{NAME})/({NAME})/({NAME})/({NAME})/?$")
 PROJECT_PAGE = re.compile(rf"^/(~?{NAME})/({NAME})/?$")
 BUILD_PAGE = re.compile(rf"^/(~?{NAME})/({NAME})/build/([^/]+)/?$")
+LOG_PAGE = re.compile(rf"^/(~?{NAME})/({NAME})/build/([^/]+)/log/(\d+)/([^/]+)/?$")
+TEST_PAGE = re.compile(rf"^/(~?{NAME})/({NAME})/test/?$")
+PROJECT_API = re.compile(r"^/api/projects/(?:(\d+)/)?$")
 SPECIAL_METADATA = ("build_url", "datetime", "job_id", "job_status", "job_url", "resubmit_url")
 SQUAD_RESULTS = {"pass": Result.PASS, "fail": Result.FAIL}
 MAX_BODY = 512 * 1024 * 1024
-OPEN_LOGS = 20  # failing tests' logs start unfolded up to this many
-STYLE = """body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}td:first-child{text-align:left}
-.fail{color:#b00}.pass{color:#070}pre{background:#f4f4f4;padding:.5em;overflow-x:auto}"""
 
 
 class SubmitRefused(Exception):
@@ -151,12 +151,11 @@ def metadata_of(form: Form) -> dict[str, str]:
 
 
 def console_log(form: Form) -> str:
-    """The run's log: the `log` field, else the attachments' text."""
-    log = form.text("log")
-    if log:
-        return log
-    texts = [data.decode("utf-8", errors="replace") for _, data in form.files.get("attachment", [])]
-    return "\n".join(texts)
+    """The run's log: the `log` field, then each attachment under a line naming it (the
+    API lists them as the test run's attachments)."""
+    files = [(name, data.decode("utf-8", errors="replace"))
+             for name, data in form.files.get("attachment", [])]
+    return (form.text("log") or "") + join_logs(files)
 
 
 def record_of(path: tuple[str, ...], form: Form, issues: list[KnownIssue]) -> RunRecord:
@@ -194,7 +193,14 @@ class StoreServer(ThreadingHTTPServer):
         with self.write_lock, Store(self.store_path) as store:
             if record.job_id and store.has_job(record.job_id):
                 raise SubmitRefused(400, f"There is already a test run with job_id {record.job_id}")
-            return store.record(record)
+            for issue in self.issues:  # the project's known issues, as the API lists them
+                store.add_known_issue(record.group, record.project, issue.test,
+                                      list(issue.environments), issue.reason)
+            testrun = store.record(record)
+            build = store.db.execute("SELECT build_id FROM testrun WHERE id = ?",
+                                     (testrun,)).fetchone()[0]
+            buildstatus.status(store, int(build))  # as SQUAD, on arrival: reads are cheap
+            return testrun
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -217,26 +223,92 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def authorised(self) -> bool:
-        """Check SQUAD's `Authorization: Token X` or `Auth-Token: X` header."""
+        """Check SQUAD's `Authorization: Token X` (keyword in any case) or `Auth-Token: X`."""
         given = self.headers.get("Auth-Token") or ""
-        auth = self.headers.get("Authorization") or ""
-        if auth.startswith("Token "):
-            given = auth[len("Token "):]
-        return bool(self.server.token) and hmac.compare_digest(given, self.server.token)
+        keyword, _, value = (self.headers.get("Authorization") or "").strip().partition(" ")
+        if keyword.lower() == "token":
+            given = value.strip()
+        return bool(self.server.token) and hmac.compare_digest(given.encode(),
+                                                                self.server.token.encode())
+
+    def body(self) -> bytes:
+        """The request body; a missing, bad or oversized Content-Length is refused."""
+        raw = self.headers.get("Content-Length")
+        try:
+            length = int(raw or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            raise SubmitRefused(400, f"bad Content-Length {raw!r}; send the body's size in bytes")
+        if length > MAX_BODY:
+            raise SubmitRefused(413, f"submission of {length} bytes is over {MAX_BODY}")
+        return self.rfile.read(length)
+
+    def reply_json(self, status: int, data: object) -> None:
+        """Send a JSON answer (a plain string goes as text, as SQUAD's version does)."""
+        if isinstance(data, str):
+            self.reply(status, data)
+            return
+        self.reply(status, json.dumps(data), "application/json")
+
+    def api_write(self, path: str) -> None:
+        """SQUAD's project create (POST /api/projects/) and update (PATCH .../<id>/)."""
+        match = PROJECT_API.match(path)
+        if match is None:
+            self.reply_json(405, {"detail": f'Method "{self.command}" not allowed.'})
+            return
+        if not self.authorised():
+            self.reply_json(401, {"detail": "Authentication credentials were not provided."})
+            return
+        try:
+            form = parse_qs(self.body().decode("utf-8", errors="replace"), keep_blank_values=True)
+            request = api.Request(path[len("/api/"):], {}, self.base_url(), True, form)
+            with self.server.write_lock, Store(self.server.store_path) as store:
+                ident = int(match[1]) if match[1] else None
+                project = api.save_project(store, request, ident)
+        except SubmitRefused as refused:
+            self.reply_json(refused.status, {"detail": str(refused)})
+            return
+        except api.ApiError as error:
+            self.reply_json(error.status, {"detail": str(error)})
+            return
+        self.reply_json(201 if match[1] is None else 200, project)
+
+    def do_PATCH(self) -> None:  # noqa: N802 - http.server's name
+        """Handle `PATCH /api/projects/<id>/` (squad-client's create-or-update-project)."""
+        self.api_write(self.path.split("?")[0])
+
+    def base_url(self) -> str:
+        """This server's URL as the client addressed it (SQUAD's hyperlinks use it)."""
+        address = self.server.server_address
+        host = self.headers.get("Host") or f"{address[0]!s}:{address[1]}"
+        return f"http://{host}"
+
+    def do_api_get(self, path: str, query: str) -> None:
+        """Answer SQUAD's REST read API."""
+        request = api.Request(path[len("/api/"):], api.parse_query(query), self.base_url(),
+                              self.authorised())
+        try:
+            with Store(self.server.store_path) as store:
+                data = api.answer(store, request)
+        except api.ApiError as error:
+            self.reply_json(error.status, {"detail": str(error)})
+            return
+        self.reply_json(200, data)
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         """Handle `POST /api/submit/...`."""
         match = SUBMIT.match(self.path.split("?")[0])
+        if not match and PROJECT_API.match(self.path.split("?")[0]):
+            self.api_write(self.path.split("?")[0])
+            return
         if not match:
             self.reply(404, f"no such endpoint {self.path}; submit to /api/submit/G/P/BUILD/ENV")
             return
         try:
             if not self.authorised():
                 raise SubmitRefused(401, "missing or wrong token: send 'Authorization: Token X'")
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                raise SubmitRefused(413, f"submission of {length} bytes is over {MAX_BODY}")
-            form = parse_form(self.headers.get("Content-Type", ""), self.rfile.read(length))
+            form = parse_form(self.headers.get("Content-Type", ""), self.body())
             testrun = self.server.submit(match.groups(), form)
         except SubmitRefused as refused:
             self.reply(refused.status, str(refused))
@@ -244,82 +316,32 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(201, str(testrun))
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        """Serve the project list, a project page or a build page."""
-        path = unquote(self.path.split("?")[0])
+        """Serve SQUAD's REST API, the pages and the console logs."""
+        path, _, query = self.path.partition("?")
+        path = unquote(path)
+        if path == "/api" or path.startswith("/api/"):
+            self.do_api_get(path if path != "/api" else "/api/", query)
+            return
         try:
             with Store(self.server.store_path) as store:
-                if path == "/":
-                    body = index_page(store)
-                elif m := PROJECT_PAGE.match(path):
-                    body = project_page(store, m[1], m[2])
-                elif m := BUILD_PAGE.match(path):
-                    body = build_page(store, m[1], m[2], m[3])
-                else:
-                    self.reply(404, f"no page {path}; start at /")
-                    return
+                body, kind = self.page(store, path, api.parse_query(query))
         except UserError as error:
             self.reply(404, str(error))
             return
-        self.reply(200, body, "text/html")
+        self.reply(200, body, kind)
 
+    def page(self, store: Store, path: str, query: dict[str, str]) -> tuple[str, str]:
+        """A page (HTML) or a console log (text) for a GET path; UserError when none."""
+        seen = self.authorised()
+        if path == "/":
+            return pages.index_page(store, seen), "text/html"
+        if m := PROJECT_PAGE.match(path):
+            return pages.project_page(store, m[1], m[2], seen), "text/html"
+        if m := BUILD_PAGE.match(path):
+            return pages.build_page(store, m[1], m[2], m[3], seen), "text/html"
+        if m := LOG_PAGE.match(path):
+            return pages.log_text(store, m[1], m[2], m[3], int(m[4]), m[5], seen), "text/plain"
+        if (m := TEST_PAGE.match(path)) and query.get("name"):
+            return pages.test_page(store, m[1], m[2], query["name"], seen), "text/html"
+        raise UserError(f"no page {path}; start at /")
 
-def page(title: str, body: str) -> str:
-    """A whole HTML page."""
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-            f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"{body}</body></html>")
-
-
-def index_page(store: Store) -> str:
-    """The list of projects."""
-    items = "".join(f"<li><a href='/{g}/{p}/'>{g}/{p}</a></li>" for g, p in store.projects())
-    return page("lkft projects", f"<ul id='projects'>{items}</ul>" if items else
-                "<p>No results yet: run pytest with the lkft plugin or submit here.</p>")
-
-
-def project_page(store: Store, group: str, project: str) -> str:
-    """SQUAD's project page: each build with tests, pass, skip, fail, xfail and time."""
-    if store.find_project(group, project) is None:
-        raise UserError(f"no project {group}/{project} in the store")
-    head = "".join(f"<th>{c}</th>" for c in
-                   ("build", "date", "tests", "pass", "skip", "fail", "xfail", "time"))
-    rows = []
-    for s in store.builds(group, project):
-        c = s.counts
-        date = time.strftime("%Y-%m-%d %H:%M", time.gmtime(s.created_at))
-        cells = (c.total, c.passed, c.skipped, c.failed + c.errors, c.xfailed)
-        rows.append(f"<tr class='build'><td><a href='build/{html.escape(s.version)}/'>"
-                    f"{html.escape(s.version)}</a></td><td>{date}</td>"
-                    + "".join(f"<td>{n}</td>" for n in cells) + f"<td>{s.duration:.1f}s</td></tr>")
-    table = f"<table id='builds'><tr>{head}</tr>{''.join(rows)}</table>"
-    return page(f"{group}/{project}", table)
-
-
-def changes_html(comparison: Comparison | None) -> str:
-    """Regressions and fixes against the previous build."""
-    if comparison is None:
-        return "<p id='comparison'>No previous build to compare with.</p>"
-    parts = [f"<h2 id='comparison'>Compared with {html.escape(comparison.base)}</h2>"]
-    for title, changes in (("Regressions", comparison.regressions), ("Fixes", comparison.fixes)):
-        items = "".join(f"<li>{html.escape(x.environment)}: {html.escape(x.name)}"
-                        f" ({x.before} &rarr; {x.after})</li>" for x in changes)
-        parts.append(f"<h3>{title} ({len(changes)})</h3><ul id='{title.lower()}'>{items}</ul>")
-    return "".join(parts)
-
-
-def build_page(store: Store, group: str, project: str, version: str) -> str:
-    """A build: counts, regressions and fixes, then each failing test with its log."""
-    c = store.counts(group, project, version)
-    previous = store.previous_build(group, project, version)
-    comparison = store.compare(group, project, previous, version) if previous else None
-    failing = [t for t in store.tests(group, project, version) if t.result in ("fail", "error")]
-    shown = " open" if len(failing) <= OPEN_LOGS else ""
-    logs = "".join(f"<details class='failure'{shown}><summary class='fail'>"
-                   f"{html.escape(t.environment)}:"
-                   f" {html.escape(t.name)}</summary><pre>{html.escape(t.log)}</pre></details>"
-                   for t in failing)
-    summary = (f"<p id='counts'>tests {c.total}, pass {c.passed}, skip {c.skipped},"
-               f" fail {c.failed + c.errors}, xfail {c.xfailed}</p>")
-    body = (f"<p><a href='/{group}/{project}/'>{group}/{project}</a></p>{summary}"
-            f"{changes_html(comparison)}<h2>Failing tests ({len(failing)})</h2>{logs}")
-    return page(f"{group}/{project} build {version}", body)

@@ -80,10 +80,18 @@ class SquadSink:
 
     def deliver(self, runs: Sequence[Delivery]) -> list[str]:
         """Submit each run; one line per run saying where it went."""
-        from pytest_lkft.reporting.squad import SquadClient  # requests, only when used
+        from pytest_lkft.reporting.squad import (  # requests, only when used
+            SquadClient,
+            push_known_issues,
+        )
 
         client = SquadClient(self.settings.squad_url)
-        return [client.submit_or_spool(run.record, list(run.console_logs)) for run in runs]
+        # known issues first: SQUAD applies its own when a run arrives (xfail there too)
+        pushed = push_known_issues(client, self.settings.group, self.settings.project,
+                                   self.settings.known_issues,
+                                   [run.record.environment for run in runs])
+        return [*([pushed] if pushed else []),
+                *(client.submit_or_spool(run.record, list(run.console_logs)) for run in runs)]
 
 
 def built_in_sinks(settings: Settings) -> list[ResultSink]:

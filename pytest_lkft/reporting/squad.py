@@ -9,7 +9,12 @@ a 400 "There is already a test run with job_id" means the run is already there, 
 that run was never processed (a 500 half way leaves one): then it is reported, not trusted.
 
 The token comes only from `LKFT_SQUAD_TOKEN` and goes only into the Authorization
-header: never into metadata, the spool, logs or messages.
+header: never into metadata, the spool, logs or messages. Without a token nothing is
+attempted (SQUAD refuses every submit): the runs are spooled and the summary says why.
+A refused connection (nothing listens there) is not retried: the run is spooled at once.
+
+Known issues reach SQUAD through its REST API (`push_known_issues`): SQUAD applies its
+own known issues when a run arrives, so they are created or updated before the submits.
 """
 
 from __future__ import annotations
@@ -20,12 +25,16 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
+from pytest_lkft.reporting.knownissues import KnownIssue
 from pytest_lkft.reporting.settings import spool_dir
 from pytest_lkft.reporting.store import RunRecord
 from pytest_lkft.settings.options import TOKEN_ENV
@@ -38,8 +47,24 @@ SPOOL_FILE = "submission.json"
 SQUAD_RESULT = {"pass": "pass", "fail": "fail", "error": "fail", "xfail": "fail", "skip": "skip"}
 
 
+NO_TOKEN = f"{TOKEN_ENV} is empty and SQUAD refuses submissions without a token"
+
+
 class SubmitError(Exception):
     """A submission did not reach SQUAD; the message says what SQUAD or the network said."""
+
+
+def refused(error: BaseException) -> bool:
+    """Tell whether a requests error comes from a refused connection (nothing listening)."""
+    seen: list[BaseException] = [error]
+    while seen:
+        current = seen.pop()
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        seen += [e for e in (*current.args, getattr(current, "reason", None),
+                             current.__cause__, current.__context__)
+                 if isinstance(e, BaseException) and e is not current]
+    return False
 
 
 def clean_name(value: str) -> str:
@@ -113,6 +138,38 @@ def log_exists(path: str) -> bool:
     return bool(path) and Path(path).is_file()
 
 
+class Backoff(Retry):
+    """urllib3's Retry with the client's delays and sleep: 5xx answers and broken
+    connections are retried, each delay alternately stretched by a quarter so that clients
+    started together do not retry in step; a refused connection is not retried."""
+
+    delays: tuple[float, ...] = ()
+    sleeper: Callable[[float], None] = staticmethod(time.sleep)
+
+    @classmethod
+    def after(cls, delays: tuple[float, ...], sleep: Callable[[float], None]) -> Backoff:
+        """A retry policy of len(delays) retries, sleeping `delays` in turn."""
+        retry = cls(total=len(delays), connect=0, status_forcelist=range(500, 600),
+                    allowed_methods=None, raise_on_status=False,
+                    respect_retry_after_header=False)
+        retry.delays, retry.sleeper = delays, sleep
+        return retry
+
+    def new(self, **params: Any) -> Backoff:
+        retry = super().new(**params)
+        retry.delays, retry.sleeper = self.delays, self.sleeper
+        return retry
+
+    def get_backoff_time(self) -> float:
+        attempt = len(self.history) - 1
+        if not 0 <= attempt < len(self.delays):
+            return 0.0
+        return self.delays[attempt] * (1 + attempt % 2 * 0.25)
+
+    def sleep(self, response: Any = None) -> None:
+        self.sleeper(self.get_backoff_time())
+
+
 class SquadClient:
     """Posts submissions to one SQUAD server, retrying connection errors and 5xx."""
 
@@ -124,10 +181,11 @@ class SquadClient:
         timeout: float = 600.0,
     ) -> None:
         self.url = url.rstrip("/")
-        self.delays = RETRY_DELAYS if delays is None else delays
-        self.sleep = sleep
         self.timeout = timeout
         self.session = requests.Session()
+        retry = Backoff.after(RETRY_DELAYS if delays is None else delays, sleep)
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, HTTPAdapter(max_retries=retry))
 
     def headers(self) -> dict[str, str]:
         """The Authorization header, when LKFT_SQUAD_TOKEN is set."""
@@ -148,24 +206,22 @@ class SquadClient:
         )
 
     def submit(self, sub: Submission) -> str:
-        """Send one submission; return 'submitted' or 'already submitted', else SubmitError."""
-        problem = ""
-        for attempt, delay in enumerate((*self.delays, None)):
-            try:
-                response = self.post_once(sub)
-            except requests.RequestException as error:
-                problem = f"cannot reach {self.url}: {type(error).__name__}"
-            else:
-                if response.status_code in (200, 201):
-                    return "submitted"
-                if response.status_code == 400 and ALREADY in response.text:
-                    return self.check_already(sub)
-                problem = f"{self.url} answered {response.status_code}: {response.text[:200]}"
-                if response.status_code < 500:
-                    break
-            if delay is not None:
-                self.sleep(delay * (1 + attempt % 2 * 0.25))
-        raise SubmitError(problem)
+        """Send one submission; return 'submitted' or 'already submitted', else SubmitError.
+
+        5xx answers and broken connections are retried by the session (`Backoff`); a
+        refused connection is not: nothing listens there, so the run is spooled at once.
+        """
+        try:
+            response = self.post_once(sub)
+        except requests.RequestException as error:
+            if refused(error):
+                raise SubmitError(f"{self.url} refused the connection") from None
+            raise SubmitError(f"cannot reach {self.url}: {type(error).__name__}") from None
+        if response.status_code in (200, 201):
+            return "submitted"
+        if response.status_code == 400 and ALREADY in response.text:
+            return self.check_already(sub)
+        raise SubmitError(f"{self.url} answered {response.status_code}: {response.text[:200]}")
 
     def check_already(self, sub: Submission) -> str:
         """Accept "already there" only if SQUAD processed that run (a 500 can leave one empty)."""
@@ -192,6 +248,8 @@ class SquadClient:
         sub = submission_from(record, console_log)
         where = f"{sub.group}/{sub.project}/{sub.build}/{sub.environment}"
         try:
+            if not self.headers():
+                raise SubmitError(NO_TOKEN)
             outcome = self.submit(sub)
         except SubmitError as error:
             path = spool(sub, self.url)
@@ -232,3 +290,102 @@ def spooled(directory: Path | None = None) -> list[Path]:
         return []
     found = [p for p in root.iterdir() if (p / SPOOL_FILE).is_file()]
     return sorted(found, key=lambda p: (p / SPOOL_FILE).stat().st_mtime)
+
+
+# -- known issues ---------------------------------------------------------------------
+
+
+def issue_notes(issue: KnownIssue) -> tuple[str, str | None]:
+    """A known issue's SQUAD notes and URL (the first http(s) URL in its reason)."""
+    link = re.search(r"https?://\S+", issue.reason)
+    return issue.reason, link.group(0) if link else None
+
+
+class KnownIssuePusher:
+    """Creates or updates a project's known issues in SQUAD through its REST API.
+
+    SQUAD ties a known issue to environments (none: it applies nowhere), so an issue for
+    every environment is tied to all the project's environments and those of this run;
+    a missing environment is created first. SQUAD matches `test_name` as a pattern where
+    `*` is any text, like the store's fnmatch patterns.
+    """
+
+    def __init__(self, client: SquadClient, group: str, project: str) -> None:
+        self.client = client
+        self.api = f"{client.url}/api"
+        self.group, self.project = group, project
+
+    def get(self, path: str, **params: str) -> list[dict[str, object]]:
+        """Every result of a SQUAD list (following `next`)."""
+        found: list[dict[str, object]] = []
+        url: str | None = f"{self.api}/{path}"
+        query: dict[str, str] | None = {**params, "limit": "1000"}
+        while url:
+            response = self.client.session.get(url, params=query, headers=self.client.headers(),
+                                               timeout=60)
+            response.raise_for_status()
+            page = response.json()
+            found += page["results"]
+            url, query = page.get("next"), None
+        return found
+
+    def send(self, method: str, path: str, data: Mapping[str, object]) -> dict[str, object]:
+        """POST or PATCH JSON; raise SubmitError saying what SQUAD answered."""
+        response = self.client.session.request(method, f"{self.api}/{path}", json=data,
+                                               headers=self.client.headers(), timeout=60)
+        if response.status_code == 403:
+            raise SubmitError("the token may not change known issues or environments in SQUAD"
+                              " (it needs a user with the core.add_knownissue,"
+                              " change_knownissue and add_environment permissions)")
+        if response.status_code not in (200, 201):
+            raise SubmitError(f"{path} answered {response.status_code}: {response.text[:200]}")
+        answer: dict[str, object] = response.json()
+        return answer
+
+    def environments(self, project_url: str, project_id: object,
+                     wanted: set[str]) -> dict[str, str]:
+        """slug -> URL of the project's environments, creating the wanted ones missing."""
+        found = {str(e["slug"]): str(e["url"])
+                 for e in self.get("environments/", project=str(project_id))}
+        for slug in sorted(wanted - found.keys()):
+            created = self.send("POST", "environments/", {"project": project_url, "slug": slug})
+            found[slug] = str(created["url"])
+        return found
+
+    def push(self, issues: Sequence[KnownIssue], run_environments: Sequence[str]) -> int:
+        """Create or update each issue; return how many SQUAD holds for this project."""
+        projects = self.get("projects/", full_name=f"{self.group}/{self.project}")
+        project = next((p for p in projects
+                        if p.get("full_name") == f"{self.group}/{self.project}"), None)
+        if project is None:
+            raise SubmitError(f"SQUAD has no project {self.group}/{self.project}; create it"
+                              f" (squad-admin get_token {self.group}/{self.project})")
+        wanted = {e for i in issues for e in i.environments} | set(run_environments)
+        envs = self.environments(str(project["url"]), project["id"], wanted)
+        for issue in issues:
+            notes, url = issue_notes(issue)
+            data = {"title": issue.test, "test_name": issue.test, "notes": notes, "url": url,
+                    "active": True, "intermittent": False,
+                    "environments": [envs[e] for e in (issue.environments or sorted(envs))]}
+            same = [k for k in self.get("knownissues/", test_name=issue.test)
+                    if k.get("title") == issue.test]
+            if same:
+                self.send("PATCH", f"knownissues/{same[0]['id']}/", data)
+            else:
+                self.send("POST", "knownissues/", data)
+        return len(issues)
+
+
+def push_known_issues(client: SquadClient, group: str, project: str,
+                      issues: Sequence[KnownIssue], environments: Sequence[str]) -> str:
+    """Push known issues before the submits; a one-line outcome for the summary."""
+    if not issues:
+        return ""
+    if not client.headers():
+        return f"squad: known issues NOT pushed: {NO_TOKEN}"
+    try:
+        count = KnownIssuePusher(client, clean_name(group), clean_name(project)).push(
+            issues, [clean_name(e) for e in environments])
+    except (SubmitError, requests.RequestException, KeyError, ValueError) as error:
+        return f"squad: known issues NOT pushed to {client.url}: {error}"
+    return f"squad: {count} known issues pushed to {client.url} for {group}/{project}"

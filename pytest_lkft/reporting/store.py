@@ -5,6 +5,9 @@ suite, test, metric, knownissue. Only one process writes a run at a time (the py
 controller, or `lkft serve`); each run goes in one transaction through `executemany`,
 with WAL so readers never block the writer.
 
+The file carries a schema version (`PRAGMA user_version`); opening an older file migrates
+it in place, one step per version (`MIGRATIONS`), and a newer one is refused.
+
 `compare()` answers what SQUAD's build comparison does (regressions pass->fail,
 fixes fail->pass and xfail->pass, per test name and environment) and, beyond SQUAD, lists tests
 missing from the target and tests flaky inside one build.
@@ -59,6 +62,21 @@ CREATE TABLE IF NOT EXISTS knownissue (
     UNIQUE (project_id, test_name, environments));
 """
 
+SCHEMA_VERSION = 2
+# version -> statements taking a file from the version before to this one. Version 1 is
+# SCHEMA above as it was before versions were recorded (user_version 0).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (  # SQUAD's project settings for its REST API and clients; cached build statuses
+        "ALTER TABLE project ADD COLUMN is_public INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE project ADD COLUMN name TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE project ADD COLUMN description TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE project ADD COLUMN settings TEXT NOT NULL DEFAULT '{}'",
+        "CREATE TABLE IF NOT EXISTS build_status (build_id INTEGER PRIMARY KEY,"
+        " baseline_id INTEGER, data TEXT NOT NULL)",
+    ),
+}
+# A test run's log is its suites' console logs, each after a line naming the suite.
+SUITE_LOG_MARK = "===== lkft console log of suite "
 WORD = {r: r.value for r in Result}  # Enum.value is a slow property; this is a hot loop
 FAILING = frozenset({Result.FAIL.value, Result.ERROR.value})
 
@@ -136,6 +154,24 @@ class TestRow:
     log: str
 
 
+def join_logs(logs: Iterable[tuple[str, str]]) -> str:
+    """One test run log from (suite, console log text) pairs, each under its mark line."""
+    return "".join(f"{SUITE_LOG_MARK}{suite}\n{text}" for suite, text in logs)
+
+
+def split_logs(log: str) -> dict[str, str]:
+    """A test run log back into suite -> console log ('' for text before any mark)."""
+    found: dict[str, str] = {}
+    suite = ""
+    for line in log.splitlines(keepends=True):
+        if line.startswith(SUITE_LOG_MARK):
+            suite = line[len(SUITE_LOG_MARK):].strip()
+            found.setdefault(suite, "")
+        elif line or suite:
+            found[suite] = found.get(suite, "") + line
+    return found
+
+
 def split_project(full: str) -> tuple[str, str]:
     """Split `group/project`; raise UserError naming the value otherwise."""
     group, sep, project = full.partition("/")
@@ -167,7 +203,29 @@ class Store:
         self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        self.migrate()
+
+    def migrate(self) -> None:
+        """Create the schema, or bring an older file up to SCHEMA_VERSION in one transaction."""
+        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            self.db.close()
+            raise UserError(f"store {self.path} has schema version {version}, newer than this"
+                            f" pytest-lkft's {SCHEMA_VERSION}; upgrade pytest-lkft to read it")
+        with self.transaction():
+            if self.db.execute("PRAGMA user_version").fetchone()[0] == version:  # not raced
+                self._apply_migrations(max(version, 1))
+
+    def _apply_migrations(self, version: int) -> None:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                self.db.execute(statement)
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[step]:
+                self.db.execute(statement)
+        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def __enter__(self) -> Store:
         return self
@@ -247,7 +305,24 @@ class Store:
             env_id = self._id("environment", env_key, {})
             testrun_id = self._insert_testrun(run, build_id, env_id)
             self._insert_results(run, project_id, build_id, env_id, testrun_id)
+            self.forget_statuses(build_id)
         return testrun_id
+
+    def forget_statuses(self, build_id: int) -> None:
+        """Drop cached statuses that depend on a build (its own, and those of later builds)."""
+        self.db.execute("DELETE FROM build_status WHERE build_id = ? OR baseline_id = ?",
+                        (build_id, build_id))
+
+    def delete_build(self, group: str, project: str, version: str) -> int:
+        """Delete a build with its test runs, tests and metrics; return how many tests went."""
+        build_id = self._build_id(group, project, version)
+        with self.transaction():
+            gone = self.db.execute("DELETE FROM test WHERE build_id = ?", (build_id,)).rowcount
+            for table in ("metric", "testrun"):
+                self.db.execute(f"DELETE FROM {table} WHERE build_id = ?", (build_id,))
+            self.db.execute("DELETE FROM build WHERE id = ?", (build_id,))
+            self.forget_statuses(build_id)
+        return int(gone)
 
     def _insert_testrun(self, run: RunRecord, build_id: int, env_id: int) -> int:
         cur = self.db.execute(

@@ -125,7 +125,11 @@ class Settings:
         check_files(values, sources)
         check_ltp(values, sources)
         tests = options.values("lkft_tests")
-        shard, timeouts = values["lkft_ltp_shard"], values["lkft_timeouts"]
+        shard, timeouts = None, Timeouts()
+        if values["lkft_ltp_shard"]:
+            shard = parse_shard(values["lkft_ltp_shard"], origin(sources["lkft_ltp_shard"]))
+        if values["lkft_timeouts"]:
+            timeouts = Timeouts.parse(values["lkft_timeouts"], sources["lkft_timeouts"])
         return cls(
             devices=options.values("lkft_device").value,
             kernel=values["lkft_kernel"],
@@ -136,7 +140,7 @@ class Settings:
             ltp=values["lkft_ltp"],
             ltp_runtest=runtest_names(values["lkft_ltp_runtest"] or ""),
             ltp_skipfile=values["lkft_ltp_skipfile"],
-            ltp_shard=parse_shard(shard, origin(sources["lkft_ltp_shard"])) if shard else None,
+            ltp_shard=shard,
             ltp_src=values["lkft_ltp_src"],
             ltp_linking=values["lkft_ltp_linking"] or "static",
             ltp_timeout=positive(values["lkft_ltp_timeout"], sources["lkft_ltp_timeout"],
@@ -145,8 +149,7 @@ class Settings:
             memory=int(positive(values["lkft_memory"], sources["lkft_memory"], 0)) or None,
             boot_args=values["lkft_boot_args"] or "",
             qemu_binary=values["lkft_qemu_binary"],
-            timeouts=Timeouts.parse(timeouts, sources["lkft_timeouts"]) if timeouts
-            else Timeouts(),
+            timeouts=timeouts,
             results_dir=Path(invocation_dir, values["lkft_results_dir"] or "lkft-results"),
             console=console or options.flag("lkft_console"),
             tests=tests.value,

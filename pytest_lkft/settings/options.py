@@ -215,12 +215,14 @@ class Resolver:
             given, source = [self.environ[option.env]], option.env
         if not given and option.ini and self.getini is not None:
             given, source = list(self.getini(option.ini) or []), f"{option.ini} in {self.inipath}"
-        items = [part.strip() for value in given
-                 for part in (str(value).split(",") if option.comma else [str(value)])]
-        found = tuple(item for item in items if item)
         if option.comma:  # names (devices, suites): each once; fragments keep their order
+            given = [part for value in given for part in str(value).split(",")]
+        found = tuple(item for item in (str(value).strip() for value in given) if item)
+        if option.comma:
             found = tuple(dict.fromkeys(found))
-        return Resolved(found, source if found else "")
+        if not found:
+            return Resolved((), "")
+        return Resolved(found, source)
 
     def flag(self, dest: str) -> bool:
         """A `flag` option."""

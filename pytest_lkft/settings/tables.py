@@ -77,8 +77,9 @@ def read_table(path: Path) -> Any:
 def expect(path: Path, data: Any, kind: type, what: str) -> Any:
     """`data` if it is a `kind` (dict, list), else a UserError saying what the file must hold."""
     if not isinstance(data, kind):
-        raise UserError(f"{path}: {what} must be a {'mapping' if kind is dict else 'list'}, "
-                        f"not {type(data).__name__}; see the packaged {path.name}")
+        shape = "mapping" if kind is dict else "list"
+        raise UserError(f"{path}: {what} must be a {shape}, not {type(data).__name__}; see "
+                        f"the packaged {path.name}")
     return data
 
 

@@ -22,6 +22,7 @@ from pytest_lkft.devices.labgrid.serial import SerialConsole
 from pytest_lkft.errors import LkftError, UserError
 from pytest_lkft.files import write_atomically
 from pytest_lkft.provision.device import DeviceArtifacts
+from pytest_lkft.provision.kernelimage import image_banner, kernel_facts
 from pytest_lkft.settings.device import Timeouts
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -138,7 +139,8 @@ class LabgridDevice(ConsoleDevice):
         except Exception as error:  # labgrid raises many kinds: each is the lab failing
             self.boot_error = self.broken = (f"{self.name} on place {self.lease.place}: labgrid "
                                              f"failed: {type(error).__name__}: {error}")
-        self.metadata["kernel_version"] = self.console.kernel_version
+        self.metadata.update(kernel_facts(self.console.kernel_banner
+                                          or image_banner(self.artifacts.kernel)))
 
     def _power_on_to_shell(self, console: SerialConsole) -> None:
         self._write_reproducer()

@@ -221,10 +221,11 @@ def release_stale(registry: LeaseRegistry, address: str) -> list[LeaseRecord]:
     coordinator = Coordinator.connect(address)
     coordinator.sync()
     for record in stale:
+        place = ""  # release the place only if the dead process still holds it
         known = coordinator.session.places.get(record.place) if record.place else None
-        ours = known is not None and known.acquired and known.reservation == record.token
-        PlaceLease(address, [], token=record.token, place=record.place if ours else "",
-                   registry=registry).release()
+        if known is not None and known.acquired and known.reservation == record.token:
+            place = record.place
+        PlaceLease(address, [], token=record.token, place=place, registry=registry).release()
     return stale
 
 
