@@ -13,6 +13,7 @@ build's modules tarball; `depmod` runs on the host, so the guest's modprobe find
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import os
@@ -20,10 +21,11 @@ import shutil
 import stat
 import subprocess
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from pytest_lkft.artifacts.entry import locked
 from pytest_lkft.errors import InfraError, UserError
 from pytest_lkft.files import atomically
 from pytest_lkft.provision.rootfs import Entry, cached_overlay, write_cpio
@@ -177,35 +179,44 @@ def make_ext4(tree: Path, image: Path) -> None:
 # -- the kernel's modules and config ------------------------------------------------------------
 
 
+def made_once(out: Path, make: Callable[[Path], None]) -> Path:
+    """`out/tree`, made by `make(tree)` the first time only; a lock makes concurrent
+    processes (xdist workers, the pre-boot) make it once."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with locked(out.with_name(out.name + ".lock"), fcntl.LOCK_EX):
+        if not (out / "done").exists():
+            shutil.rmtree(out, ignore_errors=True)
+            (out / "tree").mkdir(parents=True)
+            make(out / "tree")
+            (out / "done").write_text("")
+    return out / "tree"
+
+
 def kernel_tree_from_deb(deb: Path, cache_root: Path) -> Tree:
     """lib/modules/<release> (depmod'ed here) and the config of a Debian kernel package."""
     key = hashlib.sha256(f"{deb}\0{deb.stat().st_size}".encode()).hexdigest()[:32]
-    out = cache_root / "kernel-trees" / key
-    if not (out / "done").exists():
-        shutil.rmtree(out, ignore_errors=True)
-        (out / "tree").mkdir(parents=True)
-        _run(["dpkg-deb", "-x", str(deb), str(out / "tree")], "dpkg-deb", "dpkg")
-        _finish_kernel_tree(out / "tree")
-        (out / "done").write_text("")
-    return Tree(out / "tree", "", f"deb:{key}")
+
+    def make(tree: Path) -> None:
+        _run(["dpkg-deb", "-x", str(deb), str(tree)], "dpkg-deb", "dpkg")
+        _finish_kernel_tree(tree)
+
+    return Tree(made_once(cache_root / "kernel-trees" / key, make), "", f"deb:{key}")
 
 
 def kernel_tree_from_build(modules: Path | None, config: Path | None, cache_root: Path) -> Tree:
     """A build's modules tarball (lib/modules/<release>) and .config, laid out as Debian's."""
     key = hashlib.sha256(f"{modules}\0{config}".encode()).hexdigest()[:32]
-    out = cache_root / "kernel-trees" / key
-    if not (out / "done").exists():
-        shutil.rmtree(out, ignore_errors=True)
-        (out / "tree").mkdir(parents=True)
+
+    def make(tree: Path) -> None:
         if modules is not None:
             with tarfile.open(modules) as tar:
-                tar.extractall(out / "tree", filter="data")
+                tar.extractall(tree, filter="data")
         if config is not None:
-            (out / "tree" / "boot").mkdir()
-            shutil.copyfile(config, out / "tree" / "boot" / f"config-{_release(out / 'tree')}")
-        _finish_kernel_tree(out / "tree")
-        (out / "done").write_text("")
-    return Tree(out / "tree", "", f"build:{key}")
+            (tree / "boot").mkdir()
+            shutil.copyfile(config, tree / "boot" / f"config-{_release(tree)}")
+        _finish_kernel_tree(tree)
+
+    return Tree(made_once(cache_root / "kernel-trees" / key, make), "", f"build:{key}")
 
 
 def _release(tree: Path) -> str:

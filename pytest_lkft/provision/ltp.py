@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import gzip
 import shlex
-import shutil
 import stat
 import tarfile
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from pytest_lkft.artifacts.entry import hash_file
 from pytest_lkft.build.ltp import LtpBuild, LtpBuildResult, choose_runtests
 from pytest_lkft.build.ltprun import runtest_entries
 from pytest_lkft.errors import UserError
-from pytest_lkft.provision.disk import Tree
+from pytest_lkft.provision.disk import Tree, made_once
 from pytest_lkft.provision.kselftest import libc_overlay
 from pytest_lkft.provision.rootfs import (
     Entry,
@@ -201,15 +200,13 @@ def ltp_build(settings: Settings, arch: str, source: Path, cache_root: Path,
 def tarball_tree(tarball: Path, cache_root: Path) -> Tree:
     """An LTP tarball's /opt/ltp tree unpacked once under the cache (members checked)."""
     key = hash_file(tarball)[:32]
-    out = cache_root / "ltp-trees" / key
-    if not (out / "done").exists():
-        shutil.rmtree(out, ignore_errors=True)
+
+    def make(tree: Path) -> None:
         with _open(tarball) as tar:
-            members = tar.getmembers()
-            check_members(tarball, members)
-            tar.extractall(out / "tree", filter="data")
-        (out / "done").write_text("")
-    root = out / "tree"
+            check_members(tarball, tar.getmembers())
+            tar.extractall(tree, filter="data")
+
+    root = made_once(cache_root / "ltp-trees" / key, make)
     if overlay_prefix(tarball) == "":  # its members say opt/ltp/ already
         root = root / LTP_PREFIX
     return Tree(root, LTP_PREFIX, f"tarball:{key}")
