@@ -26,6 +26,7 @@ from pytest_lkft.pytestplugin.fixtures import (  # noqa: F401  (fixtures are fou
     lkft_suite_run,
 )
 from pytest_lkft.pytestplugin.labgrid import LabgridKind
+from pytest_lkft.pytestplugin.lava import LavaKind
 from pytest_lkft.pytestplugin.options import SETTINGS_KEY
 from pytest_lkft.pytestplugin.qemu import QemuKind
 from pytest_lkft.reporting.settings import Settings as ReportingSettings
@@ -90,7 +91,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
 
 @pytest.hookimpl(trylast=True)
 def pytest_lkft_device_kinds(config: pytest.Config) -> list[DeviceKind]:
-    return [LabgridKind(), QemuKind()]
+    return [LabgridKind(), LavaKind(), QemuKind()]
 
 
 @pytest.hookimpl(trylast=True)

@@ -18,8 +18,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("case", names or [skipped])
 
 
+def command(module: str) -> str:
+    """Load the module, then unload it."""
+    return f"modprobe {module} && modprobe -r {module}"
+
+
+@pytest.mark.lkft_commands(lambda params: [command(params["case"])])
 def test_module(device: Device, case: str, request: pytest.FixtureRequest) -> None:
-    run_case(device, f"modprobe {case} && modprobe -r {case}", request.node)
+    run_case(device, command(case), request.node)
 
 
 from pytest_lkft.suites import test_crash  # noqa: E402, F401  (every suite ends with it)

@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = yaml.safe_load((Path(__file__).parent / "smoke.yaml")
 
 
 @pytest.mark.parametrize("case", list(COMMANDS))
+@pytest.mark.lkft_commands(lambda params: [COMMANDS[params["case"]]])
 def test_smoke(device: Device, case: str, request: pytest.FixtureRequest) -> None:
     run_case(device, COMMANDS[case], request.node)
 

@@ -8,6 +8,8 @@ every client as it grows. Endpoints, GET and HEAD:
   /api/v1/fetch/?url=URL, /api/v1/fetch/<name>?url=URL   the artifact (Range on cached files)
   /api/v1/status/                                        counters and size, as JSON
   /api/v1/health/                                        200 "ok"
+  /lkft/artifacts/<sha256>/<name>                        a file published for a LAVA lab
+                                                         (pytest_lkft/devices/lava/publish.py)
 
 It is not an open proxy: `HostPolicy` only lets through hosts on the allow list, and never
 loopback or link-local addresses unless they are listed by name.
@@ -34,6 +36,7 @@ from typing import Any
 
 from pytest_lkft.artifacts.cache import ArtifactCache
 from pytest_lkft.artifacts.entry import CHUNK, Entry, Meta
+from pytest_lkft.artifacts.publish import ROUTE, published_file
 from pytest_lkft.errors import DownloadError, UserError
 
 FETCH = "/api/v1/fetch/"
@@ -178,6 +181,8 @@ class CacheHandler(BaseHTTPRequestHandler):
             elif path.startswith(FETCH):
                 url = urllib.parse.parse_qs(parsed.query).get("url", [""])[0]
                 self.fetch(url, body)
+            elif path.startswith(ROUTE):
+                self.published(parsed.path, body)
             else:
                 message = f"no such endpoint {parsed.path}; use {FETCH}?url=URL\n"
                 self.reply(404, message.encode(), body)
@@ -192,6 +197,21 @@ class CacheHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if body:
             self.wfile.write(data)
+
+    def published(self, path: str, body: bool) -> None:
+        """Serve a file the plugin published under the cache for a LAVA lab, or 404."""
+        found = published_file(self.server.cache.root, path)
+        if found is None:
+            self.reply(404, f"no published file {path}\n".encode(), body)
+            return
+        size = found.stat().st_size
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        if body and size:
+            with found.open("rb") as stream:
+                self.connection.sendfile(stream, 0, size)
 
     def fetch(self, url: str, body: bool) -> None:
         """Serve `url` from the cache, downloading it once if needed."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from pytest_lkft.artifacts.cache import (
     parse_size,
 )
 from pytest_lkft.errors import UserError
+
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def size_argument(text: str) -> int:
@@ -60,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
     if action == "fetch":
         return run_fetch(root, args)
     if action == "stats":
-        return run_stats(ArtifactCache(root))
+        return run_stats(existing_cache(root))
     if action == "prune":
-        cache = ArtifactCache(root)
+        cache = existing_cache(root)
         for url in cache.evict(args.max_size):
             print(f"removed {url}")
         print(f"{cache.root}: {format_size(cache.size())} left")
@@ -70,8 +73,18 @@ def run(args: argparse.Namespace) -> int:
     return run_serve(root, args)
 
 
+def existing_cache(root: Path) -> ArtifactCache:
+    """The cache at `root`, which must be one already: reading or pruning creates nothing."""
+    if not (root.expanduser() / "entries").is_dir():
+        raise UserError(f"no cache at {root}; check --cache-dir (nothing was created)")
+    return ArtifactCache(root)
+
+
 def run_fetch(root: Path, args: argparse.Namespace) -> int:
-    """Fetch one URL and print the cached path."""
+    """Fetch one URL and print the cached path; a malformed --sha256 is refused first."""
+    if args.sha256 is not None and not SHA256.fullmatch(args.sha256):
+        raise UserError(f"--sha256 {args.sha256!r} is not a sha256; give its 64 hexadecimal "
+                        "digits")
     with ArtifactCache(root, cache_url=args.cache_url, progress=print_progress) as cache:
         print(cache.fetch(args.url, args.sha256))
     return 0

@@ -23,9 +23,10 @@ Each raw line is cleaned before a parser sees it:
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 if TYPE_CHECKING:
     from pytest_lkft.parsers.model import Case
@@ -128,6 +129,121 @@ class LineStream:
     def line_number(self) -> int:
         """The 1-based number of the line last returned (0 before the first)."""
         return self._number
+
+
+LINE_LIMIT = 1 << 20  # bytes of one line a reader keeps (a console line is far shorter)
+BLOCK_BYTES = 1 << 20  # read size of `LogReader`
+
+
+class LogReader:
+    """A log file read in blocks, no line of it longer than about `limit` bytes.
+
+    Lifecycle: wrap a file opened in binary mode; take decoded lines from `lines()`, then,
+    if wanted, the rest as bytes from `read()` (the KTAP reader's input, issue 3); each
+    goes on where the other stopped. Of a line longer than `limit` (a binary dump, a
+    progress bar that never ends its line) the first `limit` bytes are passed on and,
+    when a carriage return comes after them, a carriage return and what follows the
+    last one (what a terminal shows, and what `clean` keeps); the rest is dropped, so a
+    300 MB line costs `limit` bytes (issue 17). A block without such a line is passed on
+    as it was read, not copied.
+    """
+
+    def __init__(self, raw: BinaryIO, limit: int = LINE_LIMIT, block: int = BLOCK_BYTES) -> None:
+        self.raw, self.limit, self.block = raw, limit, min(block, limit)
+        self.run = 0  # bytes of the current line passed on so far
+        self.dropping = False  # the current line is past `limit`
+        self.tail: bytearray | None = None  # what followed its last carriage return
+        self.text: io.StringIO | None = None  # decoded lines `lines()` has not given yet
+        self.carry = b""  # the start of the line after those
+        self.ended = False  # the file's end was read
+
+    def lines(self) -> Iterator[str]:
+        """The lines, each with its `\\n` (not the last one, if the file lacks it), decoded
+        as UTF-8 with invalid bytes replaced (console logs mix encodings)."""
+        while True:
+            if self.text is None:
+                data = self._read_block()
+                chunk, newline = self.carry + data, data.rfind(b"\n")
+                cut = len(self.carry) + newline + 1 if newline >= 0 else 0
+                if not data:  # the end: the line carried over has no newline
+                    cut = len(chunk)
+                    if not cut:
+                        return
+                self.carry = chunk[cut:]
+                self.text = io.StringIO(chunk[:cut].decode("utf-8", "replace"), newline="\n")
+            # line by line, so that stopping keeps the position (and not `yield from
+            # self.text`, which would close the StringIO when the consumer stops)
+            yield from iter(self.text.readline, "")
+            self.text = None
+
+    def read(self, size: int = -1) -> bytes:
+        """The next bytes (about a block, whatever `size`), lines bounded; b"" at the end."""
+        if self.text is not None:
+            rest, self.text = self.text.read().encode(), None
+            if rest:
+                return rest
+        if self.carry:
+            rest, self.carry = self.carry, b""
+            return rest + self._read_block()
+        return self._read_block()
+
+    def _read_block(self) -> bytes:
+        """The next block as `_filter` passes it on; b"" at the end."""
+        while not self.ended:
+            data = self.raw.read(self.block)
+            if not data:
+                self.ended = True
+                return b"" if self.tail is None else self._end_line(b"")
+            passed = self._filter(data)
+            if passed:
+                return passed
+        return b""
+
+    def _filter(self, data: bytes) -> bytes:
+        """`data` as it is, unless it holds part of a line longer than `limit`."""
+        first = data.find(b"\n")
+        if not self.dropping and first < 0 and self.run + len(data) <= self.limit:
+            self.run += len(data)
+            return data
+        if not self.dropping and first >= 0 and self.run + first <= self.limit:
+            tail = len(data) - data.rfind(b"\n") - 1
+            if tail <= self.limit:
+                self.run = tail
+                return data
+        return self._cut(data)
+
+    def _cut(self, data: bytes) -> bytes:
+        """`_filter` line by line, for a block with part of an overlong line (rare)."""
+        pieces = data.split(b"\n")
+        out = [self._continue_line(pieces[0])]
+        for piece in pieces[1:]:
+            out.append(self._end_line(b"\n"))
+            out.append(self._continue_line(piece))
+        return b"".join(out)
+
+    def _continue_line(self, piece: bytes) -> bytes:
+        """Pass on what fits of the current line; past that, keep what follows its last
+        carriage return (at most `limit` bytes)."""
+        kept = b""
+        if not self.dropping:
+            room = self.limit - self.run
+            if len(piece) <= room:
+                self.run += len(piece)
+                return piece
+            kept, piece = piece[:room], piece[room:]
+            self.run, self.dropping = self.limit, True
+        carriage = piece.rfind(b"\r")
+        if carriage >= 0:
+            self.tail = bytearray(piece[carriage + 1 : carriage + 1 + self.limit])
+        elif self.tail is not None:
+            self.tail += piece[: self.limit - len(self.tail)]
+        return kept
+
+    def _end_line(self, newline: bytes) -> bytes:
+        """End the current line: its kept tail, if any, after a carriage return."""
+        end = newline if self.tail is None else b"\r" + bytes(self.tail) + newline
+        self.run, self.dropping, self.tail = 0, False, None
+        return end
 
 
 def decode_lines(chunks: Iterable[bytes]) -> Iterator[str]:

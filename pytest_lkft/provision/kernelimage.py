@@ -12,7 +12,7 @@ import struct
 import zlib
 from pathlib import Path
 
-# ELF e_machine -> kernel arch (as in lab/qemu-devices.yaml)
+# ELF e_machine -> kernel arch (as in qemu-devices.yaml)
 ELF_MACHINES = {3: "i386", 8: "mips", 20: "powerpc", 21: "powerpc", 22: "s390", 40: "arm",
                 42: "sh", 43: "sparc", 62: "x86_64", 183: "arm64", 243: "riscv", 4: "m68k"}
 # Architectures that can run each other's images (x86_64 QEMU boots an i386 bzImage).

@@ -134,9 +134,8 @@ class TerminalProgress:
         self.target = progress.target
 
     def finish(self) -> None:
-        """End the progress line, so pytest's own output starts on a fresh one."""
-        if self.target and self.terminal.open_line:
-            self.terminal.write("\n")
+        """Take the progress line away, so pytest's own output goes on where it was."""
+        self.terminal.end_progress()
 
 
 def kernel_build_for(config: pytest.Config, device_arch: str) -> BuildResult | None:

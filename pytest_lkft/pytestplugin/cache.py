@@ -60,17 +60,22 @@ def cache_from_config(config: pytest.Config) -> ArtifactCache:
 
 
 def terminal_progress(config: pytest.Config) -> ProgressCallback | None:
-    """Show download progress on the terminal (controller only; any thread, see `terminal`)."""
+    """Show download progress on the terminal (controller only; any thread, see `terminal`):
+    a line rewritten in place on a tty, gone when the download ends; a line a report
+    elsewhere, the last one saying `fetched`."""
     if hasattr(config, "workerinput"):
         return None
 
     def show(progress: Progress) -> None:
         if config.pluginmanager.get_plugin("terminalreporter") is None:  # -p no:terminal
             return
-        if progress.finished:
-            terminal(config).line(progress.format())
+        screen = terminal(config)
+        if not progress.finished:
+            screen.rewrite(progress.format())
+        elif screen.tty:  # a progress line goes away (issue 17); the summary says the bytes
+            screen.end_progress()
         else:
-            terminal(config).rewrite(progress.format())
+            screen.line(progress.format())
 
     return show
 

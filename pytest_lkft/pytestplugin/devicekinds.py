@@ -27,8 +27,9 @@ class DeviceKind(Protocol):
 
     Lifecycle: `configure(config)` once per process (read its options, a lab file; a
     `UserError` stops the run with one line); `claims(name)` for each device name;
-    `check(names)` with the names it claimed, before anything boots; `make(...)` for each
-    suite run of one of them, whose `Device` the fixture boots, uses and closes.
+    `check(names)` with the names it claimed, before anything boots; `make(request, ...)`
+    for each suite run of one of them (the `device` fixture's request: its module, the
+    session's items), whose `Device` the fixture boots, uses and closes.
     """
 
     name: str
@@ -38,7 +39,7 @@ class DeviceKind(Protocol):
     def claims(self, device: str) -> bool: ...
     def arch(self, device: str) -> str: ...
     def check(self, config: pytest.Config, devices: Sequence[str]) -> None: ...
-    def make(self, config: pytest.Config, device: str, suite: str, run_dir: Path,
+    def make(self, request: pytest.FixtureRequest, device: str, suite: str, run_dir: Path,
              stream: TextSink | None) -> Device: ...
 
 

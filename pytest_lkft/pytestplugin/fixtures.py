@@ -50,7 +50,7 @@ def device_for(request: pytest.FixtureRequest, lkft_device_name: str,
     settings = config.stash[SETTINGS_KEY]
     run_dir = settings.results_dir / lkft_device_name / suite
     stream = terminal(config) if settings.console else None
-    made = kind_of(config, lkft_device_name).make(config, lkft_device_name, suite, run_dir,
+    made = kind_of(config, lkft_device_name).make(request, lkft_device_name, suite, run_dir,
                                                   stream)
     try:
         yield made

@@ -177,9 +177,10 @@ class LabgridKind:
             config.pluginmanager.register(WorkerCrashes(self.session, config),
                                           "lkft-lab-crashes")
 
-    def make(self, config: pytest.Config, device: str, suite: str, run_dir: Path,
+    def make(self, request: pytest.FixtureRequest, device: str, suite: str, run_dir: Path,
              stream: TextSink | None) -> Device:
         """The board for one suite run, on this process's place."""
+        config = request.config
         spec = self.session.devices[device]
         artifacts = device_artifacts(config, spec.provision_as)
         lease = _lease(self.session, spec)

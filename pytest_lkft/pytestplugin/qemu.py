@@ -55,8 +55,9 @@ class QemuKind:
     def check(self, config: pytest.Config, devices: Sequence[str]) -> None:
         check_qemu_devices(config.stash[SETTINGS_KEY], devices)
 
-    def make(self, config: pytest.Config, device: str, suite: str, run_dir: Path,
+    def make(self, request: pytest.FixtureRequest, device: str, suite: str, run_dir: Path,
              stream: TextSink | None) -> Device:
+        config = request.config
         preboot = config.stash.get(PREBOOT_KEY, None)
         claimed = preboot.claim(device, run_dir) if preboot else None
         artifacts = device_artifacts(config, device)

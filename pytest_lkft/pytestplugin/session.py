@@ -11,7 +11,7 @@ import pytest
 
 from pytest_lkft.errors import UserError
 from pytest_lkft.parsers import formats
-from pytest_lkft.pytestplugin import build, junit, labgrid, phases, reporter
+from pytest_lkft.pytestplugin import build, junit, labgrid, lava, phases, reporter
 from pytest_lkft.pytestplugin.cache import CACHE_KEY, cache_from_config, summary_line
 from pytest_lkft.pytestplugin.collection import collect_results, collect_suites
 from pytest_lkft.pytestplugin.devicekinds import check_devices, configure_kinds, device_arch
@@ -35,6 +35,8 @@ MARKERS = (
     "setup(config) -> a command to run on the device before `command`, or None; resume: a "
     "command that, given a case's name as its last argument, runs the cases after it (the "
     "device is booted afresh when a case killed it)",
+    "lkft_commands(func): func(params) -> the shell commands the test runs on its device, in "
+    "order; a batch device (LAVA) runs a suite's commands in one job",
 )
 
 
@@ -110,8 +112,8 @@ def header_lines(config: pytest.Config) -> list[str] | None:
     if settings is None or not settings.devices:
         return None
     cache, timeouts = config.stash[CACHE_KEY], settings.timeouts
-    extra = [line for line in (build.report_header(config), labgrid.header_line(config))
-             if line]
+    extra = [line for line in (build.report_header(config), labgrid.header_line(config),
+                               lava.header_line(config)) if line]
     main = (f"lkft: devices={','.join(settings.devices)} kernel={settings.kernel or 'default'} "
             f"rootfs={settings.rootfs or 'default'} timeouts=boot={timeouts.boot:g},"
             f"test={timeouts.test:g} cache={cache.root}")

@@ -141,6 +141,21 @@ OPTIONS: tuple[Option, ...] = (
            "LG_COORDINATOR", "ADDRESS"),
     Option("--lkft-place-timeout", "Seconds to wait for a free place before giving up "
            "(default 600)", "LKFT_PLACE_TIMEOUT", "SECONDS"),
+    # LAVA labs
+    Option("--lkft-lava-url", "LAVA server to run lava:<device-type> devices on, e.g. "
+           "https://lava.example.org (token: env LKFT_LAVA_TOKEN)", "LKFT_LAVA_URL", "URL"),
+    Option("--lkft-lava-jobs", "LAVA jobs to keep in flight per pytest process (default 1)",
+           "LKFT_LAVA_JOBS", "N"),
+    Option("--lkft-lava-queue-timeout", "Seconds a LAVA job may wait in the queue before it "
+           "is cancelled (default 3600)", "LKFT_LAVA_QUEUE_TIMEOUT", "SECONDS"),
+    Option("--lkft-lava-retry", "Seconds to keep retrying a LAVA lab that does not answer or "
+           "answers 5xx (default 60)", "LKFT_LAVA_RETRY", "SECONDS"),
+    Option("--lkft-lava-artifacts-url", "Base URL the lab fetches local artifacts from: where "
+           "<cache>/published is served (default: a server this process starts, see "
+           "--lkft-lava-serve)", "LKFT_LAVA_ARTIFACTS_URL", "URL"),
+    Option("--lkft-lava-serve", "HOST:PORT this process serves local artifacts on for the "
+           "lab; HOST must be an address the lab reaches (default 127.0.0.1 and a free port)",
+           "LKFT_LAVA_SERVE", "HOST:PORT"),
     # reporting
     Option("--lkft-store", "Embedded results store (SQLite file)", "LKFT_STORE", "STORE"),
     Option("--lkft-squad-url", f"SQUAD server to submit results to; token from ${TOKEN_ENV}",

@@ -1,0 +1,195 @@
+"""LAVA devices: submit-to-results, harness cost, and jobs in flight, with baselines.
+
+A real LAVA 2023.01 on 127.0.0.1 (tests/lava_lab.py: Debian's packages, two QEMU devices)
+runs the boot suite and the smoke suite (13 commands) on `lava:qemu`, Debian's arm64
+kernel and the busybox initramfs; each suite run is one LAVA job. In the same run, as
+baselines on the same kernel and initramfs:
+
+- tuxrun `--runtime null` (PyPI tuxrun) does the same work (a boot; a boot and the 13
+  smoke commands) with LAVA's dispatcher on this machine and no server, its own job for
+  qemu-arm64: `-cpu max,pauth-impdef=on` and MTE, which tuxrun's qemu-arm64 machine
+  needs (it refuses cortex-a57), 4 GB, the same kernel and initramfs;
+- the same suites on local QEMU (`--lkft-device=qemu-arm64`).
+
+Figures, medians over alternating rounds:
+
+- submit-to-results per job: from pytest-lkft submitting the job to its results being
+  in the process (lava-job.json's times), against tuxrun's wall time for the same work;
+- harness cost per job: that time minus LAVA's own duration of the job (submitted to
+  finished, as LAVA records it): polling, reading the log and the test cases (target
+  <= 0.5 s); and the whole pytest run's wall time minus its jobs' durations;
+- four suite runs (boot, smoke and two more copies of smoke) with `--lkft-lava-jobs=4`
+  (four in flight, on LAVA's two devices) against `--lkft-lava-jobs=1` (one after the
+  other), whole pytest runs (target <= 0.6x).
+
+    python bench/bench_lava.py [--rounds 3] [--tuxrun PATH]
+
+tuxrun: `pip install tuxrun` into a virtualenv of its own (it pins its own
+dependencies), then `--tuxrun ~/tuxrun-venv/bin/tuxrun`; without it that baseline is
+left out and the script says so. Runs as root (LAVA's packages, its daemons).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from harness_env import harness_env  # noqa: E402
+from lava_lab import LavaLab, lava_lab  # noqa: E402
+
+SUITES = ("test_boot.py", "test_smoke.py", "smoke.yaml")
+SMOKE_SUITE = 'lkft_suite("smoke")'
+
+
+def copy_suites(workdir: Path, count: int) -> list[Path]:
+    """Boot, smoke and `count - 2` copies of smoke under their own suite names."""
+    suites = workdir / "testsuites"
+    suites.mkdir(parents=True, exist_ok=True)
+    for name in SUITES:
+        shutil.copy(REPO / "testsuites" / name, suites / name)
+    smoke = (suites / "test_smoke.py").read_text()
+    copies = []
+    for number in range(2, count):
+        copy = suites / f"test_smoke_{number}.py"
+        copy.write_text(smoke.replace(SMOKE_SUITE, f'lkft_suite("smoke-{number}")'))
+        copies.append(copy)
+    return [suites / "test_boot.py", suites / "test_smoke.py", *copies][:count]
+
+
+def pytest_run(lab: LavaLab, workdir: Path, cache: Path, suites: list[Path], device: str,
+               *args: str) -> float:
+    """Seconds for one pytest-lkft run; raises unless every test passed."""
+    shutil.rmtree(workdir / "lkft-results", ignore_errors=True)
+    command = [sys.executable, "-m", "pytest", "-p", "pytest_lkft.plugin", "-p", "xdist.plugin",
+               *map(str, suites), f"--lkft-cache-dir={cache}", f"--lkft-device={device}",
+               f"--lkft-lava-url={lab.url}", "-p", "no:cacheprovider", "-q", *args]
+    start = time.monotonic()
+    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True,
+                          env=harness_env(LKFT_LAVA_TOKEN=lab.token))
+    elapsed = time.monotonic() - start
+    if done.returncode:
+        raise SystemExit(f"{device} run failed:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    return elapsed
+
+
+def _utc(text: object) -> float:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+
+
+def job_figures(lab: LavaLab, workdir: Path) -> list[tuple[float, float]]:
+    """(ours: submit to results, LAVA's duration) of each job of the last run."""
+    found = []
+    for record_path in sorted((workdir / "lkft-results" / "lava:qemu").glob("*/lava-job.json")):
+        record = json.loads(record_path.read_text())
+        job = lab.job(int(record["id"]))
+        lava = _utc(job["end_time"]) - _utc(job["submit_time"])
+        found.append((record["results_at"] - record["submitted_at"], lava))
+    return found
+
+
+def tuxrun_job(tuxrun: str, artifacts: tuple[Path, Path], commands: list[str],
+               workdir: Path) -> float:
+    """Seconds `tuxrun --runtime null` takes for the same work as one of our jobs: a boot,
+    or a boot and the smoke commands (one shell line: tuxrun runs its commands as one
+    LAVA test case); raises if it fails."""
+    kernel, rootfs = artifacts
+    command = [tuxrun, "--runtime", "null", "--device", "qemu-arm64", "--kernel",
+               kernel.as_uri(), "--rootfs", rootfs.as_uri(),
+               "--log-file-yaml", str(workdir / "tuxrun-logs.yaml")]
+    if commands:
+        command += ["--", "sh", "-c", "; ".join(commands)]
+    start = time.monotonic()
+    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+    elapsed = time.monotonic() - start
+    if done.returncode:
+        raise SystemExit(f"tuxrun failed ({done.returncode}):\n{done.stdout[-3000:]}"
+                         f"{done.stderr[-2000:]}")
+    return elapsed
+
+
+def default_artifacts(cache: Path) -> tuple[Path, Path]:
+    """Debian's arm64 kernel and the busybox initramfs, as the runs boot them."""
+    from pytest_lkft.artifacts.cache import ArtifactCache
+    from pytest_lkft.provision.defaults import default_artifacts as defaults
+    from pytest_lkft.settings.devices import load_devices
+
+    with ArtifactCache(cache) as shared:
+        found = defaults(load_devices().get("qemu-arm64"), shared.root, shared.fetch)
+    return found.kernel, found.rootfs
+
+
+def show(label: str, values: list[float], unit: str = "s") -> float:
+    """Print a median with its rounds; the median."""
+    middle = statistics.median(values)
+    print(f"  {label:<44} {middle:7.2f} {unit}  ({' '.join(f'{v:.2f}' for v in values)})")
+    return middle
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tuxrun", default=shutil.which("tuxrun"), help="tuxrun to run")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "lkft-test"
+                        / "artifacts")
+    args = parser.parse_args()
+    ours, lava, harness, whole, walls, tux, local, serial, parallel = ([] for _ in range(9))
+    with tempfile.TemporaryDirectory() as tmp, lava_lab(Path(tmp, "lab")) as lab:
+        workdir = Path(tmp, "run")
+        two, four = copy_suites(workdir, 2), copy_suites(workdir, 4)
+        artifacts = default_artifacts(args.cache)
+        smoke = list(yaml.safe_load((REPO / "testsuites" / "smoke.yaml").read_text()).values())
+        pytest_run(lab, workdir, args.cache, two, "lava:qemu")  # warm caches, byte code
+        pytest_run(lab, workdir, args.cache, two, "qemu-arm64")
+        for _ in range(args.rounds):
+            wall = pytest_run(lab, workdir, args.cache, two, "lava:qemu")
+            walls.append(wall)
+            jobs = job_figures(lab, workdir)
+            ours += [j[0] for j in jobs]
+            lava += [j[1] for j in jobs]
+            harness += [j[0] - j[1] for j in jobs]
+            whole.append((wall - sum(j[1] for j in jobs)) / len(jobs))
+            if args.tuxrun:
+                for commands in ([], smoke):
+                    tux.append(tuxrun_job(args.tuxrun, artifacts, commands, Path(tmp)))
+            local.append(pytest_run(lab, workdir, args.cache, two, "qemu-arm64"))
+            serial.append(pytest_run(lab, workdir, args.cache, four, "lava:qemu",
+                                     "--lkft-lava-jobs=1"))
+            parallel.append(pytest_run(lab, workdir, args.cache, four, "lava:qemu",
+                                       "--lkft-lava-jobs=4"))
+    print(f"lava:qemu, boot + smoke (13 commands), {args.rounds} rounds, medians "
+          f"(nproc {os.cpu_count()}, load {os.getloadavg()[0]:.1f})")
+    o = show("ours: submit to results, per job", ours)
+    show("LAVA: job submitted to finished, per job", lava)
+    h = show("harness cost per job (ours - LAVA's)", harness)
+    show("whole run: wall - LAVA's jobs, per job", whole)
+    if tux:
+        t = show("tuxrun --runtime null, per job", tux)
+        print(f"  submit-to-results / tuxrun                    {o / t:7.2f}x")
+    else:
+        print("  tuxrun: not found (pip install tuxrun; --tuxrun PATH): baseline left out")
+    w = show("lava:qemu, boot + smoke, whole pytest run", walls)
+    loc = show("local QEMU, boot + smoke, whole pytest run", local)
+    print(f"  lava:qemu / local QEMU, whole runs            {w / loc:7.2f}x")
+    s = show("4 suite runs, --lkft-lava-jobs=1 (in a row)", serial)
+    p = show("4 suite runs, --lkft-lava-jobs=4 (in flight)", parallel)
+    print(f"  harness cost per job                          {h:7.2f} s   (target <= 0.5 s)")
+    print(f"  four in flight / four in a row                {p / s:7.2f}x  (target <= 0.6x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""One LAVA job of a suite run: submitted, followed in a thread until it finished.
+
+Lifecycle: `LavaJob(...)` writes the definition into the run directory; `start()` submits
+it and starts the follower thread, which polls the job (state, health) and its log from
+the last line read on, writing the console to `console.log` (and to the terminal once
+`stream_to()` says so), the raw log to `lava-log.yaml`, feeding the crash detector;
+`lava-job.json` says which job it is and how it ended. When LAVA says Finished, the
+follower reads the job's test cases and sets `done`. A job that stays in the queue past
+the queue timeout is cancelled and says so; a lab that cannot be reached for the
+client's whole retry time ends the follow with that error. `cancel()` asks LAVA to
+cancel a job that has not finished (Ctrl-C, SIGTERM, the session's end).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from pytest_lkft.devices.console import TextSink
+from pytest_lkft.devices.crash import CrashDetector
+from pytest_lkft.devices.lava.client import LabUnreachable, LavaClient
+from pytest_lkft.devices.lava.joblog import JobLog
+from pytest_lkft.errors import LkftError
+from pytest_lkft.files import write_atomically
+
+POLL = 0.1  # seconds between looks at a running job (each look: the job and new log lines)
+# Submits the run's job.yaml again; the token comes from the environment, never the file.
+REPRODUCER = """#!/bin/sh
+# submit this suite run's LAVA job again: job.yaml beside this file, token from $LKFT_LAVA_TOKEN
+exec python3 - "$(dirname "$0")/job.yaml" <<'EOF'
+import json, os, sys, urllib.request
+request = urllib.request.Request(
+    "{url}api/v0.2/jobs/", json.dumps({{"definition": open(sys.argv[1]).read()}}).encode(),
+    {{"Authorization": "Token " + os.environ["LKFT_LAVA_TOKEN"],
+     "Content-Type": "application/json"}})
+print(urllib.request.urlopen(request).read().decode())
+EOF
+"""
+QUEUED = ("Submitted", "Scheduling")
+
+
+class LavaJob:
+    """A job and what its follower learnt: state, health, log, test cases, error."""
+
+    def __init__(self, client: LavaClient, definition: str, run_dir: Path,
+                 detector: CrashDetector, contexts: Sequence[str], queue_timeout: float,
+                 log_name: str = "lava-log.yaml") -> None:
+        self.client, self.definition, self.run_dir = client, definition, run_dir
+        self.queue_timeout = queue_timeout
+        self.id: int | None = None
+        self.state = "Unsubmitted"
+        self.health = "Unknown"
+        self.record: dict[str, Any] = {}
+        self.error = ""  # why following failed (lab unreachable, queue timeout, refused)
+        self.unreachable = False  # the lab could not be reached for the whole retry time
+        self.tests: list[dict[str, Any]] = []
+        self.done = threading.Event()
+        self.submitted_at = self.finished_at = 0.0
+        self.submitted_wall: float | None = None  # wall clock (s since the epoch), as LAVA's
+        self.results_wall: float | None = None  # times: when submitted, when all was read
+        self.stream: TextSink | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._cancelled = False
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "job.yaml").write_text(definition)
+        write_atomically(run_dir / "reproducer.sh", REPRODUCER.format(url=client.url), 0o755)
+        self.console_log = run_dir / "console.log"
+        self.record_name = log_name.replace("lava-log", "lava-job").replace(".yaml", ".json")
+        self._console: TextIO = self.console_log.open("a", encoding="utf-8", errors="replace")
+        self._raw: TextIO = (run_dir / log_name).open("w", encoding="utf-8", errors="replace")
+        self.log = JobLog(self._write_console, detector, contexts)
+
+    @property
+    def url(self) -> str:
+        """The job's page in LAVA, or the lab's URL before it was submitted."""
+        return self.client.job_url(self.id) if self.id is not None else self.client.url
+
+    def start(self) -> None:
+        """Submit the job and follow it in a thread; a failed submission ends it at once."""
+        self.submitted_at, self.submitted_wall = time.monotonic(), time.time()
+        try:
+            self.id = self.client.submit(self.definition)
+        except LkftError as error:
+            self.unreachable = isinstance(error, LabUnreachable)
+            self._finish(str(error))
+            return
+        self.state = "Submitted"
+        self._record()
+        self._thread = threading.Thread(target=self._follow, name=f"lkft-lava-{self.id}",
+                                        daemon=True)
+        self._thread.start()
+
+    def abandon(self, error: str) -> None:
+        """End the job without submitting it (the lab was found unreachable before)."""
+        self.unreachable = True
+        self._finish(error)
+
+    def stream_to(self, stream: TextSink | None) -> None:
+        """Send the console to `stream` too: what was logged so far, then as it comes."""
+        if stream is None:
+            return
+        with self._lock:
+            self._console.flush()
+            stream.write(self.console_log.read_text(errors="replace"))
+            stream.flush()
+            self.stream = stream
+
+    def _write_console(self, text: str) -> None:
+        with self._lock:
+            self._console.write(text)
+            if self.stream is not None:
+                self.stream.write(text)
+                self.stream.flush()
+
+    def _follow(self) -> None:
+        assert self.id is not None
+        try:
+            while not self._poll(self.id):
+                time.sleep(POLL)
+            self.tests = self.client.tests(self.id)
+        except LkftError as error:
+            self.unreachable = isinstance(error, LabUnreachable)
+            self._finish(f"{error}; job {self.id}: {self.url}")
+            return
+        except Exception as error:  # noqa: BLE001  (a bug here must not hang the run)
+            self._finish(f"following LAVA job {self.id} failed: {type(error).__name__}: "
+                         f"{error}; see {self.url}")
+            return
+        self._finish("")
+
+    def _poll(self, job_id: int) -> bool:
+        """Read the job's state and new log lines; True once it finished."""
+        self.record = self.client.job(job_id)
+        self.state, self.health = str(self.record.get("state")), str(self.record.get("health"))
+        self._read_log(job_id)  # after the state: a finished job's log is whole by then
+        if self.state == "Finished":
+            return True
+        queued = time.monotonic() - self.submitted_at
+        if self.state in QUEUED and queued > self.queue_timeout and not self._cancelled:
+            self.error = (f"LAVA job {job_id} waited in the queue for more than "
+                          f"{self.queue_timeout:g} s (no free {self._device_type()} device); "
+                          f"cancelled it: {self.url}")
+            self.cancel()
+        return False
+
+    def _read_log(self, job_id: int) -> None:
+        text = self.client.logs(job_id, self.log.lines)
+        complete = text[: text.rfind("\n") + 1]  # a partial last line comes again next time
+        if complete:
+            self._raw.write(complete)
+            self.log.feed(complete)
+            with self._lock:  # readers of the run directory see the job as it runs
+                self._console.flush()
+                self._raw.flush()
+
+    def _device_type(self) -> str:
+        try:
+            return str(yaml.safe_load(self.definition).get("device_type"))
+        except yaml.YAMLError:
+            return "matching"
+
+    def _record(self) -> None:
+        """`lava-job.json` (beside `lava-log.yaml`): the job's id, link, state, health."""
+        write_atomically(self.run_dir / self.record_name, json.dumps(
+            {"id": self.id, "url": self.url, "state": self.state, "health": self.health,
+             "error": self.error, "submitted_at": self.submitted_wall,
+             "results_at": self.results_wall}, indent=2) + "\n")
+
+    def _finish(self, error: str) -> None:
+        self.error = self.error or error
+        self.finished_at, self.results_wall = time.monotonic(), time.time()
+        self._record()
+        with self._lock:
+            self._console.close()
+            self._raw.close()
+            self.stream = None
+        self.done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the follower (Ctrl-C interrupts it); True once done."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done.wait(0.1):
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+        return True
+
+    def cancel(self) -> None:
+        """Ask LAVA to cancel the job unless it finished; never raises (best effort)."""
+        if self.id is None or self.state == "Finished" or self._cancelled:
+            return
+        self._cancelled = True
+        quick = LavaClient(self.client.url, self.client.token, retry_for=2.0)
+        try:
+            quick.cancel(self.id)
+        except LkftError:
+            pass
+
+    @property
+    def cancelled(self) -> bool:
+        """True once this run asked LAVA to cancel the job."""
+        return self._cancelled
