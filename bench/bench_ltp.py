@@ -63,8 +63,7 @@ def provisioned(cache: Path, runtests: list[str], skipfile: Path) -> tuple[Path,
     settings = Settings(devices=("qemu-arm64",), ltp_src=str(LTP_SOURCE),
                         ltp_runtest=tuple(runtests), ltp_skipfile=str(skipfile))
     with ArtifactCache(cache) as artifacts:
-        found = provision(settings, load_devices().get("qemu-arm64"),
-                          lambda url, sha: artifacts.fetch(url, sha), cache)
+        found = provision(settings, load_devices().get("qemu-arm64"), artifacts.fetch, cache)
     assert found.rootfs is not None and found.disk is not None
     return found.kernel, found.rootfs, found.disk
 
@@ -92,6 +91,7 @@ def run_kirk(work: Path, kirk: Path, artifacts: tuple[Path, Path, Path], runtest
     com = (f"qemu:system=aarch64:kernel={kernel}:initrd={loader}:image={disk}:ram=1G:smp=2:"
            f"prompt=/ # :options={options}")
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "LTP_TIMEOUT_MUL": "1"}
+    (work / "kirk-tmp").mkdir(exist_ok=True)  # kirk stops at once without it
     start = time.monotonic()
     for name in runtests:
         report = work / f"kirk-{name}.json"

@@ -96,22 +96,30 @@ if [ -x "$LTPROOT/runltp" ] && [ -x "$LTPROOT/bin/ltp-pan" ]; then
         exec ./runltp -f "lkft-$name" -d "${TMPDIR:-/tmp}"
 fi
 
+# watch_tests: one process for the whole run (not one per test, which cost each test
+# three more processes): every second, the test of /tmp/.lkft-test ("PID START", START
+# in centiseconds since boot) that has run past $limit seconds is killed with its
+# process group, and /tmp/.lkft-timed-out.PID says so.
+watch_tests() {
+    while sleep 1; do
+        read -r pid started </tmp/.lkft-test 2>/dev/null || continue
+        uptime_cs
+        [ "$((cs - started))" -ge "$((limit * 100))" ] || continue
+        : >"/tmp/.lkft-timed-out.$pid"
+        kill -KILL -"$pid" 2>/dev/null
+    done
+}
+
 # run_test CMD: CMD in a session of its own (so a timeout kills all it started); its
-# exit status, 128+9 when the watchdog killed it after $limit seconds.
+# exit status, 128+9 when the watcher killed it after $limit seconds.
 run_test() {
-    rm -f /tmp/.lkft-timed-out
     setsid sh -c "$1" </dev/null 2>&1 &
     test_pid=$!
-    setsid sh -c "sleep $limit; touch /tmp/.lkft-timed-out; kill -KILL -$test_pid" \
-        </dev/null >/dev/null 2>&1 &
-    watchdog=$!
+    echo "$test_pid $start" >/tmp/.lkft-test
     wait "$test_pid"
     status=$?
-    # The watchdog's group (its sleep), and the watchdog itself in case the test ended
-    # before its setsid ran: then the group does not exist yet and wait would sleep.
-    kill -KILL -"$watchdog" "$watchdog" 2>/dev/null
-    wait "$watchdog" 2>/dev/null
-    if [ -f /tmp/.lkft-timed-out ]; then
+    : >/tmp/.lkft-test
+    if [ -f "/tmp/.lkft-timed-out.$test_pid" ]; then
         echo "lkft: TBROK: timed out after $limit s (LKFT_LTP_TIMEOUT=$LKFT_LTP_TIMEOUT" \
             "LTP_TIMEOUT_MUL=${LTP_TIMEOUT_MUL:-unset}), killed"
     fi
@@ -126,6 +134,10 @@ uptime_cs() {
 
 uptime_cs
 booted=$(($(date +%s) - cs / 100))
+: >/tmp/.lkft-test
+watch_tests </dev/null >/dev/null 2>&1 &
+watcher=$!
+trap 'kill "$watcher" 2>/dev/null' EXIT
 cd "${TMPDIR:-/tmp}" || exit 2
 failed=0
 skipping=${after:+1}
