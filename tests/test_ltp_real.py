@@ -98,14 +98,15 @@ def shared_cache(path: Path) -> Path:
     return path
 
 
-def run_ltp(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """testsuites/test_ltp.py on qemu-arm64 in a pytest of its own, run from `where`."""
+def run_ltp(where: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """testsuites/test_ltp.py on qemu-arm64 in a pytest of its own, run from `where`
+    (`env`: more environment)."""
     command = [sys.executable, "-m", "pytest", str(TESTSUITES / "test_ltp.py"),
                "-p", "no:cacheprovider", "-p", "no:randomly", "--lkft-device=qemu-arm64",
                f"--lkft-cache-dir={shared_cache(where / 'cache')}",
                f"--lkft-results-dir={where / 'results'}", f"--junitxml={where / 'ltp.xml'}",
                *args]
-    env = {**os.environ, "HOME": str(where)}
+    env = {**os.environ, "HOME": str(where), **env}
     return subprocess.run(command, cwd=where, env=env, capture_output=True, text=True,
                           check=False, timeout=3600)
 
@@ -170,6 +171,19 @@ def test_lkft_runtest_files_this_ltp_lacks() -> None:
     assert missing_defaults(available) == ["cap_bounds", "io", "ipc", "securebits"]
 
 
+def test_lkft_ltp_build_gives_the_build_the_plugin_made(ltp_build: LtpBuildResult,
+                                                       tmp_path: Path) -> None:
+    skipfile = tmp_path / "skipfile"
+    skipfile.write_text("".join(f"{tag}\n" for tag in ci_skips()))
+    done = subprocess.run([sys.executable, "-m", "pytest_lkft.cli", "ltp-build", str(LTP_SOURCE),
+                           "--target-arch=arm64", f"--runtest={','.join(RUNTESTS)}",
+                           f"--skipfile={skipfile}", f"--cache-dir={SHARED_CACHE / 'ltp-builds'}"],
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ltp build: PASS from the build cache: "), done.stdout
+    assert f"tarball: {ltp_build.tarball}\n" in done.stdout  # the same cache key
+
+
 @pytest.mark.qemu
 def test_every_junit_result_is_what_ltp_printed(real_run: Path) -> None:
     junit = {name: result for name, result in junit_results(real_run / "ltp.xml").items()
@@ -190,6 +204,9 @@ def test_the_runs_themselves_pass(real_run: Path) -> None:
     results = junit_results(real_run / "ltp.xml")
     runs = {name: result for name, result in results.items() if name.endswith("/run")}
     assert runs == {f"ltp-{name}/run": "pass" for name in RUNTESTS}
+    sizes = {str(path.relative_to(real_run)): path.stat().st_size
+             for path in (real_run / "results").rglob("*") if path.is_file()}
+    assert sizes and max(sizes.values()) < 4 << 20, sizes  # logs: no copy of a rootfs or disk
 
 
 @pytest.mark.qemu
@@ -208,7 +225,7 @@ def resume_run(tmp_path: Path) -> Iterator[Path]:
     tarball = ltp_tarball(tmp_path / "ltp.tar.gz", {"resume": RESUME,
                                                     "later": "later01 stand_in 0\n"})
     done = run_ltp(tmp_path, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=resume,later",
-                   "--lkft-ltp-timeout=5")
+                   "--lkft-ltp-timeout=3", "--lkft-memory=1536", LTP_TIMEOUT_MUL="2")
     assert (tmp_path / "ltp.xml").exists(), done.stdout[-3000:] + done.stderr[-3000:]
     yield tmp_path
 
@@ -223,9 +240,12 @@ def test_a_timeout_and_a_panic_mid_file_resume(resume_run: Path) -> None:
         "ltp-resume/after01": "pass",
         "ltp-later/run": "pass", "ltp-later/crash": "pass", "ltp-later/later01": "pass"}
     reasons = messages(junit)
-    assert "timed out after 5 s" in reasons["ltp-resume/hang01"]
+    assert "timed out after 6 s (LKFT_LTP_TIMEOUT=3 LTP_TIMEOUT_MUL=2)" in reasons[
+        "ltp-resume/hang01"]  # the per-test timeout, times LTP's multiplier, on the device
     assert "lost: the device died while running" in reasons["ltp-resume/panic01"]
     assert "Kernel panic" in reasons["ltp-resume/panic01"]
     assert "Kernel panic" in reasons["ltp-resume/crash"]
     console = (resume_run / "results" / "qemu-arm64" / "ltp-resume" / "console.log").read_text()
     assert console.count("lkft: init done") == 2  # booted afresh once, same console.log
+    reproducer = (resume_run / "results" / "qemu-arm64" / "ltp-resume" / "reproducer.sh")
+    assert " -m 1536 " in reproducer.read_text()  # --lkft-memory, not the device's RAM

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import sys
 import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -22,10 +23,10 @@ from pathlib import Path
 import pytest
 
 from conftest import TESTSUITES, junit_results, need_qemu
-from pytest_lkft.build.ltp import LtpSource
+from pytest_lkft.build.ltp import LtpBuild, LtpSource
 from pytest_lkft.build.ltprun import directories_for
 from pytest_lkft.errors import UserError
-from pytest_lkft.provision import ltp
+from pytest_lkft.provision import disk, ltp
 from pytest_lkft.provision.rootfs import tarball_overlay
 from pytest_lkft.settings.device import Settings, parse_shard
 
@@ -319,6 +320,18 @@ def test_a_source_that_is_not_ltp_is_one_line(pytester: pytest.Pytester, cache: 
     assert not (pytester.path / "lkft-results").exists()
 
 
+def test_lkft_ltp_build_says_a_bad_source_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notltp" / "runtest").mkdir(parents=True)
+    done = subprocess.run([sys.executable, "-m", "pytest_lkft.cli", "ltp-build",
+                           str(tmp_path / "notltp"), f"--cache-dir={tmp_path / 'cache'}"],
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"lkft ltp-build: error: {tmp_path / 'notltp'} is not an LTP source "
+                           "(no include/tst_test.h, configure); pass an LTP release tarball "
+                           "(ltp-YYYYMMDD.tar.xz) or source directory\n")
+    assert not (tmp_path / "cache").exists()
+
+
 def test_an_architecture_ltp_is_not_built_for_is_one_line(pytester: pytest.Pytester,
                                                            cache: Path) -> None:
     need_qemu("qemu-system-sh4")
@@ -372,6 +385,57 @@ def test_the_build_plan_names_only_the_directories_the_runtest_files_need(
     assert directories_for(LtpSource(tree, "ltp"), commands) == (
         ["testcases/kernel/fs/fs_bind", "testcases/kernel/syscalls/abort",
          "testcases/kernel/syscalls/fcntl"], ["echo"])
+
+
+def test_a_kernel_builds_modules_and_config_make_the_rootfs_kernel_tree(tmp_path: Path) -> None:
+    """Not Debian's kernel: the build's modules tarball and .config, laid out as Debian's
+    package lays them, depmod'ed, the config where the runner points KCONFIG_PATH."""
+    if shutil.which("depmod") is None:
+        pytest.skip("depmod is not installed: run the README's test set-up (kmod)")
+    modules, config = tmp_path / "modules.tar.xz", tmp_path / ".config"
+    with tarfile.open(modules, "w:xz") as tar:
+        add_file(tar, "lib/modules/6.1.0-lkft/kernel/drivers/block/loop.ko", "not ELF")
+        add_file(tar, "lib/modules/6.1.0-lkft/modules.order", "kernel/drivers/block/loop.ko\n")
+    config.write_text("CONFIG_BLK_DEV_LOOP=m\n")
+    tree = disk.kernel_tree_from_build(modules, config, tmp_path / "cache")
+    assert tree.where == "" and tree.key.startswith("build:")
+    assert (tree.path / "boot" / "config-6.1.0-lkft").read_text() == "CONFIG_BLK_DEV_LOOP=m\n"
+    assert (tree.path / disk.KERNEL_CONFIG).read_text() == "CONFIG_BLK_DEV_LOOP=m\n"
+    assert "kernel/drivers/block/loop.ko:" in (
+        tree.path / "lib" / "modules" / "6.1.0-lkft" / "modules.dep").read_text()
+    assert disk.kernel_tree_from_build(modules, config, tmp_path / "cache") == tree  # made once
+    config.write_text("CONFIG_BLK_DEV_LOOP=y\n")  # rebuilt in place: another tree
+    again = disk.kernel_tree_from_build(modules, config, tmp_path / "cache")
+    assert again.key != tree.key
+    assert (again.path / disk.KERNEL_CONFIG).read_text() == "CONFIG_BLK_DEV_LOOP=y\n"
+
+
+def test_the_build_cache_key_is_the_source_arch_toolchain_linking_and_runtests(
+        tmp_path: Path) -> None:
+    if shutil.which("aarch64-linux-gnu-gcc") is None:
+        pytest.skip("aarch64-linux-gnu-gcc is not installed: run the README's test set-up")
+    tree = ltp_source_tree(tmp_path / "ltp")
+    (tree / "runtest" / "other").write_text("other01 other01\n")
+    for name in ("abort01", "other01"):
+        (tree / "testcases" / name).mkdir(parents=True)
+        (tree / "testcases" / name / f"{name}.c").write_text("")
+        (tree / "testcases" / name / "Makefile").write_text("")
+    (tree / "runtest" / "smoketest").write_text("abort01 abort01\nother01 other01\n")
+
+    def key(**changes: object) -> str:
+        inputs: dict[str, object] = {"source": tree, "runtests": ("smoketest",),
+                                     "cache_dir": tmp_path / "cache", **changes}
+        build = LtpBuild(**inputs)  # type: ignore[arg-type]
+        build.validate()
+        return build.cache_key()
+
+    base = key()
+    assert key(skips=("nothing01",)) == base  # a skip that keeps every directory: no rebuild
+    (tree / "README").write_text("changed\n")
+    changed = key()
+    keys = [base, changed, key(skips=("other01",)), key(runtests=("smoketest", "other")),
+            key(linking="dynamic"), key(target_arch="x86_64")]
+    assert len(set(keys)) == len(keys), keys
 
 
 HELLO = '#include <stdio.h>\nint main(void) { puts("hello01 1 TPASS : dynamic"); return 0; }\n'

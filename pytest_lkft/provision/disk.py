@@ -205,7 +205,8 @@ def kernel_tree_from_deb(deb: Path, cache_root: Path) -> Tree:
 
 def kernel_tree_from_build(modules: Path | None, config: Path | None, cache_root: Path) -> Tree:
     """A build's modules tarball (lib/modules/<release>) and .config, laid out as Debian's."""
-    key = hashlib.sha256(f"{modules}\0{config}".encode()).hexdigest()[:32]
+    key = hashlib.sha256("\0".join(_identity(path) for path in (modules, config))
+                         .encode()).hexdigest()[:32]
 
     def make(tree: Path) -> None:
         if modules is not None:
@@ -217,6 +218,14 @@ def kernel_tree_from_build(modules: Path | None, config: Path | None, cache_root
         _finish_kernel_tree(tree)
 
     return Tree(made_once(cache_root / "kernel-trees" / key, make), "", f"build:{key}")
+
+
+def _identity(path: Path | None) -> str:
+    """A file by path, size and time (a rebuild in place is another tree), or "none"."""
+    if path is None:
+        return "none"
+    info = path.stat()
+    return f"{path}:{info.st_size}:{info.st_mtime_ns}"
 
 
 def _release(tree: Path) -> str:
