@@ -14,7 +14,7 @@ import pytest
 from pytest_lkft import hookspecs
 from pytest_lkft.provision.device import BUILT_IN_STAGES
 from pytest_lkft.provision.stages import Stage
-from pytest_lkft.pytestplugin import collection, options
+from pytest_lkft.pytestplugin import collection, options, rootdir
 from pytest_lkft.pytestplugin import session as run
 from pytest_lkft.pytestplugin.cache import lkft_artifact  # noqa: F401  (fixtures by name)
 from pytest_lkft.pytestplugin.devicekinds import DeviceKind
@@ -46,6 +46,11 @@ def pytest_configure(config: pytest.Config) -> None:
     run.configure(config)
 
 
+@pytest.hookimpl(tryfirst=True)  # before conftests are looked for from the rootdir
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    rootdir.keep_project_setup(early_config, args)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     run.session_start(session)
@@ -71,9 +76,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     collection.generate_tests(metafunc)
 
 
-@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    collection.modify_items(config, items)
+@pytest.hookimpl(trylast=True)  # after -k, -m and pytest's reordering by fixture parameters
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    collection.modify_items(session, config, items)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -8,6 +8,7 @@ the Debian kernels and busybox are fetched once per machine, not once per test.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -64,12 +65,18 @@ def private_cache(tmp_path: Path, artifact_cache: Path) -> Path:
     return private
 
 
+def junit_name(case: ET.Element) -> str:
+    """A JUnit testcase's name without the ` [device]` every LKFT case's name ends with."""
+    return re.sub(r" \[[^]]*\]$", "", case.get("name", ""))
+
+
 def junit_results(path: Path) -> dict[str, str]:
-    """A JUnit file's results: `suite/case` (classname/name) -> pass/failure/error/skipped."""
+    """A JUnit file's results: `suite/case` (classname and name, without the name's
+    ` [device]`) -> pass/failure/error/skipped."""
     found = {}
     for case in ET.parse(path).getroot().iter("testcase"):
         tags = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
-        found[f"{case.get('classname')}/{case.get('name')}"] = tags[0] if tags else "pass"
+        found[f"{case.get('classname')}/{junit_name(case)}"] = tags[0] if tags else "pass"
     return found
 
 

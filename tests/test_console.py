@@ -86,3 +86,20 @@ def test_the_console_log_has_plain_newlines_and_a_restart_appends(tmp_path: Path
     again.write("after the restart\r\n")
     again.close()
     assert path.read_bytes() == b"one\ntwo\nthree\nprogress\r50%\nafter the restart\n"
+
+
+def test_the_tail_keeps_lines_whole_when_they_come_a_character_a_read(tmp_path: Path) -> None:
+    """A shell under load echoes a command one character per read (issue 17's timeout
+    test saw `sleep 60` without its prompt)."""
+    log = ConsoleLog(tmp_path / "console.log", CrashDetector(load_crash_patterns()), None)
+    for n in range(40):
+        log.write(f"[    1.{n:06d}] boot line {n}\r\r\n")
+    log.write("/ # \x1b[6n")
+    for char in 'echo "LKFT""-START"; sleep 60\r\r\n':
+        log.write(char)
+    log.write("LKFT-START\r\r\n")
+    log.write("x" * 10_000)  # a line that never ends keeps its end
+    log.close()
+    lines = log.tail_text().split("\n")
+    assert lines[-3:] == ["[    1.000039] boot line 39", "/ # sleep 60", "x" * 4096]
+    assert len([line for line in lines if line]) <= 30

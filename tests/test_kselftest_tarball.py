@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from test_builds import linux_source, need_tools  # noqa: F401  (linux_source is a fixture)
 
-from conftest import TESTSUITES, need_qemu
+from conftest import TESTSUITES, junit_name, need_qemu
 from pytest_lkft.errors import UserError
 from pytest_lkft.provision.kselftest import read_install
 
@@ -45,7 +45,7 @@ def junit_suites(junit: Path) -> dict[str, dict[str, str]]:
     suites: dict[str, dict[str, str]] = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         tags = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
-        suites.setdefault(case.get("classname", ""), {})[case.get("name", "")] = \
+        suites.setdefault(case.get("classname", ""), {})[junit_name(case)] = \
             tags[0] if tags else "pass"
     return suites
 

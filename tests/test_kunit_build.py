@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_builds import linux_source  # noqa: F401  (the extracted source tree, a fixture)
 
-from conftest import REPO, TESTSUITES, need_qemu
+from conftest import REPO, TESTSUITES, junit_name, need_qemu
 from pytest_lkft.parsers.detect import parse
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel_build]
@@ -26,9 +26,9 @@ def kunit_cases(junit: Path) -> dict[str, str]:
     """KUnit results in a JUnit file: test name -> pass/failure/skipped/error."""
     found = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
-        if case.get("classname") == "kunit" and case.get("name") not in ("run", "crash"):
+        if case.get("classname") == "kunit" and junit_name(case) not in ("run", "crash"):
             tags = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
-            found[case.get("name", "")] = tags[0] if tags else "pass"
+            found[junit_name(case)] = tags[0] if tags else "pass"
     return found
 
 
@@ -82,7 +82,7 @@ def test_kselftest_collections_are_suites_of_their_own(pytester: pytest.Pytester
     suites: dict[str, dict[str, str]] = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         tags = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
-        suites.setdefault(case.get("classname", ""), {})[case.get("name", "")] = \
+        suites.setdefault(case.get("classname", ""), {})[junit_name(case)] = \
             tags[0] if tags else "pass"
     assert set(suites) == {"kselftest-size", "kselftest-breakpoints"}, result.stdout.str()[-3000:]
     assert suites["kselftest-size"]["size_get_size"] == "pass"  # test-definitions' name

@@ -46,11 +46,13 @@ def test_unknown_device_lists_the_valid_ones() -> None:
 def test_timeouts_parse_any_subset() -> None:
     assert Timeouts.parse("boot=60") == Timeouts(boot=60, test=600)
     assert Timeouts.parse("test=5,boot=7.5") == Timeouts(boot=7.5, test=5)
+    assert Timeouts.parse("silence=30") == Timeouts(silence=30)
+    assert Timeouts().silence == 120  # a kernel printing nothing is stopped before boot=300
 
 
 @pytest.mark.parametrize(("text", "message"), [
     ("login=3", "invalid phase 'login' in --lkft-timeouts 'login=3'; "
-                "use boot=SECONDS,test=SECONDS"),
+                "use boot=SECONDS,test=SECONDS,silence=SECONDS"),
     ("boot=x", "invalid timeout 'x' for boot in --lkft-timeouts 'boot=x'; give seconds, "
                "e.g. boot=300"),
     ("test=0", "invalid timeout '0' for test in --lkft-timeouts 'test=0'; give seconds, "

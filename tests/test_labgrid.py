@@ -8,6 +8,7 @@ small QEMU arm64 board whose serial line labgrid-exporter serves through ser2net
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -144,12 +145,13 @@ def test_uboot_board_loads_the_kernel_over_tftp(lab: StandinLab, artifacts: Devi
                                                 tmp_path: Path) -> None:
     lease = PlaceLease(lab.coordinator, [f"{k}={v}" for k, v in UBOOT_TAGS.items()])
     assert lease.acquire(timeout=30) == UBOOT_BOARD
-    board = LabgridDevice(load_lab(STANDIN_LAB)["standin-uboot"], lease, artifacts, tmp_path,
-                          TIMEOUTS)
+    boot_args = "lkft.x=1;echo INJECTED-$((6*7))"  # one word for U-Boot's shell (issue 17)
+    board = LabgridDevice(load_lab(STANDIN_LAB)["standin-uboot"], lease,
+                          dataclasses.replace(artifacts, boot_args=boot_args), tmp_path, TIMEOUTS)
     try:
         board.boot()
         assert board.boot_error is None
-        assert board.run("cat /proc/cmdline").output == "console=ttyAMA0 panic=-1\n"
+        assert board.run("cat /proc/cmdline").output == f"console=ttyAMA0 panic=-1 {boot_args}\n"
     finally:
         board.close()
         lease.release()
@@ -439,6 +441,21 @@ def test_bad_lab_options_stop_the_run_with_one_line(pytester: pytest.Pytester,
     result.stderr.fnmatch_lines([line])
 
 
+HOLD_SUITE = """
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lkft_suite("hold")
+
+
+def test_hold(device):
+    Path("holding.tmp").write_text(device.metadata["place"])
+    Path("holding.tmp").rename("holding")  # the place is held and this test runs
+    device.run("sleep 600")
+"""
+
+
 @pytest.mark.parametrize(("signum", "status"), [
     (signal.SIGTERM, -signal.SIGTERM),                    # killed: our handler releases
     (signal.SIGINT, pytest.ExitCode.INTERRUPTED.value),   # Ctrl-C: pytest's session ends
@@ -446,14 +463,19 @@ def test_bad_lab_options_stop_the_run_with_one_line(pytester: pytest.Pytester,
 def test_interrupted_run_releases_its_place(pytester: pytest.Pytester, lab: StandinLab,
                                             artifact_cache: Path, signum: int,
                                             status: int) -> None:
+    """The signal comes while a test runs on the board (it waits on the device), never as
+    the run ends: the run is in that known state before the signal is sent."""
     suites = copy_suites(pytester)
+    (suites / "test_hold.py").write_text(HOLD_SUITE)
     env = {**os.environ, "LKFT_LAB": str(STANDIN_LAB)}
-    command = [sys.executable, "-m", "pytest", str(suites / "test_smoke.py"),
+    command = [sys.executable, "-m", "pytest", str(suites / "test_hold.py"),
                f"--lkft-cache-dir={artifact_cache}", f"--lkft-coordinator={lab.coordinator}",
                "--lkft-device=standin-1", "-p", "no:cacheprovider"]
+    holding = pytester.path / "holding"
     with subprocess.Popen(command, cwd=pytester.path, env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL) as run:
-        wait_for("the run's place", lambda: lab.acquired() != [], timeout=120)
+        wait_for("the run's test on its board", holding.exists, timeout=120)
+        assert lab.acquired() == [holding.read_text()]
         run.send_signal(signum)
         assert run.wait(60) == status
     assert lab.acquired() == [] and lab.reservations() == ""

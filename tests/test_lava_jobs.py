@@ -41,9 +41,12 @@ from pytest_lkft.devices.lava.publish import (
     merge_cpio,
     published_file,
 )
+from pytest_lkft.devices.lava.session import job_inputs
 from pytest_lkft.devices.lava.specs import lava_spec
 from pytest_lkft.errors import UserError
+from pytest_lkft.provision.device import DeviceArtifacts
 from pytest_lkft.provision.rootfs import Entry, write_cpio
+from pytest_lkft.settings.device import Timeouts
 from pytest_lkft.settings.devices import load_devices
 
 DATA = Path(__file__).parent / "data" / "lava"
@@ -268,3 +271,18 @@ def test_an_unreachable_lab_is_retried_then_one_line() -> None:
                                 "retried for 2 s")
     assert 1.4 < elapsed < 2.5  # pauses of 0.5 and 1 s, the next would pass the 2 s
     assert "secret-token-value" not in repr(client)
+
+
+def test_the_users_prompts_win_over_the_lava_tables() -> None:
+    """--lkft-prompts reaches LAVA's boot action, as it reaches QEMU's console (issue 17)."""
+    spec = lava_spec("lava:qemu-arm64")
+    urls = ("http://h/Image", "http://h/initrd.cpio.gz", None, None)
+
+    def prompts(given: tuple[str, ...]) -> object:
+        artifacts = DeviceArtifacts(kernel=Path("Image"), prompts=given)
+        inputs = job_inputs(spec, urls, artifacts, Timeouts(), "smoke", 30)
+        job = yaml.safe_load(render_job("qemu", inputs))
+        return next(entry["boot"] for entry in job["actions"] if "boot" in entry)["prompts"]
+
+    assert prompts(()) == list(spec.prompts)
+    assert prompts(("login: ", "board# ")) == ["login: ", "board# "]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TESTSUITES, junit_results, need_qemu
+from conftest import TESTSUITES, junit_name, junit_results, need_qemu
 from pytest_lkft.build.ltp import LtpBuild, LtpSource
 from pytest_lkft.build.ltprun import directories_for
 from pytest_lkft.errors import UserError
@@ -106,7 +106,7 @@ def messages(path: Path) -> dict[str, str]:
     for case in ET.parse(path).getroot().iter("testcase"):
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
-                found[f"{case.get('classname')}/{case.get('name')}"] = str(child.get("message"))
+                found[f"{case.get('classname')}/{junit_name(case)}"] = str(child.get("message"))
     return found
 
 
@@ -235,7 +235,7 @@ def test_the_rootfs_setup_writes_runner_skips_and_settings_verbatim() -> None:
     assert setup.endswith("cat >/lkft/ltp/skipfile <<'LKFT_LTP_EOF'\na01\nb01\nLKFT_LTP_EOF\n"
                           "cat >/lkft/ltp/settings <<'LKFT_LTP_EOF'\nLKFT_LTP_TIMEOUT=90\n"
                           "LTP_TIMEOUT_MUL=2.5\nLKFT_LTP_MAKE_PLAN=1\nLKFT_LTP_SHARD=2/4\n"
-                          "LKFT_LTP_SKIPFILE_NAME='my skips'\nLKFT_LTP_EOF")
+                          "LKFT_LTP_SKIPFILE_NAME=my_skips\nLKFT_LTP_EOF")  # a plain label
     assert ltp.HEREDOC_END not in script and "\t" not in script  # a tab would complete
 
 

@@ -77,7 +77,7 @@ def test_escaping_modules_tarball_is_refused(pytester: pytest.Pytester,
     result = pytester.runpytest_subprocess(
         str(TESTSUITES / "test_modules.py"), f"--lkft-cache-dir={artifact_cache}",
         "--lkft-device=qemu-arm64", f"--lkft-modules={tarball}")
-    result.assert_outcomes(errors=2)
+    result.assert_outcomes(errors=1, skipped=1)  # the crash check is its consequence
     result.stdout.fnmatch_lines([f"*qemu-arm64: {tarball}: member 'lib/modules/6.1.0/escape' "
                                  "links out of the rootfs*"])
     assert not list((artifact_cache / "overlays").glob("*.part"))

@@ -61,7 +61,7 @@ def test_main_job_on_qemu_arm64(pytester: pytest.Pytester, artifact_cache: Path)
     ])
     cases = junit_cases(junit)
     boot = cases["qemu-arm64:boot/boot"]
-    assert (boot.get("classname"), boot.get("name")) == ("boot", "boot")
+    assert (boot.get("classname"), boot.get("name")) == ("boot", "boot [qemu-arm64]")
     props = properties(boot)
     assert props["lkft.device"] == "qemu-arm64"
     assert props["lkft.meta.kernel"].startswith("debian:linux-image-")
@@ -72,7 +72,7 @@ def test_main_job_on_qemu_arm64(pytester: pytest.Pytester, artifact_cache: Path)
     assert props["lkft.meta.qemu_version"][0].isdigit()
     assert float(props["lkft.metric.boot-time"].split()[0]) > 0
     uname = cases["qemu-arm64:smoke/uname"]
-    assert (uname.get("classname"), uname.get("name")) == ("smoke", "uname")
+    assert (uname.get("classname"), uname.get("name")) == ("smoke", "uname [qemu-arm64]")
     assert "GNU/Linux" in (uname.findtext("system-out") or "")  # the command's output
     run_dir = pytester.path / "lkft-results" / "qemu-arm64" / "smoke"
     assert "aarch64" in (run_dir / "console.log").read_text()
@@ -166,17 +166,23 @@ def qemu_processes(marker: str) -> list[str]:
     return [line for line in out.splitlines() if "qemu-system" in line]
 
 
-def test_silent_kernel_times_out_and_qemu_is_killed(
+def test_silent_kernel_is_stopped_early_and_qemu_is_killed(
     pytester: pytest.Pytester, artifact_cache: Path
 ) -> None:
     need_qemu("qemu-system-aarch64")
     silent = pytester.path / "silent-kernel.img"
     silent.write_bytes(b"\0" * 65536)  # a kernel that prints nothing: QEMU runs zeros
     result = run_suites(pytester, artifact_cache, "--lkft-device=qemu-arm64", "-k", "boot",
-                        f"--lkft-kernel={silent}", "--lkft-timeouts=boot=5")
-    result.assert_outcomes(failed=1, passed=1)
-    result.stdout.fnmatch_lines(["*boot failed: the kernel never started: timed out*",
-                                 "*--- console tail ---*"])
+                        f"--lkft-kernel={silent}", "--lkft-timeouts=silence=3", "-rs")
+    # boot fails after 3 s of silence, not boot=300; the crash check saw no console: it is a
+    # consequence of the failed boot, never a pass
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.fnmatch_lines([
+        "boot failed: the kernel never started: the console printed nothing for 3 s "
+        "(--lkft-timeouts silence=S)",
+        "*not run: qemu-arm64 failed earlier in this run (see *test_boot.py::test_boot?qemu-"
+        "arm64?)*"])
+    assert "console tail" not in result.stdout.str()  # nothing to show
     assert qemu_processes(str(silent)) == []
 
 
@@ -221,12 +227,12 @@ def test_kernel_for_the_wrong_architecture(pytester: pytest.Pytester, artifact_c
                                  "choose another device"])
 
 
-def test_unreachable_url_is_one_line_per_test(pytester: pytest.Pytester,
-                                              artifact_cache: Path) -> None:
+def test_unreachable_url_is_one_line(pytester: pytest.Pytester,
+                                      artifact_cache: Path) -> None:
     need_qemu("qemu-system-aarch64")
     result = run_suites(pytester, artifact_cache, "--lkft-device=qemu-arm64", "-k", "boot",
                         "--lkft-kernel=http://127.0.0.1:9/Image")
-    result.assert_outcomes(errors=2)  # the boot and the crash check
+    result.assert_outcomes(errors=1, skipped=1)  # the boot; the crash check a consequence
     result.stdout.fnmatch_lines(["*qemu-arm64: cannot fetch http://127.0.0.1:9/Image*"])
     assert "Traceback" not in result.stdout.str()
 
@@ -257,11 +263,16 @@ def test_every_default_device_boots(pytester: pytest.Pytester, artifact_cache: P
 def test_device_without_defaults_names_the_options(pytester: pytest.Pytester,
                                                    artifact_cache: Path) -> None:
     need_qemu("qemu-system-riscv64")
-    result = run_suites(pytester, artifact_cache, "--lkft-device=qemu-riscv64", "-k", "boot")
-    result.assert_outcomes(errors=2)
+    result = run_suites(pytester, artifact_cache, "--lkft-device=qemu-riscv64",
+                        "--lkft-tests=boot,smoke", "-rs")
+    # one error for the device; its other tests are skipped as consequences, not 15 copies
+    result.assert_outcomes(errors=1, skipped=1 + SMOKE_CASES + 1)
     result.stdout.fnmatch_lines(["*qemu-riscv64: qemu-riscv64 has no default kernel and rootfs "
                                  "(Debian ships none for it); pass --lkft-kernel (a Image) and "
                                  "--lkft-rootfs*"])
+    assert result.stdout.str().count("has no default kernel") == 1
+    result.stdout.fnmatch_lines(["SKIPPED [[]13[]] *: not run: qemu-riscv64 failed earlier in "
+                                 "this run (see *test_boot.py::test_boot?qemu-riscv64?)"])
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import junit_name
 from pytest_lkft.parsers.detect import parse
 from pytest_lkft.parsers.model import Result
 
@@ -25,7 +26,7 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 def junit_outcomes(path: Path) -> list[tuple[str, str | None]]:
     """(suite/test, failure|error|skipped|None) of every testcase, sorted."""
     cases = ET.parse(path).getroot().iter("testcase")
-    return sorted((f"{c.get('classname')}/{c.get('name', '').removesuffix(' [results]')}",
+    return sorted((f"{c.get('classname')}/{junit_name(c)}",
                    next((child.tag for child in c
                          if child.tag in ("failure", "error", "skipped")), None))
                   for c in cases)
@@ -56,15 +57,19 @@ def test_outcomes_messages_and_selection(pytester: pytest.Pytester) -> None:
                                  "*_ kunit: example.example_simple_test _*",
                                  "*Expected 1 + 1 == 3, but*"])
     case = next(c for c in ET.parse(junit).getroot().iter("testcase")
-                if c.get("name") == "example.example_simple_test")
+                if c.get("name") == "example.example_simple_test [results]")
     assert case.get("classname") == "kunit"
     parsed = next(c for c in parse(log) if c.name == "example.example_simple_test")
     assert case.findtext("system-out") == "\n".join(parsed.log)  # the log, once
     failure = case.find("failure")
     assert failure is not None
     message = failure.get("message", "")
-    assert message.startswith("kunit/example.example_simple_test: fail")
-    assert "Traceback" not in message and "EXPECTATION FAILED" in message
+    assert message == "kunit/example.example_simple_test: fail [log line 32]"  # log: system-out
+    # the terminal shows the log once, as the captured `log` section, not again in the failure
+    assert result.stdout.str().count("EXPECTATION FAILED at lib/kunit/example-test.c:30") == 1
+    result.stdout.fnmatch_lines(["*_ kunit: example.example_simple_test _*",
+                                 "kunit/example.example_simple_test: fail [log line 32]",
+                                 "*- Captured log call -*"])
     selected = run(pytester, f"--lkft-results={log}", "-k", "sysctl_test")
     selected.assert_outcomes(passed=sum(1 for c in parse(log) if "sysctl_test" in c.name))
 

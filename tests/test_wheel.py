@@ -29,8 +29,9 @@ def run(*command: str | Path, cwd: Path | None = None,
 def test_the_wheel_boots_qemu_arm64_from_an_empty_directory(tmp_path: Path,
                                                             private_cache: Path) -> None:
     need_qemu("qemu-system-aarch64")
-    run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-        "-w", tmp_path / "dist", REPO)
+    built = run(sys.executable, "-m", "pip", "wheel", "-v", "--no-deps",
+                "-w", tmp_path / "dist", REPO)
+    assert "Deprecat" not in built.stdout + built.stderr  # e.g. `license = {text = ...}`
     wheel = next((tmp_path / "dist").glob("pytest_lkft-*.whl"))
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)
@@ -50,3 +51,13 @@ def test_the_wheel_boots_qemu_arm64_from_an_empty_directory(tmp_path: Path,
     assert results["smoke/uname"] == "pass"
     assert set(results.values()) == {"pass"}, results
     assert (empty / "lkft-results" / "qemu-arm64" / "boot" / "console.log").is_file()
+
+
+def test_what_bootstrap_makes_in_the_checkout_is_ignored() -> None:
+    """bootstrap.sh makes .venv in the checkout (issue 17): git status stays clean."""
+    if not (REPO / ".git").exists():
+        pytest.skip(f"{REPO} is no git checkout")
+    made = [".venv/bin/python", "build/x", "pytest_lkft.egg-info/PKG-INFO"]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *made], cwd=REPO,
+                             text=True, capture_output=True, check=False).stdout.split()
+    assert ignored == made

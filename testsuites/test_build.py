@@ -20,19 +20,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     settings = metafunc.config.stash.get(BUILD_SETTINGS_KEY, None)
     devices = metafunc.config.stash[SETTINGS_KEY].devices
     if settings is None or not devices:
-        metafunc.parametrize("target", [pytest.param("none", marks=pytest.mark.skip(NO_TREE))])
+        metafunc.parametrize("case", [pytest.param("none", marks=pytest.mark.skip(NO_TREE))])
         return
-    metafunc.parametrize("target", list(settings.targets))
+    metafunc.parametrize("case", list(settings.targets))  # `case`: the test's name, build/<case>
 
 
-def test_target(request: pytest.FixtureRequest, lkft_device_name: str, target: str) -> None:
+def test_target(request: pytest.FixtureRequest, lkft_device_name: str, case: str) -> None:
+    """`case` is the build target."""
     result = kernel_build_for(request.config, device_arch(request.config, lkft_device_name))
     assert result is not None
-    request.node.user_properties += [*target_properties(result, target),
-                                     ("lkft.device", lkft_device_name)]
-    status = result.status.get(target, "SKIP")
+    request.node.user_properties += target_properties(result, case)
+    status = result.status.get(case, "SKIP")
     if status == "SKIP":
-        pytest.skip(f"{target} was not built (not needed or an earlier target failed)")
+        pytest.skip(f"{case} was not built (not needed or an earlier target failed)")
     if status != "PASS":
         first = result.first_errors or "no error line in the log"
-        pytest.fail(f"{target} failed:\n{first}\nsee {result.log}", pytrace=False)
+        pytest.fail(f"{case} failed:\n{first}\nsee {result.log}", pytrace=False)

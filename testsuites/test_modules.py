@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from pytest_lkft.devices.base import Device
@@ -19,8 +21,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def command(module: str) -> str:
-    """Load the module, then unload it."""
-    return f"modprobe {module} && modprobe -r {module}"
+    """Load the module, then unload it (a name from the tarball is one word, never a command)."""
+    quoted = shlex.quote(module)
+    return f"modprobe {quoted} && modprobe -r {quoted}"
 
 
 @pytest.mark.lkft_commands(lambda params: [command(params["case"])])

@@ -78,3 +78,38 @@ class ConsoleDevice:
     def crashes(self) -> list[Crash]:
         """Every crash or warning seen on the console so far."""
         return list(self.detector.crashes)
+
+
+class UnavailableDevice:
+    """A device that cannot be made for this run (nothing to boot, no place to boot it on):
+    it never boots, `boot_error` says why, and it refuses every command."""
+
+    def __init__(self, name: str, run_dir: Path, reason: str) -> None:
+        self.name, self.arch = name, ""
+        self.boot_time: float | None = None
+        self.boot_error: str | None = reason
+        self.broken: str | None = reason
+        self.console_log = run_dir / "console.log"
+        self.metadata = {"device": name}
+
+    @property
+    def booted(self) -> bool:
+        """Never: there is nothing to boot."""
+        return False
+
+    def boot(self) -> None:
+        """Nothing to boot."""
+
+    def run(self, command: str, timeout: float | None = None) -> CommandResult:
+        """Refused: the device is unavailable."""
+        raise DeviceBroken(self.broken or "unavailable")
+
+    def crashes(self) -> list[Crash]:
+        """None: no console."""
+        return []
+
+    def set_context(self, context: str) -> None:
+        """Nothing runs."""
+
+    def close(self) -> None:
+        """Nothing to stop."""

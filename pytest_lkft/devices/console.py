@@ -7,6 +7,7 @@ with the prompt, so echo, line editing and `ESC[6n` cursor queries do not matter
     echo LKFT""-START; <command>; echo "LKFT""-RC=$?"
 
 The echoed command line shows `LKFT""-START`, only the shell's output shows `LKFT-START`.
+The console tail that failures show leaves these markers out (`harness_free`).
 """
 
 from __future__ import annotations
@@ -15,23 +16,21 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import pexpect
 
 from pytest_lkft.devices.crash import CrashDetector
 from pytest_lkft.errors import BootError, DeviceBroken
+from pytest_lkft.settings.device import BootMessages
 
-# The whole banner line (issue 16): matched only once its end arrived, so the version is
-# never cut short while the line is still coming (`6`, `6.1.0-57-c`).
-KERNEL_START = r"Linux version (\S+) ([^\r\n]*)\r*\n"
 LOGIN_PROMPT = r"(?m)login:\s*$"
 PASSWORD_PROMPT = r"(?i)password:\s*$"
-SHELL_PROMPT = r"[#$] (?:\x1b\[6n)?$"
 NEWLINE = re.compile(r"\r+\n")
 RC_MARKER = re.compile(r"LKFT-RC=(\d+)")
 START_MARKER = r"LKFT-START\r*\n"
 TAIL_LINES = 30
+TAIL_LINE_CHARS = 4096  # of a line that never ends, its last characters
 SYNC_RETRY = 3.0  # seconds before the shell is asked again whether it reads our input
 PANIC_SETTLE = 3.0  # seconds to keep reading after a panic, for the rest of the trace
 # Characters of console output each expect searches when more arrives (pexpect's
@@ -57,6 +56,25 @@ def shown(command: str) -> str:
     return repr(f"{first} ..." if rest else first)
 
 
+HARNESS_ECHO = re.compile(r'echo "LKFT""-(?:START|READY|RC=\$\?)";? ?')
+HARNESS_LINE = re.compile(r"^LKFT-(?:START|READY|RC=\d+)$")
+TERMINAL_CODES = re.compile(r"\x1b(?:\[[0-9;?]*[A-Za-z]|c)")
+PROMPT_ONLY = re.compile(r"^\S*\s?[#$]\s*$")
+
+
+def harness_free(text: str) -> str:
+    """Console text without the harness's markers, its echoed marker commands and
+    terminal control sequences (`ESC[6n`): what the device itself printed."""
+    lines = []
+    for line in text.split("\n"):
+        clean = TERMINAL_CODES.sub("", line)
+        bare = HARNESS_ECHO.sub("", clean)
+        if HARNESS_LINE.match(bare.strip()) or (bare != clean and PROMPT_ONLY.match(bare)):
+            continue
+        lines.append(bare)
+    return "\n".join(lines)
+
+
 def _strip_rc_echo(output: str) -> str:
     """Drop the prompt line that echoed the exit-status command (it follows the output)."""
     echo = output.rfind('echo "LKFT""-RC=$?"')
@@ -80,11 +98,13 @@ class ConsoleLog:
         self.stream = stream
         self.tail: list[str] = []
         self.held_cr = ""  # a chunk's trailing \r, until the next shows whether \n follows
+        self.last_output = time.monotonic()
 
     def write(self, text: str) -> None:
+        self.last_output = time.monotonic()
         self.file.write(self._lines(text))
         self.detector.feed(text)
-        self.tail = (self.tail + text.splitlines(keepends=True))[-TAIL_LINES:]
+        self._add_to_tail(text)
         if self.stream is not None:
             self.stream.write(text)
             self.stream.flush()
@@ -96,6 +116,14 @@ class ConsoleLog:
         self.held_cr = text[len(stripped):]
         return NEWLINE.sub("\n", stripped)
 
+    def _add_to_tail(self, text: str) -> None:
+        """Keep the last TAIL_LINES lines whole: a shell under load echoes a command a
+        character a read, and counting reads as lines cut the prompt off its command."""
+        parts = text.splitlines(keepends=True)
+        if parts and self.tail and not self.tail[-1].endswith(("\n", "\r")):
+            self.tail[-1] = (self.tail[-1] + parts.pop(0))[-TAIL_LINE_CHARS:]
+        self.tail = (self.tail + [part[-TAIL_LINE_CHARS:] for part in parts])[-TAIL_LINES:]
+
     def flush(self) -> None:
         self.file.flush()
 
@@ -105,16 +133,46 @@ class ConsoleLog:
         self.file.close()
 
     def tail_text(self) -> str:
-        """The last lines seen, for failure messages."""
-        return "".join(self.tail).replace("\r", "")
+        """The last lines seen, for failure messages, without the harness's markers."""
+        return harness_free("".join(self.tail).replace("\r", ""))
+
+
+@dataclass
+class BootClock:
+    """When a boot gives up: at its deadline, or once the console printed nothing for
+    `silence` seconds (a kernel that never starts is stopped that early)."""
+
+    deadline: float
+    silence: float | None
+    log: ConsoleLog
+
+    def wait(self) -> float:
+        """Seconds to wait for the next pattern before asking `expired` again."""
+        now = time.monotonic()
+        left = self.deadline - now
+        if self.silence is not None:
+            left = min(left, self.log.last_output + self.silence - now)
+        return max(0.1, left)
+
+    def expired(self) -> str:
+        """Why the boot gives up now ("" while it may wait on)."""
+        now = time.monotonic()
+        if now >= self.deadline:
+            return "timed out"
+        if self.silence is not None and now - self.log.last_output >= self.silence:
+            return (f"the console printed nothing for {self.silence:g} s "
+                    "(--lkft-timeouts silence=S)")
+        return ""
 
 
 class Console:
     """A running device's console: boot to a shell, run commands, stop the device."""
 
-    def __init__(self, command: list[str], log: ConsoleLog) -> None:
+    def __init__(self, command: list[str], log: ConsoleLog,
+                 messages: BootMessages | None = None) -> None:
         self.command = command
         self.log = log
+        self.messages = messages or BootMessages()
         self.child: pexpect.spawn[str] | None = None
         self.kernel_version = ""
         self.kernel_banner = ""  # the banner after "Linux version ", e.g. for the distro build
@@ -137,37 +195,58 @@ class Console:
             raise DeviceBroken("the console is not started")
         return self.child
 
-    def _deadline_expect(self, patterns: list[Any], deadline: float) -> int:
-        return int(self.spawned.expect(patterns, timeout=max(0.1, deadline - time.monotonic())))
+    def boot(self, timeout: float, silence: float | None = None, username: str = "root",
+             password: str = "") -> float:
+        """Reach a shell, logging in if asked; return the seconds taken.
 
-    def boot(self, timeout: float, username: str = "root", password: str = "") -> float:
-        """Wait for kernel start, log in if asked, reach a shell; return seconds taken."""
+        The kernel-start message gives the kernel version and banner; a shell prompt
+        without it (`quiet`) is proof enough that the kernel started, and /proc/version then
+        says which.
+        """
         start = time.monotonic()
-        deadline = start + timeout
-        self._expect_boot(KERNEL_START, "the kernel never started", deadline)
-        self.kernel_version = self._group(1)
-        self.kernel_banner = f"{self.kernel_version} {self._group(2)}".strip()
-        fatal = self.log.detector.any.pattern
+        clock = BootClock(start + timeout, silence, self.log)
+        self.log.last_output = start
+        patterns = [self.messages.kernel_start, LOGIN_PROMPT, self.log.detector.any.pattern,
+                    *self.messages.prompts]
+        started = False
         while True:
-            index = self._expect_boot([LOGIN_PROMPT, SHELL_PROMPT, fatal], "no shell prompt",
-                                      deadline)
+            why = "no shell prompt" if started else "the kernel never started"
+            index = self._expect_boot(patterns, why, clock)
             if index == 0:
-                self.spawned.sendline(username)
-                if password:
-                    self._expect_boot(PASSWORD_PROMPT, "no password prompt", deadline)
-                    self.spawned.sendline(password)
-                continue
-            if index == 2 and self._fatal_seen():
+                started = True
+                self.kernel_version = self._group(1)
+                self.kernel_banner = f"{self.kernel_version} {self._group(2)}".strip()
+            elif index == 1:
+                self._log_in(username, password, clock)
+            elif index == 2 and self._fatal_seen():
                 raise BootError(self._why("the kernel crashed while booting"))
-            if index == 1:
+            elif index > 2:
                 break
         elapsed = time.monotonic() - start
-        self._sync(deadline)
+        self._sync(clock)
+        if not self.kernel_version:
+            self.kernel_banner = self._proc_version(clock)
+            self.kernel_version = next(iter(self.kernel_banner.split()), "")
         return elapsed
+
+    def _log_in(self, username: str, password: str, clock: BootClock) -> None:
+        self.spawned.sendline(username)
+        if password:
+            self._expect_boot(PASSWORD_PROMPT, "no password prompt", clock)
+            self.spawned.sendline(password)
+
+    def _proc_version(self, clock: BootClock) -> str:
+        """The running kernel's banner (after "Linux version "), asked of the shell ("" if
+        it cannot say)."""
+        result = self.run("cat /proc/version", max(1.0, clock.deadline - time.monotonic()))
+        found = re.search(r"Linux version (\S+ [^\r\n]*)", result.output)
+        return found.group(1).strip() if result.exit_status == 0 and found else ""
 
     def _group(self, index: int) -> str:
         match = self.spawned.match
-        return str(match.group(index)) if isinstance(match, re.Match) else ""
+        if not isinstance(match, re.Match) or match.re.groups < index:
+            return ""
+        return str(match.group(index) or "")
 
     def _fatal_seen(self) -> bool:
         if self.log.detector.fatal is None:
@@ -175,21 +254,30 @@ class Console:
         self._settle()
         return True
 
-    def _expect_boot(self, patterns: str | list[str], why: str, deadline: float) -> int:
+    def _expect_boot(self, patterns: str | list[str], why: str, clock: BootClock) -> int:
+        """The index of the first of `patterns` seen; BootError once `clock` expires or
+        the device exits."""
         wanted = [patterns] if isinstance(patterns, str) else patterns
-        try:
-            index = self._deadline_expect([*wanted, pexpect.EOF, pexpect.TIMEOUT], deadline)
-        except pexpect.ExceptionPexpect as error:
-            index, why = len(wanted), f"{why} ({error})"
-        if index < len(wanted):
-            return index
+        while True:
+            try:
+                index = int(self.spawned.expect([*wanted, pexpect.EOF, pexpect.TIMEOUT],
+                                                timeout=clock.wait()))
+            except pexpect.ExceptionPexpect as error:
+                index, why = len(wanted), f"{why} ({error})"
+            if index < len(wanted):
+                return index
+            reason = clock.expired() if index > len(wanted) else "the device exited"
+            if reason:
+                break
         if index == len(wanted):
             self._settle()
         self.stop()
-        reason = "timed out" if index == len(wanted) + 1 else "the device exited"
+        if index == len(wanted) and self.log.detector.fatal is not None:
+            # a panic ended the device: said so whether or not its pattern matched first
+            raise BootError(self._why("the kernel crashed while booting"))
         raise BootError(self._why(f"{why}: {reason}"))
 
-    def _sync(self, deadline: float) -> None:
+    def _sync(self, clock: BootClock) -> None:
         """Make sure a shell reads our input (a prompt-like kernel line can fool a regex).
 
         Asked again every SYNC_RETRY seconds: a line sent while busybox's shell still waits
@@ -197,9 +285,9 @@ class Console:
         out with the prompt on the console.
         """
         ready = r"LKFT-READY\r*\n"
-        while time.monotonic() < deadline:
+        while time.monotonic() < clock.deadline:
             self.spawned.sendline('echo "LKFT""-READY"')
-            wait = max(0.1, min(SYNC_RETRY, deadline - time.monotonic()))
+            wait = max(0.1, min(SYNC_RETRY, clock.deadline - time.monotonic()))
             try:
                 index = self.spawned.expect([ready, pexpect.EOF, pexpect.TIMEOUT], timeout=wait)
             except pexpect.ExceptionPexpect:
@@ -208,7 +296,7 @@ class Console:
                 return
             if index == 1:
                 break
-        self._expect_boot(ready, "the shell did not answer", deadline)  # says why, raises
+        self._expect_boot(ready, "the shell did not answer", clock)  # says why, raises
 
     def run(self, command: str, timeout: float) -> CommandResult:
         """Run `command` in the device's shell; DeviceBroken on timeout, crash or exit."""
@@ -244,7 +332,10 @@ class Console:
         fatal = self.log.detector.fatal
         if fatal is not None:
             reason += f"; {fatal.describe()}"
-        return f"{reason}\n--- console tail ---\n{self.log.tail_text()}"
+        tail = self.log.tail_text()
+        if not tail.strip():
+            return reason
+        return f"{reason}\n--- console tail ---\n{tail}"
 
     def stop(self) -> None:
         """Kill the device's process and reap it; nothing is left behind."""

@@ -26,6 +26,21 @@ def qemu_package_hint(spec: QemuSpec, binary: str) -> str:
             "or pass --lkft-qemu-binary")
 
 
+def kernel_cmdline(spec: QemuSpec, root: list[str], boot_args: str) -> str:
+    """The kernel command line: the device's console, the rootfs's, then the user's."""
+    return " ".join([f"console={spec.console}", *root, "panic=-1", boot_args]).strip()
+
+
+def check_cmdline(spec: QemuSpec, cmdline: str, source: str = "--lkft-boot-args") -> None:
+    """Refuse a command line longer than the device's kernel takes (it would cut it short,
+    or not start at all)."""
+    size = len(cmdline.encode())
+    if spec.cmdline_size is not None and size >= spec.cmdline_size:
+        raise UserError(f"the kernel command line is {size} bytes but {spec.name}'s kernel "
+                        f"takes at most {spec.cmdline_size - 1} (COMMAND_LINE_SIZE "
+                        f"{spec.cmdline_size}); shorten {source}")
+
+
 @functools.cache
 def qemu_version(binary: str) -> str:
     """`QEMU emulator version 7.2.x` -> `7.2.x`."""
@@ -97,8 +112,8 @@ class QemuDevice(ConsoleDevice):
         """The exact QEMU command line for this run."""
         spec = self.spec
         root_args, root_cmdline = self._root_args()
-        cmdline = " ".join([f"console={spec.console}", *root_cmdline, "panic=-1",
-                            self.artifacts.boot_args]).strip()
+        cmdline = kernel_cmdline(spec, root_cmdline, self.artifacts.boot_args)
+        check_cmdline(spec, cmdline)
         memory = self.artifacts.memory or spec.memory
         command = [self.binary, "-M", spec.machine, "-cpu", spec.cpu, "-m", str(memory),
                    "-smp", str(spec.smp), "-nographic", "-no-reboot",
@@ -123,10 +138,13 @@ class QemuDevice(ConsoleDevice):
         try:
             command = self.command()
             self._write_reproducer(command)
+            messages = self.spec.boot_messages.given(self.artifacts.kernel_start_message,
+                                                     self.artifacts.prompts)
             self.console = Console(command, ConsoleLog(self.console_log, self.detector,
-                                                       self.stream, append=self.restarts > 0))
+                                                       self.stream, append=self.restarts > 0),
+                                   messages)
             self.console.start()
-            self.boot_time = self.console.boot(self.timeouts.boot)
+            self.boot_time = self.console.boot(self.timeouts.boot, self.timeouts.silence)
             self.metadata.update(kernel_facts(self.console.kernel_banner))
         except (LkftError, OSError) as error:
             self.boot_error = self.broken = str(error)

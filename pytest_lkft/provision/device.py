@@ -22,7 +22,7 @@ from pytest_lkft.provision.disk import (
     loader_initramfs,
     rootfs_disk,
 )
-from pytest_lkft.provision.kernelimage import arch_matches, describe, image_arch
+from pytest_lkft.provision.kernelimage import arch_matches, describe, image_arch, not_a_kernel
 from pytest_lkft.provision.kselftest import KselftestStage
 from pytest_lkft.provision.ltp import LtpStage
 from pytest_lkft.provision.rootfs import tarball_overlay_file
@@ -46,6 +46,8 @@ class DeviceArtifacts:
     overlays: list[Path] = field(default_factory=list)
     dtb: Path | None = None
     boot_args: str = ""
+    kernel_start_message: str = ""  # the user's; "" and (): the device's own
+    prompts: tuple[str, ...] = ()
     qemu_binary: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     disk: Path | None = None
@@ -72,7 +74,10 @@ def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path
             kernel, metadata["kernel"] = defaults.kernel, f"debian:{defaults.kernel_package}"
         if rootfs is None:
             rootfs, metadata["rootfs"] = defaults.rootfs, f"busybox:{defaults.busybox_package}"
-    _check_arch(spec, kernel, settings.kernel or str(kernel))
+    shown = f"kernel {kernel}"
+    if settings.kernel:
+        shown = f"{settings.source('lkft_kernel')} {settings.kernel}"
+    check_kernel(spec, kernel, shown)
     context = StageContext(settings, spec, get, cache_root)
     overlays: list[Path] = []
     trees: list[Tree] = []
@@ -84,8 +89,9 @@ def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path
             metadata.update(staged.metadata)
     found = DeviceArtifacts(kernel=kernel, rootfs=rootfs, overlays=overlays,
                             dtb=get(settings.dtb), boot_args=settings.boot_args,
-                            qemu_binary=settings.qemu_binary, metadata=metadata,
-                            memory=settings.memory)
+                            kernel_start_message=settings.kernel_start_message,
+                            prompts=settings.prompts, qemu_binary=settings.qemu_binary,
+                            metadata=metadata, memory=settings.memory)
     if trees:
         _on_disk(found, trees, _kernel_tree(settings, defaults, built, cache_root),
                  defaults, cache_root)
@@ -125,11 +131,18 @@ def _getter(fetch: Fetch) -> Getter:
     return get
 
 
-def _check_arch(spec: QemuSpec, kernel: Path, shown: str) -> None:
+def check_kernel(spec: QemuSpec, kernel: Path, shown: str) -> None:
+    """Refuse a file that cannot be a kernel image, and a kernel for another architecture;
+    `shown` names it (`--lkft-kernel PATH`)."""
+    what = not_a_kernel(kernel)
+    if what:
+        raise UserError(f"{shown} is not a kernel image ({what}); pass the kernel's boot "
+                        f"image for {spec.name} ({spec.kernel_image}, built for {spec.arch})")
     found = image_arch(kernel)
     if not arch_matches(spec.arch, found):
-        raise UserError(f"kernel {shown} is {describe(str(found))} but {spec.name} needs an "
-                        f"{spec.arch} kernel; pass --lkft-kernel built for {spec.arch}")
+        raise UserError(f"{shown} is {describe(str(found))} but {spec.name} needs an "
+                        f"{spec.arch} kernel; pass a kernel built for {spec.arch} or choose "
+                        "another device")
 
 
 class ModulesStage:

@@ -1,7 +1,9 @@
-"""Tell a kernel image's architecture from its header, to refuse a wrong one before boot.
+"""Tell a kernel image's architecture from its header, to refuse a wrong one before boot,
+and refuse a file that cannot be a kernel image at all (too small, text, an archive).
 
 Only formats that are recognised with certainty are judged; anything else (raw or
-compressed images of other kinds) is left to the boot, whose timeout catches it.
+compressed images of other kinds) is left to the boot, whose silence and boot timeouts
+catch it.
 """
 
 from __future__ import annotations
@@ -21,10 +23,49 @@ MAX_IMAGE = 256 * 1024 * 1024  # a gzip'd Image larger than this is not searched
 COMPATIBLE = {"x86_64": {"x86_64", "i386", "x86"}, "i386": {"i386", "x86"}}
 
 
+# The smallest kernel images (tinyconfig) are hundreds of KB; nothing under this boots.
+MIN_SIZE = 64 * 1024
+HEAD = 0x10010  # bytes read: s390's "S390EP" mark is at 0x10008
+# (offset, magic, what the file is): files that are something else than a kernel image
+NOT_KERNELS = ((0, b"070701", "a cpio archive"), (0, b"070702", "a cpio archive"),
+               (0, b"070707", "a cpio archive"), (257, b"ustar", "a tar archive"),
+               (1080, b"\x53\xef", "an ext2/3/4 filesystem image"),
+               (0, b"\xd0\x0d\xfe\xed", "a device tree blob"), (0, b"PK\x03\x04", "a zip archive"))
+ELF_NOT_RUNNABLE = {1: "an ELF relocatable object (a kernel module?)", 4: "an ELF core dump"}
+TEXT = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(HEAD)
+
+
+def not_a_kernel(path: Path) -> str:
+    """What the file at `path` is when it cannot be a kernel image, "" when it may be one."""
+    size = path.stat().st_size
+    if size < MIN_SIZE:
+        return f"{size} bytes, too small for one"
+    head = _head(path)
+    if head[:4] == b"\x7fELF" and len(head) >= 18:
+        (kind,) = struct.unpack_from("<H" if head[5] == 1 else ">H", head, 16)
+        return ELF_NOT_RUNNABLE.get(kind, "")
+    if _arch(head) is not None:
+        return ""
+    for offset, magic, what in NOT_KERNELS:
+        if head[offset:offset + len(magic)] == magic:
+            return what
+    if set(head[:4096]) <= TEXT:
+        lines = head[:4096].decode("ascii").strip().splitlines() or [""]
+        return f"text: {lines[0][:40]!r}"
+    return ""
+
+
 def image_arch(path: Path) -> str | None:
     """The architecture of the kernel image at `path`, or None when not recognised."""
-    with path.open("rb") as f:
-        head = f.read(0x240)
+    return _arch(_head(path))
+
+
+def _arch(head: bytes) -> str | None:
     if head[:4] == b"\x7fELF" and len(head) >= 20:
         endian = "<" if head[5] == 1 else ">"
         (machine,) = struct.unpack_from(endian + "H", head, 18)
@@ -37,6 +78,8 @@ def image_arch(path: Path) -> str | None:
         return "arm"
     if head[0x30:0x34] == b"RSC\x05":
         return "riscv"
+    if head[0x10008:0x1000E] == b"S390EP":
+        return "s390"
     return None
 
 

@@ -31,6 +31,7 @@ runner makes the plan on the device, the same way `plan` does here.
 from __future__ import annotations
 
 import gzip
+import re
 import shlex
 import stat
 import tarfile
@@ -118,7 +119,13 @@ def read_skipfile(path: Path, source: str = "--lkft-ltp-skipfile") -> list[str]:
 
 def skip_command(tag: str, skipfile: str) -> str:
     """What a skipped tag runs instead: a TCONF line naming the skipfile, then exit 32."""
-    return f"echo 'lkft: TCONF: {tag} is in the skipfile {skipfile}'; exit 32"
+    return f"echo {shlex.quote(f'lkft: TCONF: {tag} is in the skipfile {skipfile}')}; exit 32"
+
+
+def skipfile_label(path: str) -> str:
+    """The skipfile's name as TCONF lines show it, plain characters only: the device's
+    runner puts it between single quotes of a shell command."""
+    return re.sub(r"[^\w.+-]", "_", Path(path).name)
 
 
 def plan(text: str, shard: Shard | None = None, skips: list[str] | None = None,
@@ -144,9 +151,10 @@ def runner_settings(settings: Settings, make_plan: bool = False) -> str:
     if settings.ltp_timeout_mul:
         lines.append(f"LTP_TIMEOUT_MUL={shlex.quote(settings.ltp_timeout_mul)}")
     if make_plan:
+        label = skipfile_label(settings.ltp_skipfile or "")
         lines += ["LKFT_LTP_MAKE_PLAN=1",
                   f"LKFT_LTP_SHARD={shlex.quote(str(settings.ltp_shard or ''))}",
-                  f"LKFT_LTP_SKIPFILE_NAME={shlex.quote(Path(settings.ltp_skipfile or '').name)}"]
+                  f"LKFT_LTP_SKIPFILE_NAME={shlex.quote(label)}"]
     return "".join(f"{line}\n" for line in lines)
 
 
@@ -167,9 +175,13 @@ def plan_overlay(plans: dict[str, list[tuple[str, str]]], settings_text: str,
 
 
 def heredoc(path: str, text: str) -> str:
-    """A shell command writing `text` to `path` verbatim (quoted here-document)."""
+    """A shell command writing `text` to `path` verbatim (quoted here-document, ended by a
+    word no line of `text` is: a skipfile line cannot end it early and run as a command)."""
     body = text if text.endswith("\n") or not text else text + "\n"
-    return f"cat >{path} <<'{HEREDOC_END}'\n{body}{HEREDOC_END}"
+    end = HEREDOC_END
+    while end in body.splitlines():
+        end += "_"
+    return f"cat >{path} <<'{end}'\n{body}{end}"
 
 
 def rootfs_setup(settings: Settings, skips: list[str]) -> str:
@@ -261,7 +273,7 @@ class LtpStage:
         if install is None:
             return None
         names = choose_runtests(list(install.texts), settings.ltp_runtest, install.shown)
-        skip_name = Path(settings.ltp_skipfile or "").name
+        skip_name = skipfile_label(settings.ltp_skipfile or "")
         plans = {name: plan(install.texts[name], settings.ltp_shard, skips, skip_name)
                  for name in names}
         on_disk = settings.rootfs is None  # the default rootfs: LTP goes onto a disk

@@ -185,9 +185,9 @@ def build_properties(result: BuildResult) -> list[tuple[str, str]]:
 
 
 def target_properties(result: BuildResult, target: str) -> list[tuple[str, str]]:
-    """user_properties of a `build/<target>` result: suite, test, warnings as a metric."""
-    return [("lkft.suite", "build"), ("lkft.test", target),
-            ("lkft.metric.warnings", str(result.warnings)), *build_properties(result)]
+    """user_properties of a `build/<target>` result: warnings as a metric, the build's facts
+    (suite, test and device are the item's from collection)."""
+    return [("lkft.metric.warnings", str(result.warnings)), *build_properties(result)]
 
 
 def failure_reason(result: BuildResult) -> str:

@@ -3,18 +3,24 @@
 Each suite module is parametrized over the `--lkft-device` names at module scope (one
 boot per suite run); a parsed suite's cases are the cases its last run saw (see
 `parsed`); `--lkft-results` logs are collected as files of case items (see `items`).
+Suites collected with no device to run them on are a usage error, not a run of skips.
+Each suite run's items stay together, in order, whatever reordered them before
+(`SuiteRunOrder`: pytest's `--ff` puts failed tests first).
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 
+from pytest_lkft.pytestplugin.fixtures import NO_DEVICE
 from pytest_lkft.pytestplugin.items import RESULTS_KEY, ResultsFile, results_paths
-from pytest_lkft.pytestplugin.naming import crash_checks_last
+from pytest_lkft.pytestplugin.naming import crash_checks_last, identity
 from pytest_lkft.pytestplugin.options import SETTINGS_KEY
 from pytest_lkft.pytestplugin.parsed import foreign_case, parsed_cases
+from pytest_lkft.pytestplugin.selection import refuse
 
 
 def packaged_suites() -> Path | None:
@@ -76,14 +82,39 @@ def generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("lkft_case_name", parsed_cases(metafunc))
 
 
-def modify_items(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Drop cases no run of this device knows; order each suite run (run, cases, crash)."""
+def modify_items(session: pytest.Session, config: pytest.Config,
+                 items: list[pytest.Item]) -> None:
+    """Refuse device tests without a device; drop cases no run of this device knows; name
+    each device test for reporting."""
+    if _without_device(config, items):
+        refuse(session, config, items, NO_DEVICE)
+        return
     unknown = [i for i in items if _no_known_case(i) or foreign_case(i)]
     if unknown:  # parsed suites never run before, or cases only other devices have
         config.hook.pytest_deselected(items=unknown)
         dropped = set(map(id, unknown))
         items[:] = [i for i in items if id(i) not in dropped]
-    items[:] = crash_checks_last(items)
+    for item in items:
+        item.user_properties += identity(item)
+
+
+def _without_device(config: pytest.Config, items: list[pytest.Item]) -> bool:
+    """Device tests selected to run, and no device given (collecting only is fine)."""
+    if config.stash[SETTINGS_KEY].devices or config.option.collectonly:
+        return False
+    return any("lkft_device_name" in getattr(item, "fixturenames", ()) for item in items)
+
+
+class SuiteRunOrder:
+    """Order each suite run (its run, its cases, its crash check), keeping the place of its
+    first item, after every other plugin reordered the items: registered at session start,
+    after pytest's cache plugin, its wrapper ends last."""
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> Generator[None]:
+        result = yield
+        items[:] = crash_checks_last(items)
+        return result
 
 
 def _no_known_case(item: pytest.Item) -> bool:

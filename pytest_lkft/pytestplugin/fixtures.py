@@ -4,6 +4,11 @@ Thin: each one delegates to the library (provision, devices, the suite run). Dev
 parametrized per `--lkft-device` at module scope, so a suite module boots each device
 once and all its cases share that boot. The device's kind (QEMU, a labgrid board, ...)
 makes it: see `pytest_lkft.pytestplugin.devicekinds`.
+
+A device that cannot be made (nothing to boot, no place) or does not boot is one error,
+reported by the first test that meets it, with the whole reason; every later test of that
+device in this process is skipped as its consequence, naming that first test, and the
+device is not booted again (the same artifacts would fail the same way).
 """
 
 from __future__ import annotations
@@ -13,16 +18,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_lkft.devices.base import Device
+from pytest_lkft.devices.base import Device, UnavailableDevice
 from pytest_lkft.pytestplugin.devicekinds import kind_of
-from pytest_lkft.pytestplugin.naming import case_name, fill, suite_name, suite_run
+from pytest_lkft.pytestplugin.naming import case_name, fill_command, suite_name, suite_run
 from pytest_lkft.pytestplugin.options import SETTINGS_KEY
 from pytest_lkft.pytestplugin.terminal import terminal
 from pytest_lkft.run.suite import SuiteRun, run_suite
 from pytest_lkft.settings.device import Settings
 
 USED_KEY = pytest.StashKey[set[tuple[str, str, str]]]()  # suite runs a case used
+FAILED_KEY = pytest.StashKey[dict[str, str]]()  # device -> the test that reported its failure
 NO_DEVICE = "no device given: pass --lkft-device NAME (e.g. --lkft-device=qemu-arm64)"
+CONSEQUENCE = "not run: {device} failed earlier in this run (see {first})"
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +57,11 @@ def device_for(request: pytest.FixtureRequest, lkft_device_name: str,
     settings = config.stash[SETTINGS_KEY]
     run_dir = settings.results_dir / lkft_device_name / suite
     stream = terminal(config) if settings.console else None
-    made = kind_of(config, lkft_device_name).make(request, lkft_device_name, suite, run_dir,
-                                                  stream)
+    try:
+        made = kind_of(config, lkft_device_name).make(request, lkft_device_name, suite, run_dir,
+                                                      stream)
+    except pytest.fail.Exception as error:  # nothing to boot, no place: `_lkft_case` says so
+        made = UnavailableDevice(lkft_device_name, run_dir, str(error.msg))
     try:
         yield made
     finally:
@@ -78,11 +88,12 @@ def lkft_suite_run(request: pytest.FixtureRequest, device: Device) -> SuiteRun:
         settings = request.config.stash[SETTINGS_KEY]
         command, setup = marker.kwargs.get("command"), marker.kwargs.get("setup")
         resume = marker.kwargs.get("resume")
-        runs[suite] = run_suite(device, suite, fill(command, request.node) if command else None,
+        runs[suite] = run_suite(device, suite,
+                                fill_command(command, request.node) if command else None,
                                 marker.kwargs.get("format", "auto"),
                                 settings.timeouts.for_suite(marker.kwargs.get("timeout")),
                                 setup(request.config) if callable(setup) else None,
-                                fill(resume, request.node) if resume else None)
+                                fill_command(resume, request.node) if resume else None)
     return runs[suite]
 
 
@@ -97,11 +108,19 @@ def _lkft_case(request: pytest.FixtureRequest) -> None:
         pytest.skip("no case of this suite ran on the device")  # and do not boot it for this
     used.add(suite_run(item))
     dev: Device = request.getfixturevalue("device")
+    failed = request.config.stash.setdefault(FAILED_KEY, {})
+    if dev.name in failed:  # not booted again: the same artifacts would fail the same way
+        pytest.skip(CONSEQUENCE.format(device=dev.name, first=failed[dev.name]))
     suite, case = suite_name(item), case_name(item)
-    item.user_properties += [("lkft.suite", suite), ("lkft.test", case),
-                             ("lkft.device", dev.name), ("lkft.console_log", str(dev.console_log))]
+    item.user_properties += [("lkft.console_log", str(dev.console_log))]
     dev.boot()
     item.user_properties += [(f"lkft.meta.{k}", v) for k, v in sorted(dev.metadata.items()) if v]
+    if dev.boot_error is not None:  # the first test to meet it says why
+        failed[dev.name] = item.nodeid
+        _report_failed_device(item, dev)
+    if item.get_closest_marker("lkft_crash_check") is not None and not _console_seen(dev):
+        pytest.fail(f"no console to check for crashes: {dev.console_log} is empty",
+                    pytrace=False)  # an error, never a pass
     dev.set_context(f"{suite}/{case}")
     parsed = item.get_closest_marker("lkft_parsed")
     # A parsed suite's case replays what its run saw (the console, or the command's
@@ -111,3 +130,18 @@ def _lkft_case(request: pytest.FixtureRequest) -> None:
     if dev.broken and item.get_closest_marker("lkft_device_check") is None and not replays:
         first = dev.broken.splitlines()[0]
         pytest.fail(f"not run: the device is broken ({first})", pytrace=False)
+
+
+def _console_seen(dev: Device) -> bool:
+    try:
+        return dev.console_log.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _report_failed_device(item: pytest.Item, dev: Device) -> None:
+    """An error with the whole reason; the boot test says it in its own words."""
+    if isinstance(dev, UnavailableDevice):
+        pytest.fail(str(dev.boot_error), pytrace=False)
+    if item.get_closest_marker("lkft_device_check") is None:
+        pytest.fail(f"{dev.name} did not boot: {dev.boot_error}", pytrace=False)

@@ -28,12 +28,15 @@ class CaseFailed(Exception):
         super().__init__(case.id)
         self.case = case
 
-    def describe(self) -> str:
-        """The result, the reason and the case's last log lines."""
+    def describe(self, log: bool = True) -> str:
+        """The result, the reason and (unless the log is shown apart) its last log lines."""
         case = self.case
         head = f"{case.id}: {case.result}" + (f" ({case.reason})" if case.reason else "")
         where = f" [log line {case.line}]" if case.line else ""
-        return "\n".join([head + where, *case.log[-EXCERPT_LINES:]])
+        lines = [head + where]
+        if log:
+            lines += case.log[-EXCERPT_LINES:]
+        return "\n".join(lines)
 
 
 def case_properties(case: Case, device: str) -> list[tuple[str, object]]:
@@ -77,8 +80,8 @@ class CaseItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str | Any:
-        if isinstance(excinfo.value, CaseFailed):
-            return excinfo.value.describe()
+        if isinstance(excinfo.value, CaseFailed):  # the log is the report's `log` section
+            return excinfo.value.describe(log=False)
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:

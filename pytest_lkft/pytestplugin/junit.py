@@ -3,14 +3,14 @@
 pytest's junitxml names test cases after the Python node id (`testsuites.test_smoke`,
 `test_smoke[qemu-arm64-uname]`). After it has written the file, the controller rewrites
 every LKFT case (one with an `lkft.suite` property): classname = the SQUAD suite, name =
-the test (with ` [device]` when several devices ran the same test), and the case's log
-(the report sections the item added) as `<system-out>`.
+`<test> [<device>]`, and the case's log (the report sections the item added) as
+`<system-out>`. The name is the same whether one device ran or a matrix did, so a CI's
+test history and `lkft junit merge` of several runs keep each case apart and in line.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -52,12 +52,12 @@ def relabel(path: Path, logs: dict[tuple[str, str, str], str]) -> None:
     """Rewrite the LKFT test cases of the JUnit file at `path` in place."""
     tree = ET.parse(path)
     cases = [(case, _properties(case)) for case in tree.getroot().iter("testcase")]
-    lkft = [(case, props) for case, props in cases if "lkft.suite" in props]
-    seen = Counter((props["lkft.suite"], props["lkft.test"]) for _, props in lkft)
-    for case, props in lkft:
+    for case, props in cases:
+        if "lkft.suite" not in props:
+            continue
         device, suite, test = case_key(props)
         case.set("classname", suite)
-        case.set("name", test if seen[(suite, test)] == 1 else f"{test} [{device}]")
+        case.set("name", f"{test} [{device}]")
         log = logs.get((device, suite, test))
         if log and case.find("system-out") is None:
             ET.SubElement(case, "system-out").text = log

@@ -31,7 +31,7 @@ from pytest_lkft.devices.console import TextSink
 from pytest_lkft.devices.lava.specs import LavaSpec, is_lava, lava_spec
 from pytest_lkft.errors import LkftError, UserError
 from pytest_lkft.pytestplugin.cache import CACHE_KEY
-from pytest_lkft.pytestplugin.naming import case_name, fill, suite_name
+from pytest_lkft.pytestplugin.naming import case_name, fill_command, suite_name
 from pytest_lkft.pytestplugin.options import SETTINGS_KEY, resolver
 from pytest_lkft.pytestplugin.provisioning import device_artifacts
 from pytest_lkft.settings.options import Resolver
@@ -173,7 +173,7 @@ def item_steps(config: pytest.Config, item: pytest.Item, suites: set[str]) -> li
             return []  # planned already, or the boot console (kunit): nothing to run
         suites.add(suite)
         timeout = timeouts.for_suite(parsed.kwargs.get("timeout"))
-        steps = [Step(suite, "run", fill(str(parsed.kwargs["command"]), item), timeout)]
+        steps = [Step(suite, "run", fill_command(str(parsed.kwargs["command"]), item), timeout)]
         setup = _setup_command(config, parsed.kwargs.get("setup"))
         return [Step(suite, "setup", setup, timeout), *steps] if setup else steps
     declared = item.get_closest_marker("lkft_commands")

@@ -7,19 +7,35 @@ in), else the module's name; a case by its case parameter, else the function's n
 from __future__ import annotations
 
 import re
+import shlex
+from collections.abc import Callable
 
 import pytest
 
 PLACEHOLDER = re.compile(r"(-?)\{(\w+)\}")
 
 
-def fill(template: str, node: pytest.Item | pytest.Collector) -> str:
-    """`kselftest-{collection}` with the test's parameters; unknown or empty ones dropped
-    with their leading dash (the module-level name of a per-collection suite, and its
-    placeholder when there are no collections, is `kselftest`)."""
+def fill(template: str, node: pytest.Item | pytest.Collector,
+         quote: Callable[[str], str] = str) -> str:
+    """`kselftest-{collection}` with the test's parameters (each passed through `quote`);
+    unknown or empty ones dropped with their leading dash (the module-level name of a
+    per-collection suite, and its placeholder when there are no collections, is
+    `kselftest`)."""
     params = getattr(getattr(node, "callspec", None), "params", {})
-    return PLACEHOLDER.sub(lambda m: f"{m.group(1)}{params[m.group(2)]}"
-                           if params.get(m.group(2)) not in (None, "") else "", template)
+
+    def value(match: re.Match[str]) -> str:
+        found = params.get(match.group(2))
+        if found in (None, ""):
+            return ""
+        return f"{match.group(1)}{quote(str(found))}"
+
+    return PLACEHOLDER.sub(value, template)
+
+
+def fill_command(template: str, node: pytest.Item | pytest.Collector) -> str:
+    """A suite's shell command with the test's parameters, each one shell word: a name from
+    a tarball or an option (`x;reboot`) cannot run commands of its own on the device."""
+    return fill(template, node, shlex.quote)
 
 
 def suite_name(node: pytest.Item | pytest.Collector) -> str:
@@ -43,6 +59,17 @@ def case_name(item: pytest.Item) -> str:
         if argname in params:
             return str(params[argname])
     return getattr(item, "originalname", item.name).removeprefix("test_")
+
+
+def identity(item: pytest.Item) -> list[tuple[str, object]]:
+    """The reporting contract's names of a device test (suite, test, device), given at
+    collection: JUnit and the reporter name every test of a device alike, also one skipped
+    before its fixtures ran (a placeholder saying what to pass)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "lkft_device_name" not in params:
+        return []
+    return [("lkft.suite", suite_name(item)), ("lkft.test", case_name(item)),
+            ("lkft.device", str(params["lkft_device_name"]))]
 
 
 def suite_run(item: pytest.Item) -> tuple[str, str, str]:

@@ -15,9 +15,14 @@ import pytest
 
 from pytest_lkft.devices.base import Device
 from pytest_lkft.devices.console import TextSink
-from pytest_lkft.devices.qemu import QemuDevice, qemu_package_hint
+from pytest_lkft.devices.qemu import (
+    QemuDevice,
+    check_cmdline,
+    kernel_cmdline,
+    qemu_package_hint,
+)
 from pytest_lkft.errors import UserError
-from pytest_lkft.provision.kernelimage import arch_matches, describe, image_arch
+from pytest_lkft.provision.device import check_kernel
 from pytest_lkft.pytestplugin.build import BUILD_SETTINGS_KEY
 from pytest_lkft.pytestplugin.cache import CACHE_KEY
 from pytest_lkft.pytestplugin.devicekinds import kind_of
@@ -67,18 +72,18 @@ class QemuKind:
 
 
 def check_qemu_devices(settings: Settings, devices: Sequence[str]) -> None:
-    """Refuse a missing QEMU binary and a kernel built for another architecture."""
+    """Refuse a missing QEMU binary, a kernel command line too long for the device, and a
+    given kernel that is no kernel image or one built for another architecture."""
     for name in devices:
         spec = load_devices().get(name)
         binary = settings.qemu_binary or spec.qemu
         if shutil.which(binary) is None:
             raise UserError(qemu_package_hint(spec, binary))
+        check_cmdline(spec, kernel_cmdline(spec, [], settings.boot_args),
+                      settings.source("lkft_boot_args"))
         if settings.kernel and not is_url(settings.kernel):
-            found = image_arch(Path(settings.kernel))
-            if not arch_matches(spec.arch, found):
-                raise UserError(f"--lkft-kernel {settings.kernel} is {describe(str(found))} "
-                                f"but {name} needs an {spec.arch} kernel; pass a kernel built "
-                                f"for {spec.arch} or choose another device")
+            check_kernel(spec, Path(settings.kernel),
+                         f"{settings.source('lkft_kernel')} {settings.kernel}")
 
 
 def start_preboot(config: pytest.Config) -> None:

@@ -59,6 +59,18 @@ def select(items: Sequence[pytest.Item], patterns: Sequence[str],
     return kept, dropped
 
 
+def refuse(session: pytest.Session, config: pytest.Config, items: list[pytest.Item],
+           message: str) -> None:
+    """Stop the run with one line: a UsageError, or on an xdist worker (where a UsageError
+    crashes xdist) a failed collection report that the controller shows once, and no items."""
+    if not hasattr(config, "workerinput"):
+        raise pytest.UsageError(message)
+    config.hook.pytest_deselected(items=list(items))
+    items[:] = []
+    config.hook.pytest_collectreport(report=pytest.CollectReport(
+        session.nodeid, "failed", message, []))
+
+
 class SuiteSelection:
     """The --lkft-tests plugin: selects before `-k` and `-m`, so each sees only the suites."""
 
@@ -71,13 +83,8 @@ class SuiteSelection:
         try:
             kept, dropped = select(items, self.patterns, self.source)
         except pytest.UsageError as error:
-            if not hasattr(config, "workerinput"):
-                raise
-            # a worker's UsageError crashes xdist; a failed collection report reaches the
-            # controller, which shows it once and stops
-            kept, dropped = [], list(items)
-            config.hook.pytest_collectreport(report=pytest.CollectReport(
-                session.nodeid, "failed", str(error), []))
+            refuse(session, config, items, str(error))
+            return
         if dropped:
             config.hook.pytest_deselected(items=dropped)
             items[:] = kept

@@ -13,7 +13,7 @@ from pytest_lkft.errors import UserError
 from pytest_lkft.parsers import formats
 from pytest_lkft.pytestplugin import build, junit, labgrid, lava, phases, reporter
 from pytest_lkft.pytestplugin.cache import CACHE_KEY, cache_from_config, summary_line
-from pytest_lkft.pytestplugin.collection import collect_results, collect_suites
+from pytest_lkft.pytestplugin.collection import SuiteRunOrder, collect_results, collect_suites
 from pytest_lkft.pytestplugin.devicekinds import check_devices, configure_kinds, device_arch
 from pytest_lkft.pytestplugin.extras import ExtraCases
 from pytest_lkft.pytestplugin.options import LTP_MISSING_KEY, SETTINGS_KEY, resolve_settings
@@ -99,7 +99,9 @@ def check_ltp_build(settings: Settings, archs: list[str]) -> None:
 
 
 def session_start(session: pytest.Session) -> None:
-    """Start the first boot as early as a session exists (--help, --markers have none)."""
+    """Keep suite runs together after any reordering; start the first boot as early as a
+    session exists (--help, --markers have none)."""
+    session.config.pluginmanager.register(SuiteRunOrder(), "lkft-suite-run-order")
     option = session.config.option
     if not (getattr(option, "showfixtures", False)
             or getattr(option, "show_fixtures_per_test", False)):
@@ -116,7 +118,7 @@ def header_lines(config: pytest.Config) -> list[str] | None:
                                lava.header_line(config)) if line]
     main = (f"lkft: devices={','.join(settings.devices)} kernel={settings.kernel or 'default'} "
             f"rootfs={settings.rootfs or 'default'} timeouts=boot={timeouts.boot:g},"
-            f"test={timeouts.test:g} cache={cache.root}")
+            f"test={timeouts.test:g},silence={timeouts.silence:g} cache={cache.root}")
     if settings.kselftest:
         main += f" kselftest={settings.kselftest}"
     if settings.tests:

@@ -25,12 +25,49 @@ LTP_LINKINGS = ("static", "dynamic")
 LTP_TIMEOUT = 600.0  # seconds one LTP test may run on the device (times LTP_TIMEOUT_MUL)
 
 
+# What a console shows when the kernel starts (its first group: the kernel version, a
+# second one the rest of the banner) and when a shell waits for a command: LAVA's
+# `kernel-start-message` and `prompts`. A device entry or an option may set others
+# (`BootMessages`). The whole banner line (issue 16): matched only once its end arrived, so
+# the version is never cut short while the line is still coming (`6`, `6.1.0-57-c`).
+KERNEL_START_MESSAGE = r"Linux version (\S+) ([^\r\n]*)\r*\n"
+SHELL_PROMPTS = (r"[#$] (?:\x1b\[6n)?$",)
+PHASES = ("boot", "test", "silence")
+
+
+def regex(text: str) -> str:
+    """`text` if it is a regular expression; ValueError saying why not."""
+    try:
+        re.compile(text)
+    except re.error as error:
+        raise ValueError(f"not a regular expression ({error})") from None
+    return text
+
+
+@dataclass(frozen=True)
+class BootMessages:
+    """What the console shows as the kernel starts and when a shell waits for a command.
+
+    Regular expressions. A prompt is proof enough that the kernel started (`quiet` hides
+    the start message); the start message, when seen, gives the kernel version.
+    """
+
+    kernel_start: str = KERNEL_START_MESSAGE
+    prompts: tuple[str, ...] = SHELL_PROMPTS
+
+    def given(self, kernel_start: str, prompts: tuple[str, ...]) -> BootMessages:
+        """These messages with another kernel-start message and prompts, where given."""
+        return BootMessages(kernel_start or self.kernel_start, prompts or self.prompts)
+
+
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds allowed per phase: reaching a shell, and one test command."""
+    """Seconds allowed per phase: reaching a shell, one test command, and the longest a
+    booting console may print nothing (a kernel that never starts is stopped that early)."""
 
     boot: float = 300.0
     test: float = 600.0
+    silence: float = 120.0
     given: tuple[str, ...] = field(default=(), compare=False)  # phases the user set
 
     def for_suite(self, suite_default: float | None) -> float:
@@ -39,13 +76,14 @@ class Timeouts:
 
     @classmethod
     def parse(cls, text: str, source: str = "--lkft-timeouts") -> Timeouts:
-        """`boot=60,test=300` (any subset) into Timeouts; one-line UserError when bad."""
+        """`boot=60,test=300,silence=30` (any subset) into Timeouts; one-line UserError
+        when bad."""
         values: dict[str, float] = {}
         for item in filter(None, (part.strip() for part in text.split(","))):
             phase, _, seconds = item.partition("=")
-            if phase not in ("boot", "test"):
+            if phase not in PHASES:
                 raise UserError(f"invalid phase {phase!r} in {source} {text!r}; "
-                                "use boot=SECONDS,test=SECONDS")
+                                "use boot=SECONDS,test=SECONDS,silence=SECONDS")
             try:
                 values[phase] = float(seconds)
             except ValueError:
@@ -104,6 +142,8 @@ class Settings:
     ltp_timeout_mul: str = ""  # $LTP_TIMEOUT_MUL of the run, passed on to the device
     memory: int | None = None
     boot_args: str = ""
+    kernel_start_message: str = ""  # "" and (): the device's own
+    prompts: tuple[str, ...] = ()
     qemu_binary: str | None = None
     timeouts: Timeouts = Timeouts()
     results_dir: Path = Path("lkft-results")
@@ -118,13 +158,17 @@ class Settings:
         found = {dest: options.value(dest) for dest in (
             "lkft_kernel", "lkft_rootfs", "lkft_modules", "lkft_kselftest", "lkft_dtb",
             "lkft_ltp", "lkft_ltp_skipfile", "lkft_ltp_shard", "lkft_boot_args",
-            "lkft_qemu_binary", "lkft_timeouts", "lkft_results_dir", "lkft_ltp_src",
-            "lkft_ltp_linking", "lkft_ltp_timeout", "lkft_memory", "lkft_ltp_runtest")}
+            "lkft_kernel_start_message", "lkft_qemu_binary", "lkft_timeouts",
+            "lkft_results_dir", "lkft_ltp_src", "lkft_ltp_linking", "lkft_ltp_timeout",
+            "lkft_memory", "lkft_ltp_runtest")}
         values = {dest: resolved.value for dest, resolved in found.items()}
         sources = {dest: resolved.source for dest, resolved in found.items()}
         check_files(values, sources)
         check_ltp(values, sources)
-        tests = options.values("lkft_tests")
+        tests, prompts = options.values("lkft_tests"), options.values("lkft_prompts")
+        check_regexes({"lkft_kernel_start_message": (values["lkft_kernel_start_message"],),
+                       "lkft_prompts": prompts.value},
+                      {**sources, "lkft_prompts": prompts.source})
         shard, timeouts = None, Timeouts()
         if values["lkft_ltp_shard"]:
             shard = parse_shard(values["lkft_ltp_shard"], origin(sources["lkft_ltp_shard"]))
@@ -148,6 +192,8 @@ class Settings:
             ltp_timeout_mul=os.environ.get("LTP_TIMEOUT_MUL", ""),
             memory=int(positive(values["lkft_memory"], sources["lkft_memory"], 0)) or None,
             boot_args=values["lkft_boot_args"] or "",
+            kernel_start_message=values["lkft_kernel_start_message"] or "",
+            prompts=prompts.value,
             qemu_binary=values["lkft_qemu_binary"],
             timeouts=timeouts,
             results_dir=Path(invocation_dir, values["lkft_results_dir"] or "lkft-results"),
@@ -204,6 +250,17 @@ def check_ltp(values: dict[str, str | None], sources: dict[str, str]) -> None:
 def is_url(value: str) -> bool:
     """True for http(s) and file URLs, which go through the artifact cache."""
     return value.startswith(("http://", "https://", "file://"))
+
+
+def check_regexes(values: dict[str, tuple[str | None, ...]], sources: dict[str, str]) -> None:
+    """Refuse a kernel-start message or prompt that is not a regular expression."""
+    for dest, texts in values.items():
+        for text in filter(None, texts):
+            try:
+                regex(text)
+            except ValueError as error:
+                raise UserError(f"{sources[dest]} {text!r}: {error}; give a Python regular "
+                                "expression") from None
 
 
 def check_files(values: dict[str, str | None], sources: dict[str, str]) -> None:

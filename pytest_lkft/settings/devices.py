@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_lkft.errors import UserError
+from pytest_lkft.settings.device import BootMessages, regex
 from pytest_lkft.settings.tables import (
     data_path,
     depends_on_lab_dir,
@@ -50,6 +51,14 @@ class QemuSpec:
     extra_args: tuple[str, ...] = ()
     needs_dtb: bool = False
     debian: DebianSource | None = None
+    cmdline_size: int | None = None  # the kernel's COMMAND_LINE_SIZE; None: not checked
+    kernel_start_message: str = ""  # "" and (): the harness's (`BootMessages`)
+    prompts: tuple[str, ...] = ()
+
+    @property
+    def boot_messages(self) -> BootMessages:
+        """What this device's console shows as its kernel starts and when a shell waits."""
+        return BootMessages().given(self.kernel_start_message, self.prompts)
 
     def drive_args(self, rootfs: Path) -> list[str]:
         """The QEMU arguments that attach an ext4 `rootfs`."""
@@ -77,7 +86,14 @@ def _debian(value: Any) -> DebianSource:
     return DebianSource(**value)
 
 
-CONVERT = {"debian": _debian, "extra_args": lambda args: tuple(str(a) for a in args)}
+def _regexes(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise TypeError("expected a list of regular expressions")
+    return tuple(regex(str(text)) for text in value)
+
+
+CONVERT = {"debian": _debian, "extra_args": lambda args: tuple(str(a) for a in args),
+           "kernel_start_message": lambda text: regex(str(text)), "prompts": _regexes}
 
 
 @depends_on_lab_dir

@@ -92,10 +92,18 @@ OPTIONS: tuple[Option, ...] = (
            "LKFT_MEMORY", "MIB"),
     Option("--lkft-boot-args", "Extra kernel command line arguments", "LKFT_BOOT_ARGS",
            "ARGS"),
+    Option("--lkft-kernel-start-message", "Regular expression the console shows when the "
+           "kernel starts, its first group the version (default: the device's, the "
+           "`Linux version ...` line)",
+           "LKFT_KERNEL_START_MESSAGE", "REGEX"),
+    Option("--lkft-prompts", "Regular expression of the shell prompt (default: the device's, "
+           "`[#$] ` at the end of the output); repeatable", "LKFT_PROMPTS", "REGEX", "list",
+           comma=False),
     Option("--lkft-qemu-binary", "QEMU binary to use instead of the device's",
            "LKFT_QEMU_BINARY", "PATH"),
-    Option("--lkft-timeouts", "Per-phase timeouts in seconds (default boot=300,test=600)",
-           "LKFT_TIMEOUTS", "boot=S,test=S"),
+    Option("--lkft-timeouts", "Per-phase timeouts in seconds (default boot=300,test=600,"
+           "silence=120: a boot whose console prints nothing that long is stopped)",
+           "LKFT_TIMEOUTS", "boot=S,test=S,silence=S"),
     Option("--lkft-results-dir", "Where console logs and reproducers go (default "
            "./lkft-results)", "LKFT_RESULTS_DIR", "DIR"),
     Option("--lkft-tests", TESTS_HELP, "LKFT_TESTS", "SUITE[,SUITE]", "list", "lkft_tests"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_lkft.devices.base import Device
+from pytest_lkft.devices.console import CommandResult
 from pytest_lkft.errors import DeviceBroken
 from pytest_lkft.parsers.model import Case, Result
 from pytest_lkft.pytestplugin.fixtures import device_for
@@ -35,9 +36,11 @@ OUTPUT_TAIL = 20
 def run_case(device: Device, command: str, item: pytest.Item) -> None:
     """Run `command` on `device` as this case: pass on exit 0, fail with its output else."""
     try:
-        result = device.run(command)
+        result: CommandResult | DeviceBroken = device.run(command)
     except DeviceBroken as error:
-        pytest.fail(str(error), pytrace=False)
+        result = error
+    if isinstance(result, DeviceBroken):  # out of the handler: the message once, not chained
+        pytest.fail(str(result), pytrace=False)
     item.add_report_section("call", "console", f"$ {command}\n{result.output}")
     if result.exit_status != 0:
         tail = "\n".join(result.output.splitlines()[-OUTPUT_TAIL:])

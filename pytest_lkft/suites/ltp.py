@@ -30,7 +30,7 @@ def cases(config: pytest.Config) -> dict[str, list[str]]:
 
 
 def _plans(config: pytest.Config) -> dict[str, list[str]]:
-
+    """The plans of the runtest files to run (see `cases`)."""
     settings = config.stash[SETTINGS_KEY]
     given = settings.ltp or settings.ltp_src
     if not given:
@@ -55,12 +55,10 @@ def runtest_texts(path: Path, shown: str, installed: bool) -> dict[str, str]:
     return source.runtest_texts()
 
 
-
 def setup(config: pytest.Config) -> str | None:
     """The command that readies a device for the rootfs's LTP (runner, shard, skipfile
     tags; see `pytest_lkft.provision.ltp.rootfs_setup`); None with --lkft-ltp (the overlay
     has it)."""
-
     settings = config.stash[SETTINGS_KEY]
     if settings.ltp or settings.ltp_src or not settings.ltp_runtest:
         return None

@@ -23,7 +23,7 @@ from pytest_lkft.errors import LkftError, UserError
 from pytest_lkft.files import write_atomically
 from pytest_lkft.provision.device import DeviceArtifacts
 from pytest_lkft.provision.kernelimage import image_banner, kernel_facts
-from pytest_lkft.settings.device import Timeouts
+from pytest_lkft.settings.device import BootMessages, Timeouts
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -131,7 +131,10 @@ class LabgridDevice(ConsoleDevice):
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.detector.context = "boot"
-        self.console = SerialConsole(ConsoleLog(self.console_log, self.detector, self.stream))
+        messages = BootMessages().given(self.artifacts.kernel_start_message,
+                                        self.artifacts.prompts)
+        self.console = SerialConsole(ConsoleLog(self.console_log, self.detector, self.stream),
+                                     messages)
         try:
             self._power_on_to_shell(self.console)
         except LkftError as error:
@@ -153,7 +156,8 @@ class LabgridDevice(ConsoleDevice):
         start = time.monotonic()
         if self.spec.boot.method == "uboot":
             console.uboot(self.spec.boot, staged, self.timeouts.boot)
-        self.boot_time = console.boot(self.timeouts.boot - (time.monotonic() - start))
+        self.boot_time = console.boot(self.timeouts.boot - (time.monotonic() - start),
+                                      self.timeouts.silence)
 
     def _drop_target(self) -> None:
         try:

@@ -15,11 +15,19 @@ from typing import TYPE_CHECKING, Any
 import pexpect
 from pexpect.spawnbase import SpawnBase
 
-from pytest_lkft.devices.console import SEARCH_WINDOW, CommandResult, Console, ConsoleLog
+from pytest_lkft.devices.console import (
+    SEARCH_WINDOW,
+    BootClock,
+    CommandResult,
+    Console,
+    ConsoleLog,
+)
 from pytest_lkft.devices.labgrid.labfile import BootSpec
-from pytest_lkft.errors import BootError, DeviceBroken
+from pytest_lkft.errors import BootError, DeviceBroken, UserError
+from pytest_lkft.settings.device import BootMessages
 
 EARLY_TIMEOUT = 0.05  # a serial read that "times out" sooner than this: the peer closed
+UBOOT_PLAIN = re.compile(r"[\w./:=,+@%-]*")  # words U-Boot's shell takes unquoted
 UBOOT_ERROR = re.compile(r"(?i)\b(?:error|not found|unknown command|abort|failed)\b")
 
 if TYPE_CHECKING:
@@ -78,8 +86,8 @@ class SerialSpawn(_SpawnBase):
 class SerialConsole(Console):
     """`Console` on a board's serial line: same framing, log and crash detection."""
 
-    def __init__(self, log: ConsoleLog) -> None:
-        super().__init__([], log)
+    def __init__(self, log: ConsoleLog, messages: BootMessages | None = None) -> None:
+        super().__init__([], log, messages)
         self.driver: Any = None
 
     def attach(self, driver: Any) -> None:
@@ -96,17 +104,17 @@ class SerialConsole(Console):
 
     def uboot(self, spec: BootSpec, values: dict[str, str], timeout: float) -> None:
         """Stop autoboot, run the lab file's commands, leave with the last (the boot)."""
-        deadline = time.monotonic() + timeout
-        self._expect_boot(re.escape(spec.interrupt), "no U-Boot autoboot prompt", deadline)
+        clock = BootClock(time.monotonic() + timeout, None, self.log)
+        self._expect_boot(re.escape(spec.interrupt), "no U-Boot autoboot prompt", clock)
         self.spawned.send("\n")
-        self._expect_boot(re.escape(spec.prompt), "no U-Boot prompt", deadline)
+        self._expect_boot(re.escape(spec.prompt), "no U-Boot prompt", clock)
         commands = [_fill(command, values) for command in spec.commands]
         for index, command in enumerate(commands):
             self.spawned.sendline(command)
             if index == len(commands) - 1:
                 return  # the boot command: the kernel's output follows
             self._expect_boot(re.escape(spec.prompt), f"U-Boot did not finish {command!r}",
-                              deadline)
+                              clock)
             if UBOOT_ERROR.search(str(self.spawned.before)):
                 raise BootError(self._why(f"U-Boot failed at {command!r}"))
 
@@ -129,5 +137,16 @@ class SerialConsole(Console):
 
 def _fill(command: str, values: dict[str, str]) -> str:
     for key, value in values.items():
-        command = command.replace(f"{{{key}}}", value)
+        command = command.replace(f"{{{key}}}", hush_quoted(value))
     return command
+
+
+def hush_quoted(value: str) -> str:
+    """`value` as one word of U-Boot's shell: as it is when plain, else in single quotes
+    (no `;`, `$` or space then splits or expands it); a quote or newline is refused."""
+    if UBOOT_PLAIN.fullmatch(value):
+        return value
+    if "'" in value or "\n" in value:
+        raise UserError(f"U-Boot cannot take {value!r} (a ' or a newline) in one command; "
+                        "leave them out of --lkft-boot-args")
+    return f"'{value}'"

@@ -125,7 +125,7 @@ def job_inputs(spec: LavaSpec, urls: tuple[str, str, str | None, str | None],
         kernel_url=kernel, ramdisk_url=ramdisk, ramdisk_compression=compression,
         dtb_url=dtb, command_line=command_line(spec.console, artifacts.boot_args),
         boot_timeout=timeouts.boot, queue_timeout=queue_timeout,
-        prompts=list(spec.prompts) or ["/ # "], context=context,
+        prompts=list(artifacts.prompts or spec.prompts) or ["/ # "], context=context,
         metadata={"lkft.suite": suite, "lkft.device": spec.name})
 
 
