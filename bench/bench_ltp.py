@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests")]
 from test_ltp_real import LTP_SOURCE, RUNTESTS, ci_skips  # noqa: E402  (the CI build's inputs)
 
+from conftest import junit_name  # noqa: E402
+
 CACHE = Path(os.environ.get("LKFT_TEST_CACHE") or Path.home() / ".cache" / "lkft-test")
 KIRK = "kirk==4.2.0"
 ELAPSED = re.compile(r"^lkft_elapsed=(\d+\.\d+)$", re.MULTILINE)
@@ -109,7 +111,7 @@ def our_results(work: Path) -> tuple[dict[str, str], float]:
     """tag -> pass/fail/skip from our JUnit (cases only), and the tests' own seconds."""
     found = {}
     for case in ET.parse(work / "ours.xml").getroot().iter("testcase"):
-        name = str(case.get("name"))
+        name = junit_name(case)  # without the ` [qemu-arm64]` every case's name ends with
         if name in ("run", "crash"):
             continue
         tags = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
