@@ -76,6 +76,18 @@ def test_the_boot_asks_again_when_the_shell_lost_its_first_line(tmp_path: Path) 
         log.close()
 
 
+def test_the_console_log_has_plain_newlines_and_a_restart_appends(tmp_path: Path) -> None:
+    path = tmp_path / "console.log"
+    log = ConsoleLog(path, CrashDetector(load_crash_patterns()), None)
+    for chunk in ("one\r\r\ntwo\r", "\r", "\nthree\r\n", "progress\r50%\r\n"):
+        log.write(chunk)  # a pty's line ends, split anywhere between two reads
+    log.close()
+    again = ConsoleLog(path, CrashDetector(load_crash_patterns()), None, append=True)
+    again.write("after the restart\r\n")
+    again.close()
+    assert path.read_bytes() == b"one\ntwo\nthree\nprogress\r50%\nafter the restart\n"
+
+
 def test_the_tail_keeps_lines_whole_when_they_come_a_character_a_read(tmp_path: Path) -> None:
     """A shell under load echoes a command one character per read (issue 17's timeout
     test saw `sleep 60` without its prompt)."""

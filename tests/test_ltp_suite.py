@@ -13,6 +13,9 @@ parser and one pytest item per tag.
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
+import sys
 import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -20,10 +23,12 @@ from pathlib import Path
 import pytest
 
 from conftest import TESTSUITES, junit_name, junit_results, need_qemu
+from pytest_lkft.build.ltp import LtpBuild, LtpSource
+from pytest_lkft.build.ltprun import directories_for
 from pytest_lkft.errors import UserError
-from pytest_lkft.provision import ltp
+from pytest_lkft.provision import disk, ltp
 from pytest_lkft.provision.rootfs import tarball_overlay
-from pytest_lkft.settings.device import parse_shard
+from pytest_lkft.settings.device import Settings, parse_shard
 
 # A stand-in for an LTP test program: `stand_in CODE` prints what a new-library test
 # with that exit status prints (the result line, the Summary block) and exits with it.
@@ -68,10 +73,14 @@ def add_file(tar: tarfile.TarFile, name: str, text: str, mode: int = 0o644) -> N
     tar.addfile(info, io.BytesIO(data))
 
 
-def ltp_tarball(path: Path, runtests: dict[str, str], root: str = "") -> Path:
-    """An LTP install tree with the stand-in test program and these runtest files."""
+def ltp_tarball(path: Path, runtests: dict[str, str], root: str = "",
+                programs: tuple[Path, ...] = ()) -> Path:
+    """An LTP install tree with the stand-in test program, `programs` and these runtest
+    files."""
     with tarfile.open(path, "w:gz") as tar:
         add_file(tar, f"{root}testcases/bin/stand_in", STAND_IN, 0o755)
+        for program in programs:
+            tar.add(program, f"{root}testcases/bin/{program.name}")
         for name, text in runtests.items():
             add_file(tar, f"{root}runtest/{name}", text)
     return path
@@ -125,7 +134,7 @@ def test_each_tag_is_an_item_with_ltp_results(pytester: pytest.Pytester, cache: 
                  f"--lkft-ltp-skipfile={skipfile}", f"--junitxml={junit}")
     result.assert_outcomes(passed=4, failed=3, skipped=2)  # run, crash, pass01, shell01
     result.stdout.fnmatch_lines([f"lkft: ltp={tarball} runtest=smoketest skipfile={skipfile} "
-                                 "shard=all",
+                                 "shard=all timeout=600",
                                  "*test_case?qemu-arm64-fail01-smoketest?*FAILED*",
                                  "ltp-smoketest/warn01: fail (stand_in.c:13: TWARN: *"])
     assert junit_results(junit) == SMOKE_RESULTS
@@ -144,31 +153,30 @@ def test_a_shard_runs_every_nth_tag(pytester: pytest.Pytester, cache: Path) -> N
     result = run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-ltp-shard=3/3",
                  f"--junitxml={junit}")
     result.assert_outcomes(passed=3, failed=1)  # run, crash, shell01; brok01
+    result.stdout.fnmatch_lines([  # LKFT's default set, said once, not dropped silently
+        f"lkft: LKFT's LTP runtest files cap_bounds, commands, *, tracing are not in {tarball}: "
+        "not run"])
     assert junit_results(junit) == {"ltp-smoketest/run": "pass", "ltp-smoketest/crash": "pass",
                                     "ltp-smoketest/brok01": "failure",
                                     "ltp-smoketest/shell01": "pass"}  # the 3rd and 6th tags
 
 
 @pytest.mark.qemu
-def test_a_tag_that_never_reports_is_an_error(pytester: pytest.Pytester, cache: Path) -> None:
+def test_a_runtest_file_resumes_after_the_test_that_hung_the_device(
+        pytester: pytest.Pytester, cache: Path) -> None:
     need_qemu("qemu-system-aarch64")
     tarball = ltp_tarball(pytester.path / "ltp.tar.gz",
                           {"hang": HANG, "later": "later01 stand_in 0\n"})
     junit = pytester.path / "ltp.xml"
     result = run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=hang,later",
                  "--lkft-timeouts=test=15", f"--junitxml={junit}")
-    result.assert_outcomes(passed=3, failed=1, errors=4)
-    assert junit_results(junit) == {  # ltp-later is not credited with ltp-hang's output
-        "ltp-hang/run": "failure", "ltp-hang/crash": "pass", "ltp-hang/before01": "pass",
-        "ltp-hang/hang01": "error", "ltp-hang/after01": "error",
-        "ltp-later/run": "error", "ltp-later/crash": "pass", "ltp-later/later01": "error"}
-    reasons = messages(junit)
-    assert "the log ended before the test did" in reasons["ltp-hang/hang01"]
-    assert "missing: the run did not report it" in reasons["ltp-hang/after01"]
-    assert "timed out after 15 s" in reasons["ltp-hang/after01"]
-    assert "timed out after 15 s" in reasons["ltp-hang/run"]
-    assert "not run: the device is broken" in reasons["ltp-later/run"]
-    assert "missing: the run did not report it" in reasons["ltp-later/later01"]
+    result.assert_outcomes(passed=7, failed=1)
+    assert junit_results(junit) == {  # ltp-later has a device of its own
+        "ltp-hang/run": "pass", "ltp-hang/crash": "pass", "ltp-hang/before01": "pass",
+        "ltp-hang/hang01": "failure", "ltp-hang/after01": "pass",
+        "ltp-later/run": "pass", "ltp-later/crash": "pass", "ltp-later/later01": "pass"}
+    reason = messages(junit)["ltp-hang/hang01"]
+    assert "lost: 'sh /lkft/ltp-runner.sh hang' timed out after 15 s" in reason
 
 
 @pytest.mark.qemu
@@ -184,7 +192,8 @@ def test_the_rootfs_ltp_runs_and_its_tags_become_items_from_the_next_run(
     first, second = pytester.path / "first.xml", pytester.path / "second.xml"
     result = run(pytester, cache, *args, f"--junitxml={first}")
     result.stdout.fnmatch_lines([f"lkft: ltp=rootfs runtest=smoketest skipfile={skipfile} "
-                                 "shard=all", "*collected 3 items / 1 deselected / 2 selected",
+                                 "shard=all timeout=600",
+                                 "*collected 3 items / 1 deselected / 2 selected",
                                  "*::ltp-smoketest/fail01?qemu-arm64? *FAILED*"])  # no tag known
     assert junit_results(first) == SMOKE_RESULTS  # the tags come from the controller
     assert "skipme01 is in the skipfile skipfile" in messages(first)["ltp-smoketest/skipme01"]
@@ -217,13 +226,16 @@ def test_the_rootfs_ltp_shard_and_a_runtest_file_the_rootfs_lacks(
 
 
 def test_the_rootfs_setup_writes_runner_skips_and_settings_verbatim() -> None:
-    setup = ltp.rootfs_setup(ltp.Shard(2, 4), ["a01", "b01"], "my skips")
+    settings = Settings(ltp_shard=ltp.Shard(2, 4), ltp_skipfile="dir/my skips",
+                        ltp_timeout=90, ltp_timeout_mul="2.5")
+    setup = ltp.rootfs_setup(settings, ["a01", "b01"])
     script = ltp.runner_script().decode()
     assert setup.startswith("mkdir -p /lkft/ltp/runtest && cat >/lkft/ltp-runner.sh <<'")
     assert f"<<'{ltp.HEREDOC_END}'\n{script}{ltp.HEREDOC_END}\n" in setup
     assert setup.endswith("cat >/lkft/ltp/skipfile <<'LKFT_LTP_EOF'\na01\nb01\nLKFT_LTP_EOF\n"
-                          "cat >/lkft/ltp/settings <<'LKFT_LTP_EOF'\nLKFT_LTP_SHARD=2/4\n"
-                          "LKFT_LTP_SKIPFILE_NAME='my skips'\nLKFT_LTP_EOF")
+                          "cat >/lkft/ltp/settings <<'LKFT_LTP_EOF'\nLKFT_LTP_TIMEOUT=90\n"
+                          "LTP_TIMEOUT_MUL=2.5\nLKFT_LTP_MAKE_PLAN=1\nLKFT_LTP_SHARD=2/4\n"
+                          "LKFT_LTP_SKIPFILE_NAME=my_skips\nLKFT_LTP_EOF")  # a plain label
     assert ltp.HEREDOC_END not in script and "\t" not in script  # a tab would complete
 
 
@@ -249,7 +261,7 @@ def test_a_runtest_file_the_tarball_lacks_is_one_line(pytester: pytest.Pytester,
 
 
 def test_plan_applies_the_shard_then_the_skipfile() -> None:
-    text = "# comment\n\na01 cmd a\nb01 cmd b\nc01  cmd  c\nd01 cmd d\n"
+    text = "# comment\n\na01 cmd a\nb01\tcmd b\nc01  cmd  c\nd01 \t cmd d\n"
     assert ltp.runtest_entries(text) == [("a01", "cmd a"), ("b01", "cmd b"),
                                          ("c01", "cmd  c"), ("d01", "cmd d")]
     assert ltp.plan(text, ltp.Shard(1, 2), ["c01"], "skips") == [
@@ -281,3 +293,166 @@ def test_bad_ltp_options_are_usage_errors(pytester: pytest.Pytester, cache: Path
     result = run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-ltp-skipfile=nope")
     result.stderr.fnmatch_lines(["*--lkft-ltp-skipfile nope: no such file*"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+# -- bad input: one line each, before anything builds or boots ----------------------------------
+
+
+def test_a_runtest_name_that_is_no_file_name_is_refused_before_boot(
+        pytester: pytest.Pytester, cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    tarball = ltp_tarball(pytester.path / "ltp.tar.gz", {"smoketest": SMOKETEST})
+    result = run(pytester, cache, f"--lkft-ltp={tarball}",
+                 "--lkft-ltp-runtest=smoketest,x;echo INJECTED-$((6*7))")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--lkft-ltp-runtest 'x;echo INJECTED-$((6*7))' is not a "
+                                 "runtest file's name: use letters, digits and _.+- only*"])
+    assert not (pytester.path / "lkft-results").exists()  # nothing booted
+
+
+def test_a_source_that_is_not_ltp_is_one_line(pytester: pytest.Pytester, cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    (pytester.path / "notltp" / "runtest").mkdir(parents=True)
+    result = run(pytester, cache, f"--lkft-ltp-src={pytester.path / 'notltp'}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{pytester.path / 'notltp'} is not an LTP source (no "
+                                 "include/tst_test.h, configure); pass an LTP release tarball*"])
+    assert not (pytester.path / "lkft-results").exists()
+
+
+def test_lkft_ltp_build_says_a_bad_source_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "notltp" / "runtest").mkdir(parents=True)
+    done = subprocess.run([sys.executable, "-m", "pytest_lkft.cli", "ltp-build",
+                           str(tmp_path / "notltp"), f"--cache-dir={tmp_path / 'cache'}"],
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"lkft ltp-build: error: {tmp_path / 'notltp'} is not an LTP source "
+                           "(no include/tst_test.h, configure); pass an LTP release tarball "
+                           "(ltp-YYYYMMDD.tar.xz) or source directory\n")
+    assert not (tmp_path / "cache").exists()
+
+
+def test_an_architecture_ltp_is_not_built_for_is_one_line(pytester: pytest.Pytester,
+                                                           cache: Path) -> None:
+    need_qemu("qemu-system-sh4")
+    tree = ltp_source_tree(pytester.path / "ltp")
+    result = pytester.runpytest_subprocess(str(TESTSUITES / "test_ltp.py"),
+                                           f"--lkft-cache-dir={cache}", "--lkft-device=qemu-sh4",
+                                           f"--lkft-ltp-src={tree}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*LTP cannot be built for sh here; it builds for arm, arm64, "
+                                 "i386, mips, powerpc, riscv, s390, x86_64"])
+
+
+def test_a_missing_cross_compiler_names_its_package(pytester: pytest.Pytester,
+                                                     cache: Path) -> None:
+    need_qemu("qemu-system-riscv64")
+    if shutil.which("riscv64-linux-gnu-gcc"):
+        pytest.skip("riscv64-linux-gnu-gcc is installed here: nothing is missing")
+    tree = ltp_source_tree(pytester.path / "ltp")
+    result = pytester.runpytest_subprocess(str(TESTSUITES / "test_ltp.py"),
+                                           f"--lkft-cache-dir={cache}",
+                                           "--lkft-device=qemu-riscv64", f"--lkft-ltp-src={tree}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*riscv64-linux-gnu-gcc not found: gcc for riscv needs "
+                                 "`apt-get install gcc-riscv64-linux-gnu`"])
+
+
+def ltp_source_tree(path: Path) -> Path:
+    """The three things that make a directory an LTP source, and one runtest file."""
+    (path / "include").mkdir(parents=True)
+    (path / "runtest").mkdir()
+    (path / "include" / "tst_test.h").write_text("")
+    (path / "configure").write_text("#!/bin/sh\n")
+    (path / "runtest" / "smoketest").write_text(SMOKETEST)
+    return path
+
+
+def test_the_build_plan_names_only_the_directories_the_runtest_files_need(
+        tmp_path: Path) -> None:
+    tree = ltp_source_tree(tmp_path / "ltp")
+    for name, files in {"testcases/kernel/syscalls/abort": ["abort01.c"],
+                        "testcases/kernel/syscalls/fcntl": ["fcntl34.c", "fcntl01.c"],
+                        "testcases/kernel/fs/fs_bind": ["fs_bind_lib.sh"],
+                        "testcases/kernel/fs/fs_bind/bind": ["fs_bind01.sh"],
+                        "testcases/kernel/syscalls/unused": ["unused01.c"]}.items():
+        (tree / name).mkdir(parents=True)
+        (tree / name / "Makefile").write_text("")
+        for file in files:
+            (tree / name / file).write_text(". fs_bind_lib.sh\n" if file == "fs_bind01.sh"
+                                            else "")
+    commands = ["abort01", "fcntl34_64 -v", "fs_bind01.sh", "echo hello"]
+    assert directories_for(LtpSource(tree, "ltp"), commands) == (
+        ["testcases/kernel/fs/fs_bind", "testcases/kernel/syscalls/abort",
+         "testcases/kernel/syscalls/fcntl"], ["echo"])
+
+
+def test_a_kernel_builds_modules_and_config_make_the_rootfs_kernel_tree(tmp_path: Path) -> None:
+    """Not Debian's kernel: the build's modules tarball and .config, laid out as Debian's
+    package lays them, depmod'ed, the config where the runner points KCONFIG_PATH."""
+    if shutil.which("depmod") is None:
+        pytest.skip("depmod is not installed: run the README's test set-up (kmod)")
+    modules, config = tmp_path / "modules.tar.xz", tmp_path / ".config"
+    with tarfile.open(modules, "w:xz") as tar:
+        add_file(tar, "lib/modules/6.1.0-lkft/kernel/drivers/block/loop.ko", "not ELF")
+        add_file(tar, "lib/modules/6.1.0-lkft/modules.order", "kernel/drivers/block/loop.ko\n")
+    config.write_text("CONFIG_BLK_DEV_LOOP=m\n")
+    tree = disk.kernel_tree_from_build(modules, config, tmp_path / "cache")
+    assert tree.where == "" and tree.key.startswith("build:")
+    assert (tree.path / "boot" / "config-6.1.0-lkft").read_text() == "CONFIG_BLK_DEV_LOOP=m\n"
+    assert (tree.path / disk.KERNEL_CONFIG).read_text() == "CONFIG_BLK_DEV_LOOP=m\n"
+    assert "kernel/drivers/block/loop.ko:" in (
+        tree.path / "lib" / "modules" / "6.1.0-lkft" / "modules.dep").read_text()
+    assert disk.kernel_tree_from_build(modules, config, tmp_path / "cache") == tree  # made once
+    config.write_text("CONFIG_BLK_DEV_LOOP=y\n")  # rebuilt in place: another tree
+    again = disk.kernel_tree_from_build(modules, config, tmp_path / "cache")
+    assert again.key != tree.key
+    assert (again.path / disk.KERNEL_CONFIG).read_text() == "CONFIG_BLK_DEV_LOOP=y\n"
+
+
+def test_the_build_cache_key_is_the_source_arch_toolchain_linking_and_runtests(
+        tmp_path: Path) -> None:
+    if shutil.which("aarch64-linux-gnu-gcc") is None:
+        pytest.skip("aarch64-linux-gnu-gcc is not installed: run the README's test set-up")
+    tree = ltp_source_tree(tmp_path / "ltp")
+    (tree / "runtest" / "other").write_text("other01 other01\n")
+    for name in ("abort01", "other01"):
+        (tree / "testcases" / name).mkdir(parents=True)
+        (tree / "testcases" / name / f"{name}.c").write_text("")
+        (tree / "testcases" / name / "Makefile").write_text("")
+    (tree / "runtest" / "smoketest").write_text("abort01 abort01\nother01 other01\n")
+
+    def key(**changes: object) -> str:
+        inputs: dict[str, object] = {"source": tree, "runtests": ("smoketest",),
+                                     "cache_dir": tmp_path / "cache", **changes}
+        build = LtpBuild(**inputs)  # type: ignore[arg-type]
+        build.validate()
+        return build.cache_key()
+
+    base = key()
+    assert key(skips=("nothing01",)) == base  # a skip that keeps every directory: no rebuild
+    (tree / "README").write_text("changed\n")
+    changed = key()
+    keys = [base, changed, key(skips=("other01",)), key(runtests=("smoketest", "other")),
+            key(linking="dynamic"), key(target_arch="x86_64")]
+    assert len(set(keys)) == len(keys), keys
+
+
+HELLO = '#include <stdio.h>\nint main(void) { puts("hello01 1 TPASS : dynamic"); return 0; }\n'
+
+
+@pytest.mark.qemu
+def test_a_dynamically_linked_ltp_runs(pytester: pytest.Pytester, cache: Path) -> None:
+    need_qemu("qemu-system-aarch64")
+    if shutil.which("aarch64-linux-gnu-gcc") is None:
+        pytest.skip("aarch64-linux-gnu-gcc is not installed: run the README's test set-up")
+    (pytester.path / "hello.c").write_text(HELLO)
+    binary = pytester.path / "hello01"
+    subprocess.run(["aarch64-linux-gnu-gcc", "-o", str(binary), str(pytester.path / "hello.c")],
+                   check=True)
+    tarball = ltp_tarball(pytester.path / "ltp.tar.gz", {"dyn": "hello01 hello01\n"},
+                          programs=(binary,))
+    junit = pytester.path / "ltp.xml"
+    run(pytester, cache, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=dyn", f"--junitxml={junit}")
+    assert junit_results(junit) == {"ltp-dyn/run": "pass", "ltp-dyn/crash": "pass",
+                                    "ltp-dyn/hello01": "pass"}

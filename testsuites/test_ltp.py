@@ -14,20 +14,31 @@ the first run (reported then, items from the next run on), as kselftest's are.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from pytest_lkft.suites import ltp_cases, ltp_setup
+from pytest_lkft.devices.base import Device
+from pytest_lkft.suites import device_for, ltp_cases, ltp_setup
 
 NO_LTP = ("no LTP: pass --lkft-ltp PATH|URL, an LTP install tarball (the /opt/ltp tree), or "
           "--lkft-ltp-runtest NAME[,NAME] to run the runtest files of the rootfs's /opt/ltp")
-COMMAND = "sh /lkft/ltp-runner.sh {runtest}"
+COMMAND = "sh /lkft/ltp-runner.sh {runtest}"  # {runtest}: a checked name ([A-Za-z0-9_.+-])
 TIMEOUT = 3 * 3600  # ltp-syscalls takes about an hour on QEMU; --lkft-timeouts test= wins
 pytestmark = [
     pytest.mark.lkft_suite("ltp-{runtest}"),
     pytest.mark.lkft_parsed(format="ltp", command=COMMAND, timeout=TIMEOUT, cases=ltp_cases,
-                            setup=ltp_setup),
+                            setup=ltp_setup, resume=COMMAND),
     pytest.mark.usefixtures("runtest"),
 ]
+
+
+@pytest.fixture(scope="module")
+def device(request: pytest.FixtureRequest, lkft_device_name: str,
+           runtest: str) -> Iterator[Device]:
+    """A device of its own for each runtest file: one that a runtest file broke never
+    takes the next file's tests with it."""
+    yield from device_for(request, lkft_device_name, f"ltp-{runtest}" if runtest else "ltp")
 
 
 @pytest.fixture

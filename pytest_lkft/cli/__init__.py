@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bisect-step": ("pytest_lkft.cli.bisect",
                     "Test the tree's checkout once, for `git bisect run` (0/1/125)"),
     "rootfs": ("pytest_lkft.cli.rootfs", "Build the Debian rootfs of --lkft-rootfs=debian"),
+    "ltp-build": ("pytest_lkft.cli.ltpbuild", "Build LTP for a device as --lkft-ltp-src does"),
     "lava": ("pytest_lkft.cli.lava", "Print the LAVA job of a device, not submitted"),
 }
 

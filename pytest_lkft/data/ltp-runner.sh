@@ -1,12 +1,16 @@
 #!/bin/sh
-# ltp-runner.sh NAME: run pytest-lkft's plan of the LTP runtest file NAME on the device.
+# ltp-runner.sh NAME [AFTER]: run pytest-lkft's plan of the LTP runtest file NAME on the
+# device; with AFTER, only the tests after the tag AFTER (the run resumes there after the
+# device died during AFTER and was booted afresh).
 #
-# With --lkft-ltp the plan (/lkft/ltp/runtest/NAME) is the runtest file with the shard
-# and the skipfile already applied on the host. Without it, LTP is the rootfs's own
-# (/opt/ltp) and /lkft/ltp/settings is there: the plan is made here from
-# /opt/ltp/runtest/NAME with the shard ($LKFT_LTP_SHARD, INDEX/TOTAL) and the skipfile
-# tags (/lkft/ltp/skipfile, named $LKFT_LTP_SKIPFILE_NAME in the TCONF line), as
-# pytest_lkft/ltp.py's plan() does on the host.
+# /lkft/ltp/settings sets the per-test timeout ($LKFT_LTP_TIMEOUT seconds, times
+# $LTP_TIMEOUT_MUL when set, which the tests see too). With --lkft-ltp the plan
+# (/lkft/ltp/runtest/NAME) is the runtest file with the shard and the skipfile already
+# applied on the host. Without it ($LKFT_LTP_MAKE_PLAN=1), LTP is the rootfs's own
+# (/opt/ltp): the plan is made here from /opt/ltp/runtest/NAME with the shard
+# ($LKFT_LTP_SHARD, INDEX/TOTAL) and the skipfile tags (/lkft/ltp/skipfile, named
+# $LKFT_LTP_SKIPFILE_NAME in the TCONF line), as pytest_lkft/provision/ltp.py's plan()
+# does on the host.
 #
 # kirk runs the plan when /opt/ltp/kirk and python3 are there, else runltp when ltp-pan
 # is installed, else the loop below: POSIX sh (busybox is enough) printing ltp-pan's
@@ -14,12 +18,16 @@
 #   <<<test_start>>> / tag=TAG stime=T / <<<test_output>>> / the test's output /
 #   <<<execution_status>>> / duration=D termination_type=exited termination_id=RC ... /
 #   <<<test_end>>>
+# A test still running after the timeout is killed with its process group: its block
+# says `lkft: TBROK: timed out ...` and termination_type=signaled, and the next test runs.
 name=$1
+after=$2
 plan=/lkft/ltp/runtest/$name
 settings=/lkft/ltp/settings
 LTPROOT=/opt/ltp
 LTP_COLORIZE_OUTPUT=0
 PATH="$LTPROOT/testcases/bin:$PATH"
+LKFT_LTP_TIMEOUT=600
 export LTPROOT LTP_COLORIZE_OUTPUT PATH
 
 # The runtest files of the rootfs, comma-separated, for the message about a missing one.
@@ -51,8 +59,8 @@ if [ -z "$name" ]; then
     echo "ltp-runner: no runtest file named; usage: ltp-runner.sh RUNTEST" >&2
     exit 2
 fi
-if [ -f "$settings" ]; then
-    . "$settings"
+[ -f "$settings" ] && . "$settings"
+if [ "$LKFT_LTP_MAKE_PLAN" = 1 ]; then
     if [ ! -f "$LTPROOT/runtest/$name" ]; then
         echo "ltp-runner: no runtest file $LTPROOT/runtest/$name on the device;" \
             "$LTPROOT/runtest has: $(runtest_files)" >&2
@@ -65,6 +73,20 @@ if [ ! -f "$plan" ]; then
     exit 2
 fi
 
+# What LTP's tests expect of a system: loopback up, loop devices (a distribution's udev
+# loads the module; tst_device only looks for /dev/loop*), the kernel's config where
+# tst_kconfig looks first (when /proc/config.gz is not there).
+ip link set lo up 2>/dev/null || ifconfig lo up 2>/dev/null
+modprobe loop 2>/dev/null
+if [ ! -e /proc/config.gz ] && [ -f /lkft/kernel-config ] && [ -z "$KCONFIG_PATH" ]; then
+    export KCONFIG_PATH=/lkft/kernel-config
+fi
+limit=$LKFT_LTP_TIMEOUT
+if [ -n "$LTP_TIMEOUT_MUL" ]; then
+    export LTP_TIMEOUT_MUL
+    limit=$(awk -v t="$LKFT_LTP_TIMEOUT" -v m="$LTP_TIMEOUT_MUL" 'BEGIN { printf "%d", t * m + 0.5 }')
+fi
+
 if [ -x "$LTPROOT/kirk" ] && command -v python3 >/dev/null 2>&1; then
     cp "$plan" "$LTPROOT/runtest/lkft-$name" && cd "$LTPROOT" &&
         exec ./kirk --run-suite "lkft-$name" --no-colors
@@ -74,24 +96,87 @@ if [ -x "$LTPROOT/runltp" ] && [ -x "$LTPROOT/bin/ltp-pan" ]; then
         exec ./runltp -f "lkft-$name" -d "${TMPDIR:-/tmp}"
 fi
 
+# watch_tests: one process for the whole run (not one per test, which cost each test
+# three more processes): every second, the test of /tmp/.lkft-test ("PID START", START
+# in centiseconds since boot) that has run past $limit seconds is killed with its
+# process group, and /tmp/.lkft-timed-out.PID says so.
+watch_tests() {
+    while sleep 1; do
+        read -r pid started </tmp/.lkft-test 2>/dev/null || continue
+        uptime_cs
+        [ "$((cs - started))" -ge "$((limit * 100))" ] || continue
+        : >"/tmp/.lkft-timed-out.$pid"
+        kill -KILL -"$pid" 2>/dev/null
+    done
+}
+
+# run_test CMD: CMD in a session of its own (so a timeout kills all it started); its
+# exit status, 128+9 when the watcher killed it after $limit seconds.
+run_test() {
+    setsid sh -c "$1" </dev/null 2>&1 &
+    test_pid=$!
+    echo "$test_pid $start" >/tmp/.lkft-test
+    wait "$test_pid"
+    status=$?
+    : >/tmp/.lkft-test
+    if [ -f "/tmp/.lkft-timed-out.$test_pid" ]; then
+        echo "lkft: TBROK: timed out after $limit s (LKFT_LTP_TIMEOUT=$LKFT_LTP_TIMEOUT" \
+            "LTP_TIMEOUT_MUL=${LTP_TIMEOUT_MUL:-unset}), killed"
+    fi
+    return "$status"
+}
+
+# uptime_cs: $cs, centiseconds since boot (/proc/uptime; no process started per test).
+uptime_cs() {
+    read -r up _ </proc/uptime
+    cs=${up%.*}${up#*.}
+}
+
+uptime_cs
+booted=$(($(date +%s) - cs / 100))
+: >/tmp/.lkft-test
+watch_tests </dev/null >/dev/null 2>&1 &
+watcher=$!
+trap 'kill "$watcher" 2>/dev/null' EXIT
 cd "${TMPDIR:-/tmp}" || exit 2
 failed=0
+skipping=${after:+1}
 while read -r tag cmd; do
     case "$tag" in ''|'#'*) continue ;; esac
+    if [ -n "$skipping" ]; then
+        [ "$tag" = "$after" ] && skipping=
+        continue
+    fi
+    case "$cmd" in
+    "echo 'lkft: TCONF: "*"'; exit 32") # a skipfile tag: its block, no process started
+        text=${cmd#echo \'}
+        printf '<<<test_start>>>\ntag=%s stime=%s\ncmdline="%s"\ncontacts=""\nanalysis=exit\n' \
+            "$tag" "$booted" "$cmd"
+        printf '<<<test_output>>>\n%s\n<<<execution_status>>>\ninitiation_status="ok"\n' \
+            "${text%\'; exit 32}"
+        printf 'duration=0 termination_type=exited termination_id=32 corefile=no\n'
+        printf 'cutime=0 cstime=0\nlkft_elapsed=0.00\n<<<test_end>>>\n'
+        continue
+        ;;
+    esac
     echo "LTP: starting $tag ($cmd)" >/dev/kmsg 2>/dev/null
-    start=$(date +%s)
+    uptime_cs
+    start=$cs
     printf '<<<test_start>>>\ntag=%s stime=%s\ncmdline="%s"\ncontacts=""\nanalysis=exit\n' \
-        "$tag" "$start" "$cmd"
+        "$tag" "$((booted + start / 100))" "$cmd"
     echo "<<<test_output>>>"
-    (sh -c "$cmd") </dev/null 2>&1
+    run_test "$cmd"
     rc=$?
     how=exited
     if [ "$rc" -gt 128 ]; then how=signaled; rc=$((rc - 128)); fi
     [ "$rc" -ne 0 ] && [ "$rc" -ne 32 ] && failed=1
+    uptime_cs
+    elapsed=$((cs - start))
     printf '<<<execution_status>>>\ninitiation_status="ok"\n'
     printf 'duration=%s termination_type=%s termination_id=%s corefile=no\n' \
-        "$(($(date +%s) - start))" "$how" "$rc"
-    printf 'cutime=0 cstime=0\n<<<test_end>>>\n'
+        "$((elapsed / 100))" "$how" "$rc"
+    printf 'cutime=0 cstime=0\nlkft_elapsed=%d.%02d\n<<<test_end>>>\n' \
+        "$((elapsed / 100))" "$((elapsed % 100))"
 done <"$plan"
 if [ "$failed" -eq 0 ]; then
     echo "INFO: ltp-pan reported all tests PASS"

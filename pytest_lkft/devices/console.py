@@ -91,21 +91,30 @@ class TextSink(Protocol):
 class ConsoleLog:
     """pexpect's `logfile_read`: tee to the log file, the crash detector and a stream."""
 
-    def __init__(self, path: Path, detector: CrashDetector, stream: TextSink | None) -> None:
-        self.file = path.open("w", encoding="utf-8", errors="replace")
+    def __init__(self, path: Path, detector: CrashDetector, stream: TextSink | None,
+                 append: bool = False) -> None:
+        self.file = path.open("a" if append else "w", encoding="utf-8", errors="replace")
         self.detector = detector
         self.stream = stream
         self.tail: list[str] = []
+        self.held_cr = ""  # a chunk's trailing \r, until the next shows whether \n follows
         self.last_output = time.monotonic()
 
     def write(self, text: str) -> None:
         self.last_output = time.monotonic()
-        self.file.write(text)
+        self.file.write(self._lines(text))
         self.detector.feed(text)
         self._add_to_tail(text)
         if self.stream is not None:
             self.stream.write(text)
             self.stream.flush()
+
+    def _lines(self, text: str) -> str:
+        """`text` with the pty's `\r\r\n` and `\r\n` line ends as `\n` (issue 14)."""
+        text = self.held_cr + text
+        stripped = text.rstrip("\r")
+        self.held_cr = text[len(stripped):]
+        return NEWLINE.sub("\n", stripped)
 
     def _add_to_tail(self, text: str) -> None:
         """Keep the last TAIL_LINES lines whole: a shell under load echoes a command a
@@ -119,6 +128,8 @@ class ConsoleLog:
         self.file.flush()
 
     def close(self) -> None:
+        self.file.write(self.held_cr)
+        self.held_cr = ""
         self.file.close()
 
     def tail_text(self) -> str:

@@ -92,6 +92,7 @@ class CrashDetector:
         self.patterns = tuple(patterns)
         self.any = re.compile("|".join(f"(?:{p.regex.pattern})" for p in self.patterns))
         self.crashes: list[Crash] = []
+        self.booted_at = 0  # crashes before it belong to an earlier boot of the device
         self.context = ""
         self._partial = ""
         self._lineno = 0
@@ -124,7 +125,12 @@ class CrashDetector:
         self.crashes.append(crash)
         self._open = crash
 
+    def new_boot(self) -> None:
+        """The device boots again: earlier crashes stay listed but are no longer fatal to it."""
+        self.booted_at = len(self.crashes)
+        self._open, self._partial = None, ""
+
     @property
     def fatal(self) -> Crash | None:
-        """The first fatal crash (a panic), if any."""
-        return next((c for c in self.crashes if c.fatal), None)
+        """The first fatal crash (a panic) of the current boot, if any."""
+        return next((c for c in self.crashes[self.booted_at:] if c.fatal), None)

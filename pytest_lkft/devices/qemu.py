@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import shlex
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 from pytest_lkft.devices.base import ConsoleDevice
 from pytest_lkft.devices.console import Console, ConsoleLog, TextSink
 from pytest_lkft.errors import LkftError, UserError
-from pytest_lkft.files import write_atomically
+from pytest_lkft.files import atomically, write_atomically
 from pytest_lkft.provision.device import DeviceArtifacts
 from pytest_lkft.provision.kernelimage import image_banner, kernel_facts
 from pytest_lkft.provision.rootfs import decompress_to, rootfs_kind
@@ -61,37 +62,59 @@ class QemuDevice(ConsoleDevice):
         self.spec = spec
         self.console: Console | None = None
         self.attempted = False
+        self.restarts = 0
         self.binary = artifacts.qemu_binary or spec.qemu
         self.metadata = {"device": spec.name, "arch": spec.arch, **artifacts.metadata}
 
     def _root_args(self) -> tuple[list[str], list[str]]:
         """QEMU arguments and kernel arguments that attach the rootfs."""
-        rootfs = self.artifacts.rootfs
+        rootfs, disk = self.artifacts.rootfs, self.artifacts.disk
+        disk_args: list[str] = []
+        disk_cmdline: list[str] = []
+        if disk is not None:  # an ext4 root the loader initramfs mounts
+            disk_args, disk_cmdline = self._drive(disk), [f"lkft.root={self._root_device()}"]
         if rootfs is None:
-            return [], []
+            return disk_args, disk_cmdline
         if rootfs_kind(rootfs) == "ext4":
             if self.artifacts.overlays:
                 raise UserError(f"{rootfs}: modules or overlays need a cpio rootfs; "
                                 "pass --lkft-rootfs as a cpio archive")
             raw = decompress_to(rootfs, self.run_dir / "rootfs.ext4")
-            spec = self.spec
-            if self.artifacts.drive is not None:  # a disk Debian's kernels can reach
-                spec = dataclasses.replace(spec, drive=self.artifacts.drive)
-            root = "/dev/vda" if "virtio" in spec.drive else "/dev/sda"
-            args = spec.drive_args(raw)
-            args[args.index(next(a for a in args if "file=" in a))] += ",snapshot=on"
+            args = self._drive(raw)
             if self.artifacts.initrd is not None:  # it mounts the disk (the Debian rootfs)
                 args += ["-initrd", str(self.artifacts.initrd)]
-            return args, [f"root={root}", "rw", "rootwait"]
-        return ["-initrd", str(self._initrd(rootfs))], []
+            return args, [f"root={self._root_device()}", "rw", "rootwait"]
+        return ["-initrd", str(self._initrd(rootfs)), *disk_args], disk_cmdline
+
+    def _drive_spec(self) -> QemuSpec:
+        """The device's spec with the drive its kernel can reach (Debian's kernels: the
+        artifacts' drive)."""
+        if self.artifacts.drive is None:
+            return self.spec
+        return dataclasses.replace(self.spec, drive=self.artifacts.drive)
+
+    def _root_device(self) -> str:
+        return "/dev/vda" if "virtio" in self._drive_spec().drive else "/dev/sda"
+
+    def _drive(self, image: Path) -> list[str]:
+        """The device's drive holding `image`, in snapshot mode (the image is never written)."""
+        args = self._drive_spec().drive_args(image)
+        args[args.index(next(a for a in args if "file=" in a))] += ",snapshot=on"
+        return args
 
     def _initrd(self, rootfs: Path) -> Path:
-        """The rootfs with overlays appended (the kernel unpacks concatenated archives)."""
+        """The rootfs with overlays appended (the kernel unpacks concatenated archives),
+        made once beside the overlays (in the cache), not copied into every suite's run."""
         if not self.artifacts.overlays:
             return rootfs
-        combined = self.run_dir / "initrd.img"
-        with combined.open("wb") as out:
-            for part in [rootfs, *self.artifacts.overlays]:
+        parts = [rootfs, *self.artifacts.overlays]
+        key = hashlib.sha256("\0".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                                       for p in parts).encode()).hexdigest()[:32]
+        combined = self.artifacts.overlays[0].parent / f"initrd-{key}.img"
+        if combined.exists():
+            return combined
+        with atomically(combined) as partial, partial.open("wb") as out:
+            for part in parts:
                 with part.open("rb") as src:
                     shutil.copyfileobj(src, out, 1 << 20)
         return combined
@@ -102,7 +125,8 @@ class QemuDevice(ConsoleDevice):
         root_args, root_cmdline = self._root_args()
         cmdline = kernel_cmdline(spec, root_cmdline, self.artifacts.boot_args)
         check_cmdline(spec, cmdline)
-        command = [self.binary, "-M", spec.machine, "-cpu", spec.cpu, "-m", str(spec.memory),
+        memory = self.artifacts.memory or spec.memory
+        command = [self.binary, "-M", spec.machine, "-cpu", spec.cpu, "-m", str(memory),
                    "-smp", str(spec.smp), "-nographic", "-no-reboot",
                    "-kernel", str(self.artifacts.kernel), *root_args, "-append", cmdline]
         if self.artifacts.dtb is not None:
@@ -128,13 +152,24 @@ class QemuDevice(ConsoleDevice):
             messages = self.spec.boot_messages.given(self.artifacts.kernel_start_message,
                                                      self.artifacts.prompts)
             self.console = Console(command, ConsoleLog(self.console_log, self.detector,
-                                                       self.stream), messages)
+                                                       self.stream, append=self.restarts > 0),
+                                   messages)
             self.console.start()
             self.boot_time = self.console.boot(self.timeouts.boot, self.timeouts.silence)
             self.metadata.update(kernel_facts(self.console.kernel_banner))
         except (LkftError, OSError) as error:
             self.boot_error = self.broken = str(error)
         self.metadata["qemu_version"] = qemu_version(self.binary)
+
+    def restart(self) -> None:
+        """Boot afresh after the device broke (a panic, a hang): a new QEMU whose console
+        continues the same console.log; the crashes seen so far stay on record."""
+        self.close()
+        self.restarts += 1
+        self.attempted = False
+        self.broken = self.boot_error = None
+        self.detector.new_boot()
+        self.boot()
 
     @property
     def booted(self) -> bool:

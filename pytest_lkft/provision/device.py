@@ -15,6 +15,14 @@ from pathlib import Path
 from pytest_lkft.errors import UserError
 from pytest_lkft.provision.debiandevice import debian_boot, debian_kernel
 from pytest_lkft.provision.defaults import DefaultArtifacts, default_artifacts, default_busybox
+from pytest_lkft.provision.disk import (
+    KernelFiles,
+    Tree,
+    kernel_tree_from_build,
+    kernel_tree_from_deb,
+    loader_initramfs,
+    rootfs_disk,
+)
 from pytest_lkft.provision.kernelimage import arch_matches, describe, image_arch, not_a_kernel
 from pytest_lkft.provision.kselftest import KselftestStage
 from pytest_lkft.provision.libhugetlbfs import LibhugetlbfsStage
@@ -32,7 +40,11 @@ Fetch = Callable[[str, "str | None"], Path]
 class DeviceArtifacts:
     """What a QEMU device boots: kernel, rootfs (cpio or ext4), overlays, dtb; with an ext4
     rootfs, the initramfs that mounts it and the drive that attaches it (None: the
-    device's own); the kernel's config when it is known."""
+    device's own); the kernel's config when it is known.
+
+    With a `disk` (an ext4 root holding LTP, `pytest_lkft.provision.disk`), `rootfs` is the
+    loader initramfs that mounts it.
+    """
 
     kernel: Path
     rootfs: Path | None = None
@@ -46,15 +58,23 @@ class DeviceArtifacts:
     initrd: Path | None = None
     drive: str | None = None
     kernel_config: Path | None = None
+    disk: Path | None = None
+    memory: int | None = None  # MiB, instead of the device's
 
 
 def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path,
-              stages: Sequence[Stage] | None = None, kernel_config: Path | None = None,
+              stages: Sequence[Stage] | None = None, built: KernelFiles | None = None,
               extra_overlays: Sequence[Path] = ()) -> DeviceArtifacts:
     """Resolve everything `spec` needs to boot, downloading through `fetch`; each stage
     (default: the built-in ones) lays its overlays over the rootfs, in order, then
-    `extra_overlays`. `kernel_config` is the config of the kernel the settings give (a
-    build's)."""
+    `extra_overlays`. `built` are the modules and config of the kernel the settings give
+    (a build's).
+
+    When a stage lays whole trees (LTP), the default rootfs, the overlays, the trees and
+    the kernel's modules and config (the build's, else the Debian package's) go onto an
+    ext4 disk instead (`pytest_lkft.provision.disk`).
+    """
+    kernel_config = built.config if built is not None else None
     get = _getter(fetch)
     debian = debian_format(settings.rootfs)
     needs = selected_needs(settings.tests)
@@ -79,20 +99,29 @@ def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path
     check_kernel(spec, kernel, shown)
     context = StageContext(settings, spec, get, cache_root)
     overlays: list[Path] = []
+    trees: list[Tree] = []
     for stage in BUILT_IN_STAGES if stages is None else stages:
         staged = stage.stage(context)
         if staged is not None:
             overlays += staged.overlays
+            trees += staged.trees
             metadata.update(staged.metadata)
     overlays += extra_overlays
+    if debian and trees:
+        raise UserError(f"{settings.source('lkft_rootfs')} {settings.rootfs} cannot carry an "
+                        "LTP install yet (it goes onto a disk made from the default rootfs); "
+                        "drop --lkft-rootfs for the ltp-* suites")
     found = DeviceArtifacts(kernel=kernel, rootfs=rootfs, overlays=overlays,
                             dtb=get(settings.dtb), boot_args=settings.boot_args,
                             kernel_start_message=settings.kernel_start_message,
-                            prompts=settings.prompts,
-                            qemu_binary=settings.qemu_binary, metadata=metadata,
-                            kernel_config=kernel_config)
+                            prompts=settings.prompts, qemu_binary=settings.qemu_binary,
+                            metadata=metadata, kernel_config=kernel_config,
+                            memory=settings.memory)
     if debian:
         _boot_debian(found, spec, debian, needs, cache_root, fetch, defaults)
+    elif trees:
+        _on_disk(found, trees, _kernel_tree(settings, defaults, built, cache_root),
+                 defaults, cache_root)
     return found
 
 
@@ -107,6 +136,31 @@ def _boot_debian(found: DeviceArtifacts, spec: QemuSpec, fmt: str, needs: list[S
     found.rootfs, found.initrd, found.overlays = boot.rootfs, boot.initrd, boot.overlays
     found.drive = boot.drive
     found.metadata.update(boot.metadata)
+
+
+def _kernel_tree(settings: Settings, defaults: DefaultArtifacts | None,
+                 built: KernelFiles | None, cache_root: Path) -> Tree | None:
+    """The kernel's modules and config: a build's, else the Debian package's."""
+    if built is not None:
+        return kernel_tree_from_build(built.modules, built.config, cache_root)
+    if settings.kernel is None and defaults is not None and defaults.kernel_deb:
+        return kernel_tree_from_deb(Path(defaults.kernel_deb), cache_root)
+    return None
+
+
+def _on_disk(found: DeviceArtifacts, trees: list[Tree], kernel: Tree | None,
+             defaults: DefaultArtifacts | None, cache_root: Path) -> None:
+    """Move the rootfs, its overlays and `trees` onto an ext4 disk, booted by a loader."""
+    if defaults is None or found.rootfs != defaults.rootfs or not defaults.busybox:
+        raise UserError(f"{found.metadata['rootfs']}: whole trees (an LTP install) go onto a "
+                        "disk built from the default rootfs; drop --lkft-rootfs")
+    assert found.rootfs is not None
+    if kernel is not None:
+        trees = [kernel, *trees]
+    found.disk = rootfs_disk([found.rootfs, *found.overlays], trees, cache_root)
+    found.rootfs = loader_initramfs(Path(defaults.busybox), kernel, cache_root)
+    found.overlays = []
+    found.metadata["disk"] = str(found.disk)
 
 
 def _getter(fetch: Fetch) -> Getter:

@@ -36,8 +36,10 @@ ln -sf /proc/self/fd /dev/fd
 ln -sf /proc/self/fd/0 /dev/stdin
 ln -sf /proc/self/fd/1 /dev/stdout
 ln -sf /proc/self/fd/2 /dev/stderr
-[ -d /lib/modules ] && depmod -a 2>/dev/null
+[ -d /lib/modules ] && [ ! -e "/lib/modules/$(uname -r)/modules.dep" ] && depmod -a 2>/dev/null
 hostname lkft
+ip link set lo up 2>/dev/null
+[ -d /lib/modules ] && modprobe loop 2>/dev/null
 echo "lkft: init done"
 while true; do setsid cttyhack sh -l; done
 """

@@ -10,10 +10,11 @@ the `pytest_lkft_stages` hook). Recipe: docs/architecture.md.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from pytest_lkft.provision.disk import Tree
 from pytest_lkft.settings.device import Settings
 from pytest_lkft.settings.devices import QemuSpec
 
@@ -37,10 +38,15 @@ class StageContext:
 
 @dataclass
 class Staged:
-    """A stage's output: overlays in order, and metadata (`lkft.meta.*` of every case)."""
+    """A stage's output: overlays in order, and metadata (`lkft.meta.*` of every case).
+
+    `trees` are whole directories laid into the rootfs (an LTP install): the rootfs then
+    goes onto a disk (`pytest_lkft.provision.disk`), as RAM cannot hold every test set.
+    """
 
     overlays: list[Path]
     metadata: dict[str, str]
+    trees: list[Tree] = field(default_factory=list)
 
 
 class Stage(Protocol):

@@ -47,9 +47,14 @@ def lkft_device_name() -> str:
 @pytest.fixture(scope="module")
 def device(request: pytest.FixtureRequest, lkft_device_name: str) -> Iterator[Device]:
     """The device of this suite run: booted by its first test, stopped at the suite's end."""
+    yield from device_for(request, lkft_device_name, suite_name(request.node))
+
+
+def device_for(request: pytest.FixtureRequest, lkft_device_name: str,
+               suite: str) -> Iterator[Device]:
+    """A device for `suite`'s run (results in `<results>/<device>/<suite>`), closed after."""
     config = request.config
     settings = config.stash[SETTINGS_KEY]
-    suite = suite_name(request.node)
     run_dir = settings.results_dir / lkft_device_name / suite
     stream = terminal(config) if settings.console else None
     try:
@@ -82,11 +87,13 @@ def lkft_suite_run(request: pytest.FixtureRequest, device: Device) -> SuiteRun:
         device.boot()
         settings = request.config.stash[SETTINGS_KEY]
         command, setup = marker.kwargs.get("command"), marker.kwargs.get("setup")
+        resume = marker.kwargs.get("resume")
         runs[suite] = run_suite(device, suite,
                                 fill_command(command, request.node) if command else None,
                                 marker.kwargs.get("format", "auto"),
                                 settings.timeouts.for_suite(marker.kwargs.get("timeout")),
-                                setup(request.config) if callable(setup) else None)
+                                setup(request.config) if callable(setup) else None,
+                                fill_command(resume, request.node) if resume else None)
     return runs[suite]
 
 

@@ -16,6 +16,7 @@ from pytest_lkft.settings.device import Settings
 from pytest_lkft.settings.options import OPTIONS, Option, Resolver
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
+LTP_MISSING_KEY = pytest.StashKey[list[str]]()  # LKFT's runtest files the given LTP lacks
 GROUP = ("lkft", "Linux kernel functional testing")
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from pytest_lkft.errors import LkftError
 from pytest_lkft.provision.device import DeviceArtifacts, provision
+from pytest_lkft.provision.disk import KernelFiles
 from pytest_lkft.provision.stages import Stage
 from pytest_lkft.pytestplugin.build import (
     build_properties,
@@ -80,7 +81,8 @@ def _provision(config: pytest.Config, name: str) -> Provisioned:
         return ProvisionFailure(f"{name}: {failure_reason(built)}", skip=True)
     modules = str(built.modules) if built.modules else settings.modules
     artifacts = provision(dataclasses.replace(settings, kernel=str(built.kernel), modules=modules),
-                          spec, cache.fetch, cache.root, stages, built.config,
+                          spec, cache.fetch, cache.root, stages,
+                          KernelFiles(built.modules, built.config),
                           device_overlays(built, cache.root))
     artifacts.metadata.update({k.removeprefix("lkft.meta."): v
                                for k, v in build_properties(built)})

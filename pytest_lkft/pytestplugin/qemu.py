@@ -90,7 +90,8 @@ def start_preboot(config: pytest.Config) -> None:
     """Boot the first device in the background while pytest collects (see `preboot`)."""
     settings = config.stash[SETTINGS_KEY]
     xdist = bool(getattr(config.option, "numprocesses", None)) or hasattr(config, "workerinput")
-    builds = config.stash.get(BUILD_SETTINGS_KEY, None) is not None  # a build outlasts startup
+    # a kernel or LTP build outlasts startup
+    builds = config.stash.get(BUILD_SETTINGS_KEY, None) is not None or bool(settings.ltp_src)
     if builds or not wanted(settings, bool(config.option.collectonly), xdist):
         return
     if not isinstance(kind_of(config, settings.devices[0]), QemuKind):

@@ -16,12 +16,12 @@ from pytest_lkft.pytestplugin.cache import CACHE_KEY, cache_from_config, summary
 from pytest_lkft.pytestplugin.collection import SuiteRunOrder, collect_results, collect_suites
 from pytest_lkft.pytestplugin.devicekinds import check_devices, configure_kinds, device_arch
 from pytest_lkft.pytestplugin.extras import ExtraCases
-from pytest_lkft.pytestplugin.options import SETTINGS_KEY, resolve_settings
+from pytest_lkft.pytestplugin.options import LTP_MISSING_KEY, SETTINGS_KEY, resolve_settings
 from pytest_lkft.pytestplugin.provisioning import STAGES_KEY
 from pytest_lkft.pytestplugin.qemu import start_preboot
 from pytest_lkft.pytestplugin.selection import SuiteSelection
 from pytest_lkft.pytestplugin.terminal import open_terminal
-from pytest_lkft.settings.device import Settings
+from pytest_lkft.settings.device import Settings, is_url
 
 MARKERS = (
     "lkft_suite(name): the SQUAD suite name of the tests in this module",
@@ -29,10 +29,12 @@ MARKERS = (
     "lkft_crash_check: the suite's crash check; skipped when nothing booted the device",
     "lkft_run_check: the run of a parsed suite; runs before the suite's cases",
     "lkft_parsed(format, command=None, timeout=None, silent_reason=None, cases=None, "
-    "setup=None): a suite whose cases come from parsing the output of `command` (None: the "
-    "boot console); no output at all skips it with silent_reason when given; cases(config) "
-    "-> {suite: [case, ...]} names the cases a plan promises before the run; setup(config) "
-    "-> a command to run on the device before `command`, or None",
+    "setup=None, resume=None): a suite whose cases come from parsing the output of `command` "
+    "(None: the boot console); no output at all skips it with silent_reason when given; "
+    "cases(config) -> {suite: [case, ...]} names the cases a plan promises before the run; "
+    "setup(config) -> a command to run on the device before `command`, or None; resume: a "
+    "command that, given a case's name as its last argument, runs the cases after it (the "
+    "device is booted afresh when a case killed it)",
     "lkft_commands(func): func(params) -> the shell commands the test runs on its device, in "
     "order; a batch device (LAVA) runs a suite's commands in one job",
 )
@@ -69,11 +71,31 @@ def _check(config: pytest.Config) -> Settings:
     cache_from_config(config)
     configure_kinds(config)
     check_devices(config, settings.devices)
-    built = build.settings_from(config, [device_arch(config, n) for n in settings.devices])
+    archs = [device_arch(config, n) for n in settings.devices]
+    built = build.settings_from(config, archs)
+    if settings.ltp_src:
+        check_ltp_build(settings, archs)
     if settings.kselftest and built is not None and "kselftest" in built.targets:
         raise UserError("--lkft-kselftest and --lkft-build-targets with kselftest both give "
                         "the kselftests; pass one")
     return settings
+
+
+def check_ltp_build(settings: Settings, archs: list[str]) -> None:
+    """--lkft-ltp-src: the source, each device's architecture and its cross compiler checked
+    before anything builds or boots (a URL's source is checked once fetched)."""
+    from pathlib import Path
+
+    from pytest_lkft.build.ltp import LtpBuild
+
+    given = settings.ltp_src or ""
+    for arch in sorted(set(archs)):
+        build = LtpBuild(source=Path(given), target_arch=arch, linking=settings.ltp_linking,
+                         runtests=settings.ltp_runtest, shown=given)
+        if is_url(given):
+            build.check_toolchain()
+        else:
+            build.validate()
 
 
 def session_start(session: pytest.Session) -> None:
@@ -107,11 +129,15 @@ def header_lines(config: pytest.Config) -> list[str] | None:
 def ltp_header(settings: Settings) -> list[str]:
     """`lkft: ltp=... runtest=... skipfile=... shard=...` when an LTP tarball or runtest
     files are given (`ltp=rootfs`: the rootfs's own /opt/ltp)."""
-    if not settings.ltp and not settings.ltp_runtest:
+    if not settings.ltp and not settings.ltp_runtest and not settings.ltp_src:
         return []
     runtests = ",".join(settings.ltp_runtest) or "default"
-    return [f"lkft: ltp={settings.ltp or 'rootfs'} runtest={runtests} "
-            f"skipfile={settings.ltp_skipfile or 'none'} shard={settings.ltp_shard or 'all'}"]
+    given = settings.ltp or "rootfs"
+    if settings.ltp_src:
+        given = f"build:{settings.ltp_src} linking={settings.ltp_linking}"
+    return [f"lkft: ltp={given} runtest={runtests} "
+            f"skipfile={settings.ltp_skipfile or 'none'} shard={settings.ltp_shard or 'all'} "
+            f"timeout={settings.ltp_timeout:g}"]
 
 
 def summary_lines(config: pytest.Config) -> list[str]:
@@ -120,6 +146,10 @@ def summary_lines(config: pytest.Config) -> list[str]:
     if settings is None or not settings.devices:
         return []
     lines = [f"lkft: console logs and reproducers in {settings.results_dir}"]
+    missing = config.stash.get(LTP_MISSING_KEY, [])
+    if missing:
+        lines.append(f"lkft: LKFT's LTP runtest files {', '.join(missing)} are not in "
+                     f"{settings.ltp or settings.ltp_src}: not run")
     if not hasattr(config, "workerinput"):
         lines.append(summary_line(config.stash[CACHE_KEY]))
     return lines

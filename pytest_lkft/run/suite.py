@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 from dataclasses import dataclass, field
 
 from pytest_lkft.devices.base import Device
@@ -23,6 +24,7 @@ from pytest_lkft.parsers.scripted import suite_skip
 
 LAST_START = re.compile(r"(?s:.*)^LKFT-START\r*$", re.MULTILINE)  # see console.run
 MISSING = "missing: the run did not report it"  # the error of a known case a run omitted
+MAX_RESTARTS = 10  # fresh boots of one suite run, each after a case killed the device
 
 
 @dataclass
@@ -34,6 +36,7 @@ class SuiteRun:
     problem: str = ""  # why the run itself failed (no output, device died, ...)
     silent: bool = False  # the run printed nothing of its format at all
     skipped: str = ""  # why the suite could not run here (its script said `LKFT-SKIP:`)
+    restarts: int = 0  # times the device was booted afresh to resume the run
 
     def case(self, name: str, crash: str = "") -> Case:
         """The named case, or an error case saying it is missing (a skip when the suite
@@ -50,33 +53,39 @@ class SuiteRun:
 
 
 def run_suite(device: Device, suite: str, command: str | None, fmt: str,
-              timeout: float | None = None, setup: str | None = None) -> SuiteRun:
+              timeout: float | None = None, setup: str | None = None,
+              resume: str | None = None) -> SuiteRun:
     """Run `command` (None: use the boot's console) on `device` and parse its output.
 
     `setup`, a command run first (e.g. one installing a runner script), must exit 0.
+    `resume` goes on after a case: when the device died (a panic, a timeout) during a
+    case and it can boot afresh (`restart()`), the lost case fails naming why, the
+    device boots again, and `resume` with the lost case's name appended (quoted) runs
+    the cases after it.
     """
     run = SuiteRun(suite)
     if setup is not None and command is not None:
         run.problem = setup_problem(device, setup, timeout)
         if run.problem:
             return run
-    started = not device.broken  # a broken device refuses the command: it prints nothing
-    status = 0
-    try:
-        if command is None:
-            text = console_text(device)
-        else:
-            result = device.run(command, timeout)
-            text, status = result.output, result.exit_status
-    except DeviceBroken as error:  # what the console showed since the command began
-        run.problem = str(error).splitlines()[0]
-        text = ""
-        if command is None:
-            text = console_text(device)
-        elif started:
-            text = since_last_command(device)
-    cases = unique_names(parse(text.splitlines(), fmt, suite), lambda c: c.name)
-    run.cases = {name: dataclasses.replace(case, name=name) for name, case in cases}
+    text, status, run.problem = run_command(device, command, timeout)
+    cases = parse(text.splitlines(), fmt, suite)
+    while run.problem and resume and command and run.restarts < MAX_RESTARTS:
+        lost = cases[-1] if cases and cases[-1].result is Result.ERROR else None
+        restart = getattr(device, "restart", None)
+        if lost is None or restart is None:
+            break
+        lost.result, lost.reason = Result.FAIL, f"lost: {run.problem}"
+        run.restarts += 1
+        restart()
+        run.problem = setup_problem(device, setup, timeout) if setup else ""
+        if run.problem:
+            break
+        text, status, run.problem = run_command(
+            device, f"{resume} {shlex.quote(lost.name)}", timeout)
+        cases += parse(text.splitlines(), fmt, suite)
+    named = unique_names(cases, lambda c: c.name)
+    run.cases = {name: dataclasses.replace(case, name=name) for name, case in named}
     run.skipped = suite_skip(text)
     if not run.cases and not run.problem and not run.skipped:
         run.silent = True
@@ -86,6 +95,23 @@ def run_suite(device: Device, suite: str, command: str | None, fmt: str,
             run.problem = (f"{last} (exit status {status}, no {fmt} output; see "
                            f"{device.console_log})")
     return run
+
+
+def run_command(device: Device, command: str | None,
+                timeout: float | None) -> tuple[str, int, str]:
+    """(output, exit status, why the device broke or "") of `command` (None: the console
+    of the boot); a broken device gives what the console showed since the command began."""
+    started = not device.broken  # a broken device refuses the command: it prints nothing
+    try:
+        if command is None:
+            return console_text(device), 0, ""
+        result = device.run(command, timeout)
+        return result.output, result.exit_status, ""
+    except DeviceBroken as error:
+        problem = str(error).splitlines()[0]
+        if command is None:
+            return console_text(device), 0, problem
+        return since_last_command(device) if started else "", 0, problem
 
 
 def setup_problem(device: Device, setup: str, timeout: float | None) -> str:

@@ -9,6 +9,7 @@ architecture) is checked by each device kind (`pytest_lkft.pytestplugin.deviceki
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ from pytest_lkft.settings.rootfs import debian_format
 FILE_OPTIONS = ("lkft_kernel", "lkft_rootfs", "lkft_modules", "lkft_dtb", "lkft_ltp",
                 "lkft_ltp_skipfile", "lkft_libhugetlbfs")
 PARAMETER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+RUNTEST_NAME = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]*$")
+LTP_LINKINGS = ("static", "dynamic")
+LTP_TIMEOUT = 600.0  # seconds one LTP test may run on the device (times LTP_TIMEOUT_MUL)
 
 
 # What a console shows when the kernel starts (its first group: the kernel version, a
@@ -134,6 +138,11 @@ class Settings:
     ltp_runtest: tuple[str, ...] = ()
     ltp_skipfile: str | None = None
     ltp_shard: Shard | None = None
+    ltp_src: str | None = None
+    ltp_linking: str = "static"
+    ltp_timeout: float = LTP_TIMEOUT
+    ltp_timeout_mul: str = ""  # $LTP_TIMEOUT_MUL of the run, passed on to the device
+    memory: int | None = None
     boot_args: str = ""
     kernel_start_message: str = ""  # "" and (): the device's own
     prompts: tuple[str, ...] = ()
@@ -154,10 +163,12 @@ class Settings:
             "lkft_kernel", "lkft_rootfs", "lkft_modules", "lkft_kselftest", "lkft_dtb",
             "lkft_ltp", "lkft_ltp_skipfile", "lkft_ltp_shard", "lkft_boot_args",
             "lkft_kernel_start_message", "lkft_qemu_binary", "lkft_timeouts",
-            "lkft_results_dir", "lkft_libhugetlbfs")}
+            "lkft_results_dir", "lkft_libhugetlbfs", "lkft_ltp_src", "lkft_ltp_linking",
+            "lkft_ltp_timeout", "lkft_memory", "lkft_ltp_runtest")}
         values = {dest: resolved.value for dest, resolved in found.items()}
         sources = {dest: resolved.source for dest, resolved in found.items()}
         check_files(values, sources)
+        check_ltp(values, sources)
         tests, prompts = options.values("lkft_tests"), options.values("lkft_prompts")
         check_regexes({"lkft_kernel_start_message": (values["lkft_kernel_start_message"],),
                        "lkft_prompts": prompts.value},
@@ -175,11 +186,15 @@ class Settings:
             kselftest=values["lkft_kselftest"],
             dtb=values["lkft_dtb"],
             ltp=values["lkft_ltp"],
-            ltp_runtest=tuple(name.strip() for name in
-                              (options.value("lkft_ltp_runtest").value or "").split(",")
-                              if name.strip()),
+            ltp_runtest=runtest_names(values["lkft_ltp_runtest"] or ""),
             ltp_skipfile=values["lkft_ltp_skipfile"],
             ltp_shard=shard,
+            ltp_src=values["lkft_ltp_src"],
+            ltp_linking=values["lkft_ltp_linking"] or "static",
+            ltp_timeout=positive(values["lkft_ltp_timeout"], sources["lkft_ltp_timeout"],
+                                 LTP_TIMEOUT),
+            ltp_timeout_mul=os.environ.get("LTP_TIMEOUT_MUL", ""),
+            memory=int(positive(values["lkft_memory"], sources["lkft_memory"], 0)) or None,
             boot_args=values["lkft_boot_args"] or "",
             kernel_start_message=values["lkft_kernel_start_message"] or "",
             prompts=prompts.value,
@@ -209,6 +224,45 @@ def parse_parameters(given: Resolved) -> tuple[tuple[str, str], ...]:
         name, _, value = text.partition("=")
         pairs.append((name, value))
     return tuple(pairs)
+
+
+def runtest_names(text: str, source: str = "--lkft-ltp-runtest") -> tuple[str, ...]:
+    """`syscalls,mm` as names; a name that is no runtest file's (it reaches the device's
+    shell and a path) is refused in one line."""
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    for name in names:
+        if not RUNTEST_NAME.match(name):
+            raise UserError(f"{source} {name!r} is not a runtest file's name: use letters, "
+                            "digits and _.+- only, e.g. syscalls,mm")
+    return names
+
+
+def positive(text: str | None, source: str, default: float) -> float:
+    """A positive number given as text, `default` when not given; one line when bad."""
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise UserError(f"invalid value {text!r} from {origin(source)}; give a positive "
+                        "number")
+    return value
+
+
+def check_ltp(values: dict[str, str | None], sources: dict[str, str]) -> None:
+    """Refuse a missing LTP source, an unknown linking, two sources of LTP."""
+    src, linking = values.get("lkft_ltp_src"), values.get("lkft_ltp_linking")
+    if src and not is_url(src) and not Path(src).exists():
+        raise UserError(f"{sources['lkft_ltp_src']} {src}: no such file or directory; pass an "
+                        "LTP release tarball, source directory or URL")
+    if src and values.get("lkft_ltp"):
+        raise UserError(f"{sources['lkft_ltp']} and {sources['lkft_ltp_src']} both give LTP; "
+                        "pass one")
+    if linking and linking not in LTP_LINKINGS:
+        raise UserError(f"invalid {sources['lkft_ltp_linking']} {linking!r}; use static or "
+                        "dynamic")
 
 
 def is_url(value: str) -> bool:

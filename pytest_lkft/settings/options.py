@@ -73,6 +73,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("--lkft-dtb", "Device tree blob", "LKFT_DTB", "PATH|URL"),
     Option("--lkft-ltp", "LTP install tarball (the /opt/ltp tree), put into the rootfs for "
            "the ltp-* suites", "LKFT_LTP", "PATH|URL"),
+    Option("--lkft-ltp-src", "LTP source (release tarball or directory) to cross-build for "
+           "the device and put into the rootfs for the ltp-* suites", "LKFT_LTP_SRC",
+           "TARBALL|DIR|URL"),
+    Option("--lkft-ltp-linking", "How --lkft-ltp-src is linked: static (default) or dynamic "
+           "(the cross C library is laid into the rootfs)", "LKFT_LTP_LINKING",
+           "static|dynamic"),
+    Option("--lkft-ltp-timeout", "Seconds one LTP test may run on the device before it is "
+           "killed and failed (default 600; times $LTP_TIMEOUT_MUL when set)",
+           "LKFT_LTP_TIMEOUT", "S"),
     Option("--lkft-ltp-runtest", "LTP runtest files to run (default: LKFT's set, those the "
            "tarball has); without --lkft-ltp, those of the rootfs's own /opt/ltp",
            "LKFT_LTP_RUNTEST", "NAME[,NAME]"),
@@ -80,6 +89,8 @@ OPTIONS: tuple[Option, ...] = (
            "LKFT_LTP_SKIPFILE", "PATH"),
     Option("--lkft-ltp-shard", "Run the INDEX-th LTP test of each runtest file and every "
            "TOTAL-th after it", "LKFT_LTP_SHARD", "INDEX/TOTAL"),
+    Option("--lkft-memory", "Guest RAM in MiB instead of the device's (e.g. 2048)",
+           "LKFT_MEMORY", "MIB"),
     Option("--lkft-boot-args", "Extra kernel command line arguments", "LKFT_BOOT_ARGS",
            "ARGS"),
     Option("--lkft-kernel-start-message", "Regular expression the console shows when the "

@@ -14,6 +14,7 @@ from pytest_lkft.devices.base import Device
 from pytest_lkft.devices.console import CommandResult
 from pytest_lkft.errors import DeviceBroken
 from pytest_lkft.parsers.model import Case, Result
+from pytest_lkft.pytestplugin.fixtures import device_for
 from pytest_lkft.pytestplugin.items import CaseFailed, metric_properties, replay
 from pytest_lkft.pytestplugin.options import SETTINGS_KEY
 from pytest_lkft.pytestplugin.parsed import check_run
@@ -30,10 +31,10 @@ from pytest_lkft.suites.scripted import (
     scripted_suite,
 )
 
-__all__ = ["OUTPUT_TAIL", "SETTINGS_KEY", "kselftest_collections", "kselftest_install",
-           "lkft_case", "lkft_needs", "ltp_cases", "ltp_setup", "modules_under_test",
-           "run_case", "script_command", "script_setup", "scripted_suite", "test_case",
-           "test_crash", "test_run"]
+__all__ = ["OUTPUT_TAIL", "SETTINGS_KEY", "device_for", "kselftest_collections",
+           "kselftest_install", "lkft_case", "lkft_needs", "ltp_cases", "ltp_setup",
+           "modules_under_test", "run_case", "script_command", "script_setup", "scripted_suite",
+           "test_case", "test_crash", "test_run"]
 
 OUTPUT_TAIL = 20
 

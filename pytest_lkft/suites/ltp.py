@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from pytest_lkft.build.ltp import LtpSource, choose_runtests, missing_defaults
 from pytest_lkft.errors import LkftError
 from pytest_lkft.provision import ltp
 from pytest_lkft.pytestplugin.cache import local_file
-from pytest_lkft.pytestplugin.options import SETTINGS_KEY
+from pytest_lkft.pytestplugin.options import LTP_MISSING_KEY, SETTINGS_KEY
 
 LTP_KEY = pytest.StashKey[dict[str, list[str]]]()
 
 
 def cases(config: pytest.Config) -> dict[str, list[str]]:
-    """`ltp-<runtest>` -> the tags its run is to report (the shard's), from --lkft-ltp.
+    """`ltp-<runtest>` -> the tags its run is to report (the shard's), from --lkft-ltp or
+    the runtest files of --lkft-ltp-src (read in place, before anything is built).
 
     Read once per process (the tarball is fetched now if it is a URL); a runtest file
     asked for but missing is one line naming it and the files the tarball has. Without
-    --lkft-ltp, each --lkft-ltp-runtest name is a suite of the rootfs's own LTP whose
+    either, each --lkft-ltp-runtest name is a suite of the rootfs's own LTP whose
     tags are learned from its first run (none promised).
     """
     if LTP_KEY not in config.stash:
@@ -26,30 +30,41 @@ def cases(config: pytest.Config) -> dict[str, list[str]]:
 
 
 def _plans(config: pytest.Config) -> dict[str, list[str]]:
-
+    """The plans of the runtest files to run (see `cases`)."""
     settings = config.stash[SETTINGS_KEY]
-    if not settings.ltp:
+    given = settings.ltp or settings.ltp_src
+    if not given:
         return {f"ltp-{name}": [] for name in settings.ltp_runtest}
     try:
-        texts = ltp.runtest_files(local_file(config, settings.ltp))
-        names = ltp.choose_runtests(list(texts), settings.ltp_runtest, settings.ltp)
+        texts = runtest_texts(local_file(config, given), given, bool(settings.ltp))
+        names = choose_runtests(list(texts), settings.ltp_runtest, given)
     except LkftError as error:  # one line, not a collection traceback
         pytest.fail(str(error), pytrace=False)
+    if not settings.ltp_runtest:
+        config.stash[LTP_MISSING_KEY] = missing_defaults(list(texts))
     return {f"ltp-{name}": [tag for tag, _ in ltp.plan(texts[name], settings.ltp_shard)]
             for name in names}
+
+
+def runtest_texts(path: Path, shown: str, installed: bool) -> dict[str, str]:
+    """The runtest files of an install tarball (`installed`) or of an LTP source."""
+    if installed:
+        return ltp.runtest_files(path)
+    source = LtpSource(path.resolve(), shown)
+    source.check()
+    return source.runtest_texts()
 
 
 def setup(config: pytest.Config) -> str | None:
     """The command that readies a device for the rootfs's LTP (runner, shard, skipfile
     tags; see `pytest_lkft.provision.ltp.rootfs_setup`); None with --lkft-ltp (the overlay
     has it)."""
-
     settings = config.stash[SETTINGS_KEY]
-    if settings.ltp or not settings.ltp_runtest:
+    if settings.ltp or settings.ltp_src or not settings.ltp_runtest:
         return None
     skipfile = settings.ltp_skipfile
     try:
         skips = ltp.read_skipfile(local_file(config, skipfile)) if skipfile else []
     except LkftError as error:  # one line, not a fixture traceback
         pytest.fail(str(error).splitlines()[0], pytrace=False)
-    return ltp.rootfs_setup(settings.ltp_shard, skips, ltp.skipfile_label(skipfile or ""))
+    return ltp.rootfs_setup(settings, skips)
