@@ -44,3 +44,16 @@ def write_atomically(path: Path, data: bytes | str | Path, mode: int | None = No
         if mode is not None:
             partial.chmod(mode)
     return path
+
+
+def tree_size(path: Path) -> int:
+    """Bytes of the files under `path`, each inode once (hard links counted once)."""
+    seen: set[int] = set()
+    total = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            info = os.lstat(os.path.join(root, name))
+            if info.st_ino not in seen:
+                seen.add(info.st_ino)
+                total += info.st_size
+    return total

@@ -22,6 +22,7 @@ from pytest_lkft.provision.disk import (
     kernel_tree_from_deb,
     loader_initramfs,
     rootfs_disk,
+    tree_overlay,
 )
 from pytest_lkft.provision.kernelimage import arch_matches, describe, image_arch, not_a_kernel
 from pytest_lkft.provision.kselftest import KselftestStage
@@ -60,6 +61,18 @@ class DeviceArtifacts:
     kernel_config: Path | None = None
     disk: Path | None = None
     memory: int | None = None  # MiB, instead of the device's
+    # what went onto the disk, for device kinds that take no disk (LAVA: one initramfs)
+    disk_parts: list[Path] = field(default_factory=list)  # the rootfs, then its overlays
+    disk_trees: list[Tree] = field(default_factory=list)  # the stages' trees (LTP)
+
+    def ramdisk_parts(self, cache_root: Path) -> tuple[Path | None, list[Path]]:
+        """(rootfs, overlays) booting the same system from one initramfs: with a disk,
+        what went onto it (the stages' trees as cpio overlays, the kernel's modules left
+        out), else the rootfs and overlays as they are."""
+        if self.disk is None:
+            return self.rootfs, self.overlays
+        trees = [tree_overlay(tree, cache_root) for tree in self.disk_trees]
+        return self.disk_parts[0], [*self.disk_parts[1:], *trees]
 
 
 def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path,
@@ -155,9 +168,10 @@ def _on_disk(found: DeviceArtifacts, trees: list[Tree], kernel: Tree | None,
         raise UserError(f"{found.metadata['rootfs']}: whole trees (an LTP install) go onto a "
                         "disk built from the default rootfs; drop --lkft-rootfs")
     assert found.rootfs is not None
+    found.disk_parts, found.disk_trees = [found.rootfs, *found.overlays], trees
     if kernel is not None:
         trees = [kernel, *trees]
-    found.disk = rootfs_disk([found.rootfs, *found.overlays], trees, cache_root)
+    found.disk = rootfs_disk(found.disk_parts, trees, cache_root)
     found.rootfs = loader_initramfs(Path(defaults.busybox), kernel, cache_root)
     found.overlays = []
     found.metadata["disk"] = str(found.disk)

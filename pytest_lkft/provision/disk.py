@@ -21,14 +21,14 @@ import shutil
 import stat
 import subprocess
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pytest_lkft.artifacts.entry import locked
 from pytest_lkft.errors import InfraError, UserError
-from pytest_lkft.files import atomically
-from pytest_lkft.provision.rootfs import Entry, cached_overlay, write_cpio
+from pytest_lkft.files import atomically, tree_size
+from pytest_lkft.provision.rootfs import Entry, cached_overlay, write_cpio, write_cpio_file
 
 # Modules the loader loads to reach the disk (those built in are simply not found).
 BLOCK_MODULES = ("virtio_mmio", "virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod",
@@ -117,6 +117,32 @@ def lay_tree(tree: Tree, dest: Path) -> None:
         shutil.copytree(tree.path, target, symlinks=True, dirs_exist_ok=True)
 
 
+def tree_overlay(tree: Tree, cache_root: Path) -> Path:
+    """`tree` as an uncompressed cpio overlay at `/<where>`, made once per `tree.key` (for
+    device kinds that boot one initramfs instead of a disk)."""
+    key = hashlib.sha256(f"{tree.where}\0{tree.key}".encode()).hexdigest()[:32]
+    path = cache_root / "overlays" / f"tree-{key}.cpio"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_cpio_file(path, _tree_entries(tree))
+    return path
+
+
+def _tree_entries(tree: Tree) -> Iterator[Entry]:
+    """The files, directories and symlinks under `tree.path`, named under `tree.where`."""
+    for root, dirs, files in os.walk(tree.path):
+        for name in sorted(dirs) + sorted(files):
+            path = Path(root, name)
+            info = path.lstat()
+            member = f"{tree.where}/{path.relative_to(tree.path)}".lstrip("/")
+            if stat.S_ISLNK(info.st_mode):
+                yield Entry(member, info.st_mode, os.readlink(path).encode())
+            elif stat.S_ISDIR(info.st_mode):
+                yield Entry(member, info.st_mode)
+            elif stat.S_ISREG(info.st_mode):
+                yield Entry(member, info.st_mode, path.read_bytes())
+
+
 def disk_key(parts: Sequence[Path], trees: Sequence[Tree]) -> str:
     """What a disk image is made of: its archives (content-named or by size and time)."""
     digest = hashlib.sha256()
@@ -147,18 +173,6 @@ def rootfs_disk(parts: Sequence[Path], trees: Sequence[Tree], cache_root: Path) 
         shutil.rmtree(staging, ignore_errors=True)
     return image
 
-
-def tree_size(path: Path) -> int:
-    """Bytes of the files under `path` (each hard link once)."""
-    seen: set[int] = set()
-    total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
-            info = os.lstat(os.path.join(root, name))
-            if info.st_ino not in seen:
-                seen.add(info.st_ino)
-                total += info.st_size
-    return total
 
 
 def make_ext4(tree: Path, image: Path) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from pytest_lkft.files import atomically
+from pytest_lkft.files import atomically, tree_size
 from pytest_lkft.provision.debian import Rootfs, run_logged
 from pytest_lkft.provision.kernelmodules import KernelTree, module_closure, module_indexes
 from pytest_lkft.provision.rootfs import Entry, cached_overlay, write_cpio, write_cpio_file
@@ -157,18 +157,6 @@ def newc_members(data: bytes) -> Iterator[tuple[str, int, bytes]]:
             return
         yield name, mode, data[start:start + size]
 
-
-def tree_size(path: Path) -> int:
-    """Bytes of the files under `path`, each inode once."""
-    seen: set[int] = set()
-    total = 0
-    for root, _, names in os.walk(path):
-        for name in names:
-            info = os.lstat(os.path.join(root, name))
-            if info.st_ino not in seen:
-                seen.add(info.st_ino)
-                total += info.st_size
-    return total
 
 
 def make_ext4(tree: Path, image: Path, state: Path, laid: Sequence[str] = ()) -> None:

@@ -104,11 +104,11 @@ class LabArtifacts:
 
     def _resolve(self, artifacts: DeviceArtifacts,
                  sources: Sources) -> tuple[str, str, str | None, str | None]:
-        rootfs = artifacts.rootfs
+        rootfs, overlays = artifacts.ramdisk_parts(self.cache_root)
         if rootfs is None or rootfs_kind(rootfs) != "cpio":
             raise UserError(f"{rootfs}: LAVA devices boot a cpio initramfs; pass "
                             "--lkft-rootfs as a cpio archive (or nothing, for the busybox one)")
-        ramdisk, compression = initramfs(rootfs, artifacts.overlays, self.cache_root)
+        ramdisk, compression = initramfs(rootfs, overlays, self.cache_root)
         dtb = self._url(artifacts.dtb, sources.dtb) if artifacts.dtb is not None else None
         return (self._url(artifacts.kernel, sources.kernel),
                 self._url(ramdisk, sources.rootfs if ramdisk == rootfs else None),
