@@ -33,7 +33,7 @@ from pathlib import Path
 import pexpect
 
 from pytest_lkft.artifacts.cache import ArtifactCache
-from pytest_lkft.devices.console import SHELL_PROMPT
+from pytest_lkft.settings.device import SHELL_PROMPTS
 from pytest_lkft.devices.qemu import QemuDevice
 from pytest_lkft.provision.debian import apt_sources, mmdebstrap_command, rootfs_packages
 from pytest_lkft.provision.device import provision
@@ -107,7 +107,7 @@ def time_to_shell(command: list[str], timeout: float = 300) -> float:
                           timeout=timeout, dimensions=(50, 1000), searchwindowsize=4096)
     try:
         child.expect("lkft: init done")
-        child.expect(SHELL_PROMPT)
+        child.expect(list(SHELL_PROMPTS))
         return time.monotonic() - start
     finally:
         child.terminate(force=True)

@@ -10,6 +10,7 @@ boots Debian's kernel with the busybox initramfs, the install laid over it.
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import tarfile
 import xml.etree.ElementTree as ET
@@ -95,6 +96,8 @@ def test_each_collection_of_the_tarball_is_a_suite(pytester: pytest.Pytester,
         <= set(breakpoints)  # dynamically linked: they ran, with the cross glibc under /lib,
     assert len(breakpoints) > 100  # and reported their own TAP (one case per watchpoint)
     assert "error" not in breakpoints.values()
+    progress = [int(p) for p in re.findall(r"\[\s*(\d+)%\]", first.stdout.str())]
+    assert progress and max(progress) == 100, progress  # extra cases count as collected
 
     second = pytester.runpytest_subprocess(*args, "-v",
                                            f"--junitxml={pytester.path / 'second.xml'}")

@@ -63,12 +63,23 @@ def _outcome(case: Case) -> tuple[Any, Any]:
 
 
 class ExtraCases:
-    """Controller only: turn the extra cases a suite run carries into reports of their own."""
+    """Controller only: turn the extra cases a suite run carries into reports of their own.
+
+    Each extra case counts as collected, so pytest's progress (`[ 42%]`) stays a share of
+    the tests it reports, not past 100 %.
+    """
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.session: pytest.Session | None = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
 
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for extra in extra_reports(report):
+        extras = extra_reports(report)
+        if self.session is not None:
+            self.session.testscollected += sum(extra.when == "call" for extra in extras)
+        for extra in extras:
             self.config.hook.pytest_runtest_logreport(report=extra)
