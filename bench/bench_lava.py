@@ -86,6 +86,34 @@ def pytest_run(lab: LavaLab, workdir: Path, cache: Path, suites: list[Path], dev
     return elapsed
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far, from /proc/stat."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_run(lab: LavaLab, workdir: Path, cache: Path, suites: list[Path], device: str,
+             *args: str) -> tuple[float, float]:
+    """(seconds, the machine's CPU busy share during it) of one pytest-lkft run."""
+    busy, total = cpu_ticks()
+    wall = pytest_run(lab, workdir, cache, suites, device, *args)
+    busy_after, total_after = cpu_ticks()
+    return wall, (busy_after - busy) / max(total_after - total, 1)
+
+
+def timeline(lab: LavaLab, workdir: Path) -> list[str]:
+    """Each job of the last run: seconds from the first submission to its start and end."""
+    jobs = []
+    for record_path in sorted((workdir / "lkft-results" / "lava:qemu").glob("*/lava-job.json")):
+        job = lab.job(int(json.loads(record_path.read_text())["id"]))
+        jobs.append((record_path.parent.name, _utc(job["submit_time"]), _utc(job["start_time"]),
+                     _utc(job["end_time"]), job.get("actual_device", "")))
+    first = min((j[1] for j in jobs), default=0.0)
+    return [f"{name:<10} {device:<14} submitted {sub - first:5.1f}  started {start - first:5.1f}"
+            f"  ended {end - first:5.1f}" for name, sub, start, end, device in jobs]
+
+
 def _utc(text: object) -> float:
     return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
 
@@ -147,6 +175,9 @@ def main() -> int:
                         / "artifacts")
     args = parser.parse_args()
     ours, lava, harness, whole, walls, tux, local, serial, parallel = ([] for _ in range(9))
+    serial_busy: list[float] = []
+    parallel_busy: list[float] = []
+    last_timeline: list[str] = []
     with tempfile.TemporaryDirectory() as tmp, lava_lab(Path(tmp, "lab")) as lab:
         workdir = Path(tmp, "run")
         two, four = copy_suites(workdir, 2), copy_suites(workdir, 4)
@@ -166,10 +197,15 @@ def main() -> int:
                 for commands in ([], smoke):
                     tux.append(tuxrun_job(args.tuxrun, artifacts, commands, Path(tmp)))
             local.append(pytest_run(lab, workdir, args.cache, two, "qemu-arm64"))
-            serial.append(pytest_run(lab, workdir, args.cache, four, "lava:qemu",
-                                     "--lkft-lava-jobs=1"))
-            parallel.append(pytest_run(lab, workdir, args.cache, four, "lava:qemu",
-                                       "--lkft-lava-jobs=4"))
+            wall, busy = busy_run(lab, workdir, args.cache, four, "lava:qemu",
+                                  "--lkft-lava-jobs=1")
+            serial.append(wall)
+            serial_busy.append(busy * 100)
+            wall, busy = busy_run(lab, workdir, args.cache, four, "lava:qemu",
+                                  "--lkft-lava-jobs=4")
+            parallel.append(wall)
+            parallel_busy.append(busy * 100)
+            last_timeline = timeline(lab, workdir)
     print(f"lava:qemu, boot + smoke (13 commands), {args.rounds} rounds, medians "
           f"(nproc {os.cpu_count()}, load {os.getloadavg()[0]:.1f})")
     o = show("ours: submit to results, per job", ours)
@@ -186,6 +222,11 @@ def main() -> int:
     print(f"  lava:qemu / local QEMU, whole runs            {w / loc:7.2f}x")
     s = show("4 suite runs, --lkft-lava-jobs=1 (in a row)", serial)
     p = show("4 suite runs, --lkft-lava-jobs=4 (in flight)", parallel)
+    show("machine CPU busy, four in a row", serial_busy, "%")
+    show("machine CPU busy, four in flight", parallel_busy, "%")
+    print("  last four-in-flight run, seconds from the first submission:")
+    for line in last_timeline:
+        print(f"    {line}")
     print(f"  harness cost per job                          {h:7.2f} s   (target <= 0.5 s)")
     print(f"  four in flight / four in a row                {p / s:7.2f}x  (target <= 0.6x)")
     return 0

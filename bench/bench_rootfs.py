@@ -35,11 +35,10 @@ from pathlib import Path
 import pexpect
 
 from pytest_lkft.artifacts.cache import ArtifactCache
-from pytest_lkft.settings.device import SHELL_PROMPTS
 from pytest_lkft.devices.qemu import QemuDevice
 from pytest_lkft.provision.debian import apt_sources, mmdebstrap_command, rootfs_packages
 from pytest_lkft.provision.device import provision
-from pytest_lkft.settings.device import Settings, Timeouts
+from pytest_lkft.settings.device import SHELL_PROMPTS, Settings, Timeouts
 from pytest_lkft.settings.devices import load_devices
 from pytest_lkft.settings.rootfs import load_needs, load_recipe
 

@@ -26,7 +26,7 @@ from pytest_lkft.provision.debian import (
     rootfs_packages,
 )
 from pytest_lkft.provision.debiandevice import missing_options
-from pytest_lkft.provision.images import cpio_image, make_ext4, unpack_cpio
+from pytest_lkft.provision.images import Layers, cpio_image, ext4_image, make_ext4, unpack_cpio
 from pytest_lkft.provision.rootfs import Entry, write_cpio
 from pytest_lkft.run.scripts import suite_script
 from pytest_lkft.settings import tables
@@ -155,6 +155,23 @@ def test_ext4_image_takes_owners_and_devices_from_the_fakeroot_state(tmp_path: P
     assert "Type: character special" in stat_of("/dev/console")
     assert "User:  1000   Group:  1000" in stat_of("/home/user/f")
     assert "User:     0   Group:     0" in stat_of("/added")
+
+
+def test_ext4_image_without_layers_is_made_from_the_tree_itself(tmp_path: Path) -> None:
+    """`lkft rootfs build --format ext4`: no staged copy of the tree, the owners kept."""
+    need("fakeroot", "mke2fs", "debugfs")
+    root, state = tmp_path / "key" / "root", tmp_path / "key" / "state"
+    subprocess.run(["fakeroot", "-s", str(state), "--", "sh", "-c",
+                    f"mkdir -p {root}/home/user && echo hi > {root}/home/user/f && "
+                    f"chown 1000:1000 {root}/home/user/f"], check=True)
+    rootfs = Rootfs(root, state, "key", "arm64", ("busybox",), "now")
+    image = ext4_image(rootfs, Layers(), tmp_path / "cache")
+    listing = subprocess.run(["debugfs", "-R", "stat /home/user/f", str(image)],
+                             capture_output=True, text=True, check=True).stdout
+    assert "User:  1000   Group:  1000" in listing
+    assert sorted(p.name for p in image.parent.iterdir()) == [image.name, image.name + ".log",
+                                                              image.with_suffix(".lock").name]
+    assert ext4_image(rootfs, Layers(), tmp_path / "cache") == image  # made once
 
 
 def test_cpio_image_is_root_s_with_only_the_console_in_dev(tmp_path: Path) -> None:

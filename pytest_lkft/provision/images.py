@@ -85,6 +85,10 @@ def ext4_image(rootfs: Rootfs, layers: Layers, cache_root: Path) -> Path:
 
 
 def _assemble(rootfs: Rootfs, layers: Layers, image: Path) -> None:
+    if not layers.trees and not layers.overlays:  # the tree as built: no staged copy
+        with atomically(image) as partial:
+            make_ext4(rootfs.root, partial, rootfs.state, log=log_of(image))
+        return
     stage = image.with_name(f".{image.stem}.stage")
     shutil.rmtree(stage, ignore_errors=True)
     try:
@@ -93,7 +97,7 @@ def _assemble(rootfs: Rootfs, layers: Layers, image: Path) -> None:
         for overlay in layers.overlays:
             laid += unpack_cpio(gzip.decompress(overlay.read_bytes()), stage)
         with atomically(image) as partial:
-            make_ext4(stage, partial, rootfs.state, sorted(set(laid)))
+            make_ext4(stage, partial, rootfs.state, sorted(set(laid)), log_of(image))
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
@@ -159,16 +163,23 @@ def newc_members(data: bytes) -> Iterator[tuple[str, int, bytes]]:
 
 
 
-def make_ext4(tree: Path, image: Path, state: Path, laid: Sequence[str] = ()) -> None:
+def log_of(image: Path) -> Path:
+    """Where the command that made `image` logs (beside it, not beside its partial file)."""
+    return image.with_name(image.name + ".log")
+
+
+def make_ext4(tree: Path, image: Path, state: Path, laid: Sequence[str] = (),
+              log: Path | None = None) -> None:
     """`mke2fs -d`: an ext4 image of `tree` with HEADROOM free, as root in the fakeroot
-    session of `state`; the `laid` top-level names (added outside it) are made root's."""
+    session of `state`; the `laid` top-level names (added outside it) are made root's; the
+    command's output in `log` (default: beside `image`)."""
     size = (tree_size(tree) * 6 // 5 + HEADROOM) >> 20
     chown = shlex.join(["chown", "-hR", "0:0", "--", *laid]) if laid else "true"
     script = (f"cd {shlex.quote(str(tree))} && chown 0:0 . && {chown} && "
               f"exec mke2fs -q -F -t ext4 -L lkft-root -d . {shlex.quote(str(image))} "
               f"{size}M")
     run_logged(["fakeroot", "-i", str(state), "--", "sh", "-c", script],
-               image.with_name(image.name + ".log"), "mke2fs")
+               log or log_of(image), "mke2fs")
 
 
 def cpio_image(rootfs: Rootfs, tree: KernelTree | None, modules: Sequence[str],
