@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -174,6 +175,7 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "lkft-test"
                         / "artifacts")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the lab stops on kill too
     ours, lava, harness, whole, walls, tux, local, serial, parallel = ([] for _ in range(9))
     serial_busy: list[float] = []
     parallel_busy: list[float] = []
