@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +29,19 @@ SHARED_CACHE = Path(os.environ.get("LKFT_TEST_CACHE") or Path.home() / ".cache" 
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    restore_ctrl_c()
     config.addinivalue_line("markers", "qemu: boots a real kernel in QEMU")
     config.addinivalue_line("markers", "kernel_build: builds a real kernel from linux-source-6.1")
+
+
+def restore_ctrl_c() -> None:
+    """Let the runs the tests start take SIGINT as a terminal's Ctrl-C. A shell without
+    job control starts a background command (`./bootstrap.sh test &`, a CI runner's) with
+    SIGINT ignored, every child inherits that, and Python keeps an ignored SIGINT ignored:
+    the tests that press Ctrl-C then see nothing happen. A handler set here is reset to
+    the default in the children, where Python makes it KeyboardInterrupt again."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
