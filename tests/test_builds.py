@@ -321,7 +321,7 @@ def test_perf_target_packs_tools_perf(tmp_path: Path, build_cache: Path) -> None
     with tarfile.open(result.perf) as tar:
         assert "./usr/bin/perf" in tar.getnames()
     variables = (result.output_dir / "build" / "tools" / "perf" / "variables").read_text()
-    for variable in ("NO_LIBELF=1", "LDFLAGS=-static", "WERROR=0", "ARCH=x86_64",
+    for variable in ("NO_LIBELF=1", "EXTRA_PERFLIBS=-static", "WERROR=0", "ARCH=x86_64",
                      "CROSS_COMPILE=x86_64-linux-gnu-", "prefix=/usr"):
         assert variable in variables
     assert result.metadata["lkft"]["inputs"]["perf"] == list(PERF_MAKE_VARS)
