@@ -392,9 +392,11 @@ def test_rcutorture_and_gpio_sim_on_a_built_kernel(pytester: pytest.Pytester,
 
 # -- perf from the kernel build (tuxmake's perf target) --------------------------------------
 
-# perf test numbers (perf 6.1) for the shared tinyconfig kernel, which has no tracepoints,
-# kprobes, BPF or debug info: what its events, sampling and parsing give, in about a minute
-PERF_BUILT_TESTS = "2 4 5 6 7 8 9 14 15 16 20 21 22 23 24 25 26"
+# perf test numbers (perf 6.1, arm64) for the shared tinyconfig kernel, which has no
+# tracepoints, kprobes or BPF, and a perf without libelf: its software and exit events,
+# sampling, synthesized events and perf's own parsers, in about a minute
+PERF_BUILT_TESTS = ("7 9 14 18 24 25 27 29 30 33 34 36 37 38 39 43 44 45 46 47 48 49 50 52 53 "
+                    "55 56 57 59 61 64 65 66 68")
 
 
 def test_perf_from_the_kernel_build(pytester: pytest.Pytester, debian_cache: Path,
@@ -413,6 +415,10 @@ def test_perf_from_the_kernel_build(pytester: pytest.Pytester, debian_cache: Pat
     perf = results.get("perf", {})
     assert perf.get("perf_record_test") == "pass", result.stdout.str()[-3000:]
     assert perf["perf_report_test"] == "pass" and perf["perf_test"] == "pass"
+    for case in ("Simple_expression_parser", "Number_of_exit_events_of_a_simple_workload",
+                 "Software_clock_events_period_values", "Sample_parsing"):
+        assert perf[case] == "pass", case
+    assert len(perf) >= 30
     properties = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
     assert properties["lkft.meta.perf"] == f"build:{shared_kernel.perf}"
     console = pytester.path / "lkft-results" / "qemu-arm64" / "perf" / "console.log"
