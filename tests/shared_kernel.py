@@ -23,7 +23,7 @@ import pytest
 
 from conftest import SHARED_CACHE
 from pytest_lkft.build.inputs import tree_stamp
-from pytest_lkft.build.kernel import BuildResult, build
+from pytest_lkft.build.kernel import BuildResult, KernelBuild
 
 SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 BUILD_LOCK = Path("/tmp/lkft-build.lock")  # one heavy build at a time on this machine
@@ -97,11 +97,15 @@ def shared_kernel(linux_source: Path) -> BuildResult:
     """The shared arm64 build: made here the first time (the source tree checked to be as
     it was), found in the shared build cache afterwards. Its cold cost is printed."""
     need_tools("aarch64-linux-gnu-gcc", "ccache")
+    kernel = KernelBuild(tree=linux_source, target_arch="arm64", kconfig=KCONFIG,
+                         kconfig_add=FRAGMENTS, targets=TARGETS, make_vars=MAKE_VARS,
+                         cache_dir=BUILD_CACHE)
+    kernel.validate()
+    result = kernel.lookup(kernel.cache_key())  # found: no need to wait for the lock
     before = tree_stamp(linux_source)
-    with machine_build_lock(), shared_ccache():
-        result = build(tree=linux_source, target_arch="arm64", kconfig=KCONFIG,
-                       kconfig_add=FRAGMENTS, targets=TARGETS, make_vars=MAKE_VARS,
-                       cache_dir=BUILD_CACHE)
+    if result is None:
+        with machine_build_lock(), shared_ccache():
+            result = kernel.run()
     assert result.passed, f"{result.first_errors}\nsee {result.log}"
     if not result.cached:
         assert tree_stamp(linux_source) == before, "the build wrote into the source tree"
