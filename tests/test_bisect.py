@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 from bisect_repo import SELECTED, Repo, bisect_repo
+from shared_kernel import linux_source, need_tools  # noqa: F401  (linux_source: a fixture)
 from squad_server import SquadServer, install_squad
-from test_builds import linux_source, need_tools  # noqa: F401  (linux_source: a fixture)
 
 from conftest import SHARED_CACHE, need_qemu
 from pytest_lkft.bisect.state import Layout

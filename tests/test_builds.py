@@ -7,27 +7,36 @@ result on qemu-arm64 with the plugin's busybox initramfs. `-m kernel_build` sele
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
 import pytest
+from shared_kernel import (  # noqa: F401  (linux_source, shared_kernel: fixtures)
+    BUILD_CACHE,
+    FRAGMENTS,
+    MAKE_VARS,
+    TARGETS,
+    cli_options,
+    linux_source,
+    machine_build_lock,
+    need_tools,
+    shared_kernel,
+)
 
 from conftest import REPO, SHARED_CACHE, TESTSUITES, need_qemu
 from pytest_lkft.build.inputs import tree_stamp
 from pytest_lkft.build.kernel import BuildResult, KernelBuild, build
+from pytest_lkft.build.result import PERF_MAKE_VARS
 from pytest_lkft.errors import UserError
 from pytest_lkft.pytestplugin.build import device_overlays, failure_reason
 
-SOURCE_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
 KUNIT_FRAGMENT = REPO / "pytest_lkft" / "data" / "kconfig" / "qemu-virt-kunit.config"
 FAKE_MAKEFILE = """\
 # A stand-in for the kernel's Makefile: config works, the kernel fails, headers install.
@@ -57,16 +66,6 @@ $(INSTALL_HDR_PATH)/include/linux/x.h
 """
 
 
-def need_tools(*tools: str) -> None:
-    """Skip (fail under CI) when a build tool is missing, naming the package."""
-    for tool in tools:
-        if shutil.which(tool) is None:
-            message = f"{tool} is not installed: apt-get install gcc-aarch64-linux-gnu ccache"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
-
-
 def fake_tree(path: Path, git: bool = False) -> Path:
     """A directory that passes for a kernel source (Makefile, Kconfig, Kbuild)."""
     path.mkdir(parents=True, exist_ok=True)
@@ -94,32 +93,8 @@ def shared_ccache(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CCACHE_DIR", str(SHARED_CACHE / "ccache"))
 
 
-@pytest.fixture(scope="session")
-def linux_source() -> Path:
-    """Debian's linux-source-6.1, extracted once per machine (apt-get install linux-source-6.1)."""
-    tree = SHARED_CACHE / "linux-source-6.1"
-    if not (tree / "Makefile").exists():
-        if not SOURCE_TARBALL.exists():
-            message = f"{SOURCE_TARBALL} is missing: apt-get install linux-source-6.1"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
-        SHARED_CACHE.mkdir(parents=True, exist_ok=True)
-        with open(SHARED_CACHE / "linux-source.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one extraction across xdist workers
-            if not (tree / "Makefile").exists():
-                partial = SHARED_CACHE / f"linux-source.{os.getpid()}.part"
-                shutil.rmtree(partial, ignore_errors=True)
-                partial.mkdir()
-                subprocess.run(["tar", "xJf", str(SOURCE_TARBALL), "-C", str(partial)],
-                               check=True)
-                (partial / "linux-source-6.1").rename(tree)
-                partial.rmdir()
-    return tree
-
-
 @pytest.fixture
-def untouched(linux_source: Path) -> Iterator[Path]:
+def untouched(linux_source: Path) -> Iterator[Path]:  # noqa: F811
     """The source tree, checked afterwards to be exactly as it was (names, sizes, times)."""
     before = tree_stamp(linux_source)
     yield linux_source
@@ -323,6 +298,35 @@ def test_records_and_reproducer(tmp_path: Path, build_cache: Path) -> None:
     assert not elsewhere.cached and elsewhere.headers == tmp_path / "other" / "headers.tar.xz"
 
 
+
+FAKE_PERF_MAKEFILE = """\
+# A stand-in for tools/perf's Makefile: records its variables, installs a perf.
+install-bin:
+\t@mkdir -p $(O) && echo "$(MAKEFLAGS)" > $(O)/variables
+\t@mkdir -p $(DESTDIR)$(prefix)/bin && echo perf > $(DESTDIR)$(prefix)/bin/perf
+"""
+
+
+def test_perf_target_packs_tools_perf(tmp_path: Path, build_cache: Path) -> None:
+    """tools/perf, built out of the source tree with the target's compiler and the static,
+    library-less variables, installed under usr/ and packed; those variables are part of
+    the cache key (a change to them builds again)."""
+    tree = fake_tree(tmp_path / "src")
+    (tree / "tools" / "perf").mkdir(parents=True)
+    (tree / "tools" / "perf" / "Makefile").write_text(FAKE_PERF_MAKEFILE)
+    before = tree_stamp(tree)
+    result = build(tree=tree, target_arch="x86_64", kconfig="tinyconfig", cache_dir=build_cache,
+                   targets=("perf",))
+    assert result.status == {"perf": "PASS"} and result.perf is not None
+    with tarfile.open(result.perf) as tar:
+        assert "./usr/bin/perf" in tar.getnames()
+    variables = (result.output_dir / "build" / "tools" / "perf" / "variables").read_text()
+    for variable in ("NO_LIBELF=1", "EXTRA_PERFLIBS=-static", "WERROR=0", "ARCH=x86_64",
+                     "CROSS_COMPILE=x86_64-linux-gnu-", "prefix=/usr"):
+        assert variable in variables
+    assert result.metadata["lkft"]["inputs"]["perf"] == list(PERF_MAKE_VARS)
+    assert tree_stamp(tree) == before
+
 CONFIG_MAKEFILE = """\
 # config counts its runs; the kernel writes kbuild's list of the Kconfig files it read
 tinyconfig:
@@ -427,57 +431,77 @@ def busybox_rootfs(artifact_cache: Path) -> Path:
                                  cache.fetch).rootfs
 
 
+def elf_facts(path: Path) -> tuple[int, bool]:
+    """e_machine of a 64-bit ELF file (183: aarch64) and whether it has a PT_INTERP program
+    header (a dynamically linked executable)."""
+    data = path.read_bytes()
+    assert data[:5] == b"\x7fELF\x02", f"{path} is no 64-bit ELF file"
+    offset, size = int.from_bytes(data[32:40], "little"), int.from_bytes(data[54:56], "little")
+    types = [int.from_bytes(data[offset + i * size:offset + i * size + 4], "little")
+             for i in range(int.from_bytes(data[56:58], "little"))]
+    return int.from_bytes(data[18:20], "little"), 3 in types
+
+
 @pytest.mark.kernel_build
 @pytest.mark.qemu
 def test_build_boot_and_rebuild_arm64_kunit(
-    untouched: Path, tmp_path: Path, build_cache: Path, shared_ccache: None,
-    artifact_cache: Path,
+    untouched: Path, tmp_path: Path, shared_kernel: BuildResult,  # noqa: F811
+    shared_ccache: None, artifact_cache: Path,
 ) -> None:
-    need_tools("aarch64-linux-gnu-gcc", "ccache")
+    """The arm64 kernel the real tests share (tests/shared_kernel.py), built once per
+    machine: the records of its build, `lkft build` and the library finding it in the
+    cache, a boot running its cross-built kselftests and its static perf, and its
+    reproducer making the same Image again."""
     need_qemu("qemu-system-aarch64")
-    out = tmp_path / "out"
-    options = ["--tree", str(untouched), "--target-arch", "arm64", "--kconfig", "tinyconfig",
-               "--kconfig-add", str(KUNIT_FRAGMENT), "--targets", "kernel,kselftest",
-               "--make-var", "TARGETS=size breakpoints", "--cache-dir", str(build_cache)]
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "pytest_lkft.cli", "build", *options,
-                           "--build-dir", str(out)], capture_output=True, text=True, check=False)
-    print(f"cold build (warm ccache): {time.monotonic() - started:.1f}s\n{done.stdout}")
+    done = subprocess.run([sys.executable, "-m", "pytest_lkft.cli", "build",
+                           *cli_options(untouched)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert done.stdout.startswith("build: PASS in ")
+    assert done.stdout.startswith("build: PASS from the build cache: ")
+    out = shared_kernel.output_dir
+    assert f"artifacts: {out}" in done.stdout
     result = BuildResult.load(out)
-    assert result is not None
-    assert result.status == {"config": "PASS", "kernel": "PASS", "kselftest": "PASS"}
+    assert result is not None and result.metadata == shared_kernel.metadata
+    targets = result.metadata["results"]["targets"]
+    assert {t: info["status"] for t, info in targets.items()} == {
+        "config": "PASS", "kernel": "PASS", "modules": "PASS", "kselftest": "PASS",
+        "perf": "PASS"}
+    assert all(info["duration"] > 0 for info in targets.values())  # make ran each
     assert result.metadata["lkft"]["kconfig_unmet"] == []
     assert result.metadata["build"]["wrapper"] == "ccache"
-    assert result.kernel == out / "Image" and result.modules is None
-    assert result.kselftest is not None
+    assert result.kernel == out / "Image" and result.modules == out / "modules.tar.xz"
+    assert result.kselftest is not None and result.perf == out / "perf.tar.xz"
     with tarfile.open(result.kselftest) as tar:
         names = tar.getnames()
     assert {"./run_kselftest.sh", "./kselftest-list.txt", "./size/get_size"} <= set(names)
     assert any(n.startswith("./breakpoints/") for n in names)
+    with tarfile.open(result.perf) as tar:
+        tar.extract("./usr/bin/perf", tmp_path / "perf", filter="data")
+    assert elf_facts(tmp_path / "perf" / "usr" / "bin" / "perf") == (183, False)  # static
 
-    initrd = tmp_path / "initrd.gz"  # kselftests and the cross libc over the busybox initramfs
+    initrd = tmp_path / "initrd.gz"  # kselftests, the cross libc and perf over busybox
     overlays = device_overlays(result, tmp_path / "overlays")
     initrd.write_bytes(b"".join(p.read_bytes() for p in [busybox_rootfs(artifact_cache),
                                                           *overlays]))
     console = boot_and_run(result.kernel, initrd, "/opt/kselftest/breakpoints/"
-                           "step_after_suspend_test -h; /opt/kselftest/size/get_size")
+                           "step_after_suspend_test -h; /opt/kselftest/size/get_size; "
+                           "/usr/bin/perf --version")
     assert "KTAP version 1" in console
     assert "# Subtest: list-kunit-test" in console
     assert "not ok" not in console
     assert "ok 1 get runtime memory use" in console  # the cross-built kselftests ran,
     assert "Usage: /opt/kselftest/breakpoints/step_after_suspend_test" in console  # dynamic
+    assert "perf version 6.1." in console  # the build's perf, on a rootfs with no perf
     assert "lkft-exit=0" in console
 
-    again = build(tree=untouched, target_arch="arm64", kconfig="tinyconfig",
-                  kconfig_add=(str(KUNIT_FRAGMENT),), targets=("kernel", "kselftest"),
-                  make_vars={"TARGETS": "size breakpoints"}, cache_dir=build_cache)
+    by_path = (str(KUNIT_FRAGMENT), *FRAGMENTS[1:])  # a fragment's file is its name's input
+    again = build(tree=untouched, target_arch="arm64", kconfig="tinyconfig", kconfig_add=by_path,
+                  targets=TARGETS, make_vars=MAKE_VARS, cache_dir=BUILD_CACHE)
     assert again.cached and again.output_dir == out  # its speed: bench/bench_build.py
 
     image = (out / "Image").read_bytes()
-    rebuilt = subprocess.run([str(out / "reproducer.sh")], capture_output=True, text=True,
-                             check=False)
+    with machine_build_lock():  # make runs again in the shared build's object tree
+        rebuilt = subprocess.run([str(out / "reproducer.sh")], capture_output=True, text=True,
+                                 check=False)
     assert rebuilt.returncode == 0, rebuilt.stdout[-2000:] + rebuilt.stderr[-2000:]
     assert (out / "Image").read_bytes() == image  # reproducible: same timestamp, same bytes
 

@@ -3,15 +3,15 @@
 The arm64 rootfs with every suite's tools is built once per machine (mmdebstrap, cached in
 the shared test cache as the kernels are), booted on qemu-arm64 with the Debian kernel
 flavour the suites need, and runs perf (the tests that take under 3 s here), v4l2 against
-vivid, libgpiod and libhugetlbfs (built from ../shared/libhugetlbfs); rcutorture and
-libgpiod against gpio-sim run on the arm64 kernel the builds tests make, with the
-rcutorture and gpio-sim fragments added. Every suite's per-case results are checked
+vivid, libgpiod and libhugetlbfs (built from ../shared/libhugetlbfs); rcutorture,
+libgpiod against gpio-sim and perf from the kernel build's tools/perf run on the arm64
+kernel the builds tests make (tests/shared_kernel.py: with the perf, rcutorture and
+gpio-sim fragments and the perf target). Every suite's per-case results are checked
 against its raw console, parsed here independently of the plugin's parsers.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import shutil
@@ -23,9 +23,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_builds import linux_source, need_tools  # noqa: F401  (the extracted tree, a fixture)
+from shared_kernel import (  # noqa: F401  (linux_source, shared_kernel: fixtures)
+    linux_source,
+    need_tools,
+    plugin_options,
+    shared_kernel,
+)
 
 from conftest import REPO, SHARED_CACHE, TESTSUITES, need_qemu
+from pytest_lkft.build.kernel import BuildResult
 
 pytestmark = pytest.mark.qemu
 
@@ -34,7 +40,6 @@ HUGETLBFS_SOURCE = REPO.parent / "shared" / "libhugetlbfs" / "libhugetlbfs-2.24.
 # machine under load; the rest take about a minute
 PERF_SLOW = "1,6,10,17,26,31,74,81,82,84,86,87,88,90,91,92,93,94,97"
 ALL_TOOLS = ("perf", "v4l2", "libgpiod")
-BUILD_LOCK = Path("/tmp/lkft-build.lock")  # one heavy build at a time on this machine
 SHARED = ("entries", "apt", "defaults", "debian-rootfs", "kernel-modules", "overlays",
           "builds")
 
@@ -355,25 +360,12 @@ def test_suites_skip_naming_what_is_missing(pytester: pytest.Pytester, private_c
 
 
 @pytest.fixture
-def torture_kernel(linux_source: Path, debian_cache: Path,  # noqa: F811
-                   monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The builds tests' arm64 kernel (tinyconfig + qemu-virt-kunit) with the rcutorture
-    and gpio-sim fragments, built (through the shared ccache, under the machine's build
-    lock) into the shared build cache; the options that ask the plugin for it, the suites'
-    fragments left to the plugin: --lkft-tests=rcutorture,libgpiod adds them, in that
+def torture_kernel(linux_source: Path, shared_kernel: BuildResult) -> list[str]:  # noqa: F811
+    """The arm64 kernel the builds tests make (tests/shared_kernel.py), which has the
+    rcutorture and gpio-sim fragments; the options that ask the plugin for it with those
+    two fragments left to the plugin: --lkft-tests=rcutorture,libgpiod adds them, in that
     order (the same build, found in the cache)."""
-    need_tools("aarch64-linux-gnu-gcc", "ccache")
-    from pytest_lkft.build.kernel import build
-
-    monkeypatch.setenv("CCACHE_DIR", str(SHARED_CACHE / "ccache"))
-    fragments = ("qemu-virt-kunit", "rcutorture", "gpio-sim")
-    with BUILD_LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        result = build(tree=linux_source, target_arch="arm64", kconfig="tinyconfig",
-                       kconfig_add=fragments, cache_dir=debian_cache / "builds")
-    assert result.passed, result.first_errors
-    yield [f"--lkft-tree={linux_source}", "--lkft-kconfig=tinyconfig",
-           "--lkft-kconfig-add=qemu-virt-kunit"]
+    return plugin_options(linux_source, left_to_suites=("rcutorture", "gpio-sim"))
 
 
 def test_rcutorture_and_gpio_sim_on_a_built_kernel(pytester: pytest.Pytester,
@@ -396,3 +388,41 @@ def test_rcutorture_and_gpio_sim_on_a_built_kernel(pytester: pytest.Pytester,
     assert len(gpiod) == 21 + 2 and set(gpiod.values()) == {"pass"}, gpiod
     check_against_consoles(pytester.path / "lkft-results", "qemu-arm64", results,
                            ("rcutorture", "libgpiod"))
+
+
+# -- perf from the kernel build (tuxmake's perf target) --------------------------------------
+
+# perf test numbers (perf 6.1, arm64) for the shared tinyconfig kernel, which has no
+# tracepoints, kprobes or BPF, and a perf without libelf: its software and exit events,
+# sampling, synthesized events and perf's own parsers, in about a minute
+PERF_BUILT_TESTS = ("7 9 14 18 24 25 27 29 30 33 34 36 37 38 39 43 44 45 46 47 48 49 50 52 53 "
+                    "55 56 57 59 61 64 65 66 68")
+
+
+def test_perf_from_the_kernel_build(pytester: pytest.Pytester, debian_cache: Path,
+                                    linux_source: Path,  # noqa: F811
+                                    shared_kernel: BuildResult) -> None:  # noqa: F811
+    """The shared arm64 kernel, built with the perf target: its perf (tools/perf, static)
+    laid over Debian's linux-perf, `perf test` on qemu-arm64 with that kernel; the cases
+    as its console shows them, the run's metadata naming the build's perf."""
+    need_qemu("qemu-system-aarch64")
+    junit = pytester.path / "junit.xml"
+    result = run_suites(pytester, debian_cache, "--lkft-device=qemu-arm64",
+                        "--lkft-rootfs=debian", "--lkft-tests=perf",
+                        f"--lkft-parameter=PERF_TEST_ARGS={PERF_BUILT_TESTS}",
+                        *plugin_options(linux_source), f"--junitxml={junit}")
+    results = junit_results(junit)
+    perf = results.get("perf", {})
+    assert perf.get("perf_record_test") == "pass", result.stdout.str()[-3000:]
+    assert perf["perf_report_test"] == "pass" and perf["perf_test"] == "pass"
+    assert perf["Number_of_exit_events_of_a_simple_workload"] == "pass"  # the kernel's
+    assert perf["Software_clock_events_period_values"] == "pass"  # events, sampled
+    # run, crash, the script's four checks and every test asked for, all passed
+    assert len(perf) == 2 + 4 + len(PERF_BUILT_TESTS.split()), sorted(perf)
+    assert set(perf.values()) == {"pass"}, perf
+    properties = {p.get("name"): p.get("value") for p in ET.parse(junit).getroot().iter("property")}
+    assert properties["lkft.meta.perf"] == f"build:{shared_kernel.perf}"
+    console = pytester.path / "lkft-results" / "qemu-arm64" / "perf" / "console.log"
+    text = re.sub(r"\x1b\[[0-9;]*m|\r", "", console.read_text())  # perf colours ON, OFF
+    assert re.search(r"^ +libelf: \[ OFF \]", text, re.MULTILINE)  # not Debian's perf
+    check_against_consoles(pytester.path / "lkft-results", "qemu-arm64", results, ("perf",))

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from test_builds import linux_source, need_tools  # noqa: F401  (linux_source is a fixture)
+from shared_kernel import linux_source, need_tools  # noqa: F401  (linux_source is a fixture)
 
 from conftest import TESTSUITES, junit_name, need_qemu
 from pytest_lkft.errors import UserError

@@ -3,6 +3,8 @@
 `pytest --lkft-device=qemu-arm64 --lkft-tree=SRC --lkft-kconfig=tinyconfig
 --lkft-kconfig-add=qemu-virt-kunit` cross-builds the kernel (ccache
 shared on this machine), boots it in QEMU and turns every KUnit case into its own test.
+The kernel is the one the real tests share (tests/shared_kernel.py: qemu-virt-kunit with
+the perf, rcutorture and gpio-sim fragments), found in the shared build cache.
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from test_builds import linux_source  # noqa: F401  (the extracted source tree, a fixture)
+from shared_kernel import (  # noqa: F401  (linux_source, shared_kernel: fixtures)
+    linux_source,
+    plugin_options,
+    shared_kernel,
+    with_shared_builds,
+)
 
-from conftest import REPO, TESTSUITES, junit_name, need_qemu
+from conftest import TESTSUITES, junit_name, need_qemu
+from pytest_lkft.build.kernel import BuildResult
 from pytest_lkft.parsers.detect import parse
 
 pytestmark = [pytest.mark.qemu, pytest.mark.kernel_build]
-FRAGMENT = REPO / "pytest_lkft" / "data" / "kconfig" / "qemu-virt-kunit.config"
 
 
 def kunit_cases(junit: Path) -> dict[str, str]:
@@ -34,18 +41,16 @@ def kunit_cases(junit: Path) -> dict[str, str]:
 
 def test_build_boot_and_every_kunit_case_is_a_test(pytester: pytest.Pytester, tmp_path: Path,
                                                    linux_source: Path,  # noqa: F811
-                                                   artifact_cache: Path, private_cache: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                   shared_kernel: BuildResult,  # noqa: F811
+                                                   private_cache: Path) -> None:
     need_qemu("qemu-system-aarch64")
-    monkeypatch.setenv("CCACHE_DIR", str(artifact_cache.parent / "ccache"))
-    cache = private_cache  # private case lists and builds; kernels/busybox shared
+    cache = with_shared_builds(private_cache)  # private case lists; builds, kernels shared
     args = [str(TESTSUITES / "test_build.py"), str(TESTSUITES / "test_kunit.py"),
             f"--lkft-cache-dir={cache}", "--lkft-device=qemu-arm64",
-            f"--lkft-tree={linux_source}", "--lkft-kconfig=tinyconfig",
-            f"--lkft-kconfig-add={FRAGMENT}", "-p", "no:cacheprovider"]
+            *plugin_options(linux_source), "-p", "no:cacheprovider"]
 
     first = pytester.runpytest_subprocess(*args, f"--junitxml={pytester.path / 'first.xml'}")
-    first.stdout.fnmatch_lines(["lkft: build tree=* kconfig=tinyconfig+*qemu-virt-kunit.config*"])
+    first.stdout.fnmatch_lines(["lkft: build tree=* kconfig=tinyconfig+qemu-virt-kunit+perf*"])
     reported = kunit_cases(pytester.path / "first.xml")
     console = pytester.path / "lkft-results" / "qemu-arm64" / "kunit" / "console.log"
     printed = parse(console, format="ktap")
@@ -68,17 +73,15 @@ def test_build_boot_and_every_kunit_case_is_a_test(pytester: pytest.Pytester, tm
 def test_kselftest_collections_are_suites_of_their_own(pytester: pytest.Pytester,
                                                        tmp_path: Path,
                                                        linux_source: Path,  # noqa: F811
-                                                       artifact_cache: Path, private_cache: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+                                                       shared_kernel: BuildResult,  # noqa: F811
+                                                       private_cache: Path) -> None:
     need_qemu("qemu-system-aarch64")
-    monkeypatch.setenv("CCACHE_DIR", str(artifact_cache.parent / "ccache"))
-    cache = private_cache  # private case lists and builds; kernels/busybox shared
+    cache = with_shared_builds(private_cache)  # private case lists; builds, kernels shared
     junit = pytester.path / "junit.xml"
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest_subprocess(  # the kselftest target: size and breakpoints
         str(TESTSUITES / "test_kselftest.py"), f"--lkft-cache-dir={cache}",
-        "--lkft-device=qemu-arm64", f"--lkft-tree={linux_source}", "--lkft-kconfig=tinyconfig",
-        f"--lkft-kconfig-add={FRAGMENT}", "--lkft-build-targets=config,kernel,kselftest",
-        "--lkft-make-var=TARGETS=size breakpoints", "-p", "no:cacheprovider", f"--junitxml={junit}")
+        "--lkft-device=qemu-arm64", *plugin_options(linux_source), "-p", "no:cacheprovider",
+        f"--junitxml={junit}")
     suites: dict[str, dict[str, str]] = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         tags = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
@@ -91,18 +94,18 @@ def test_kselftest_collections_are_suites_of_their_own(pytester: pytest.Pytester
 
 
 def test_the_built_kernel_boots_an_ext4_rootfs(pytester: pytest.Pytester, tmp_path: Path,
-                                              linux_source: Path,  # noqa: F811
-                                              artifact_cache: Path, private_cache: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+                                              shared_kernel: BuildResult,  # noqa: F811
+                                              artifact_cache: Path, private_cache: Path) -> None:
     """--lkft-rootfs as an ext4 image on the virtio disk: the busybox tree the plugin makes by
     default, unpacked into a real ext4 filesystem (mkfs.ext4 -d), mounted as / by a kernel
-    with virtio-blk and ext4 built in (Debian's kernels have them as modules)."""
+    with virtio-blk and ext4 built in (Debian's kernels have them as modules). The kernel is
+    the shared build's image, given as --lkft-kernel: an ext4 rootfs takes no overlays, and
+    --lkft-tree would lay the build's modules, kselftests and perf over it."""
     need_qemu("qemu-system-aarch64")
     from pytest_lkft.artifacts.cache import ArtifactCache
     from pytest_lkft.provision.defaults import default_artifacts
     from pytest_lkft.settings.devices import load_devices
 
-    monkeypatch.setenv("CCACHE_DIR", str(artifact_cache.parent / "ccache"))
     shared = ArtifactCache(artifact_cache)
     initramfs = default_artifacts(load_devices().get("qemu-arm64"), shared.root,
                                   shared.fetch).rootfs
@@ -115,9 +118,8 @@ def test_the_built_kernel_boots_an_ext4_rootfs(pytester: pytest.Pytester, tmp_pa
     cache = private_cache  # private case lists and builds; kernels/busybox shared
     result = pytester.runpytest_subprocess(
         str(TESTSUITES / "test_boot.py"), str(TESTSUITES / "test_smoke.py"),
-        f"--lkft-cache-dir={cache}", "--lkft-device=qemu-arm64", f"--lkft-tree={linux_source}",
-        "--lkft-kconfig=tinyconfig", f"--lkft-kconfig-add={FRAGMENT}",
-        "--lkft-build-targets=config,kernel", f"--lkft-rootfs={image}",
+        f"--lkft-cache-dir={cache}", "--lkft-device=qemu-arm64",
+        f"--lkft-kernel={shared_kernel.kernel}", f"--lkft-rootfs={image}",
         "--lkft-boot-args=init=/init", "-p", "no:cacheprovider", "-v",
         "-k", "not network")  # a tinyconfig kernel has no networking: `ip addr` fails
     outcomes = result.parseoutcomes()

@@ -114,7 +114,7 @@ def test_a_packaged_kconfig_fragment_by_name() -> None:
     fragment = Fragment.parse("qemu-virt-kunit")
     assert fragment.kind == "file"
     assert Path(fragment.value) == tables.packaged_dir() / "kconfig" / "qemu-virt-kunit.config"
-    with pytest.raises(UserError, match=r"fragment's name \(gpio-sim, qemu-virt-kunit, "
+    with pytest.raises(UserError, match=r"fragment's name \(gpio-sim, perf, qemu-virt-kunit, "
                                         r"rcutorture\)"):
         Fragment.parse("qemu-virt-kunits")
 

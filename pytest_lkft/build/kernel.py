@@ -36,6 +36,7 @@ from pytest_lkft.build.inputs import (
 )
 from pytest_lkft.build.result import (
     DEFAULT_TARGETS,
+    PERF_MAKE_VARS,
     TARGETS,
     BuildError,
     BuildProgress,
@@ -134,6 +135,8 @@ class KernelBuild:
             "kconfig_add": [self._input_digest(f.kind, f.value) for f in self.fragments],
             "targets": sorted(self.targets), "make_vars": sorted(self.make_vars.items()),
         }
+        if "perf" in self.targets:  # its own make variables, so a change to them rebuilds
+            inputs["perf"] = list(PERF_MAKE_VARS)
         self.key_inputs = inputs
         return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 

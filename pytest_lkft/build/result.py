@@ -15,11 +15,24 @@ from pytest_lkft.build.inputs import Fragment, Toolchain, read_json
 from pytest_lkft.errors import InfraError
 from pytest_lkft.settings.archs import Arch
 
-TARGETS = ("config", "kernel", "modules", "dtbs", "headers", "kselftest")
+TARGETS = ("config", "kernel", "modules", "dtbs", "headers", "kselftest", "perf")
 DEFAULT_TARGETS = ("config", "kernel", "modules")
 # A target runs only when the one it depends on passed (tuxmake's dependencies).
 DEPENDS = {"kernel": "config", "modules": "kernel", "dtbs": "config", "headers": "config",
            "kselftest": "config"}
+# What a passed target leaves in the output directory (those that exist).
+ARTIFACTS = {"config": ("config",), "modules": ("modules.tar.xz",), "dtbs": ("dtbs.tar.xz",),
+             "headers": ("headers.tar.xz",), "kselftest": ("kselftest.tar.xz",),
+             "perf": ("perf.tar.xz",)}  # kernel: the arch's image and System.map
+# tools/perf cross-built static, its optional libraries off: the build machine has none of
+# them for the target (issue 18); what is left is what `perf test` needs on a device.
+# -static goes to perf's own link only (EXTRA_PERFLIBS): LDFLAGS=-static also reaches the
+# dlfilter shared objects of 6.1, whose link then fails (undefined __fini_array_start).
+PERF_MAKE_VARS = ("NO_LIBELF=1", "NO_LIBTRACEEVENT=1", "NO_LIBPERL=1", "NO_LIBPYTHON=1",
+                  "NO_SLANG=1", "NO_GTK2=1", "NO_LIBUNWIND=1", "NO_LIBDW_DWARF_UNWIND=1",
+                  "NO_LIBNUMA=1", "NO_LIBAUDIT=1", "NO_LIBCRYPTO=1", "NO_LIBBPF=1",
+                  "NO_JVMTI=1", "NO_LIBZSTD=1", "NO_LIBCAP=1", "NO_LIBBABELTRACE=1",
+                  "NO_DEMANGLE=1", "NO_SDT=1", "EXTRA_PERFLIBS=-static", "WERROR=0")
 WARNING = re.compile(r"\bwarning:")
 ERROR = re.compile(r"\b(?:fatal )?error:|undefined reference to")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # gcc colours diagnostics (-fdiagnostics-color)
@@ -97,6 +110,11 @@ class BuildResult:
     def kselftest(self) -> Path | None:
         """kselftest.tar.xz, if kselftest was built."""
         return self._artifact("kselftest", ".tar.xz")
+
+    @property
+    def perf(self) -> Path | None:
+        """perf.tar.xz (usr/bin/perf and perf's exec dir), if perf was built."""
+        return self._artifact("perf", ".tar.xz")
 
     @property
     def dtbs(self) -> Path | None:

@@ -32,12 +32,14 @@ from pytest_lkft.build.inputs import (
 )
 from pytest_lkft.build.result import (
     ANSI,
+    ARTIFACTS,
     DEPENDS,
     ERROR,
     FAIL,
     FIRST_ERRORS,
     MAKE_ERROR,
     PASS,
+    PERF_MAKE_VARS,
     SKIP,
     TARGETS,
     WARNING,
@@ -120,7 +122,8 @@ class BuildRun:
         """The commands of `target`, None when it does not apply (modules without MODULES)."""
         plan: dict[str, Callable[[], list[tuple[str, ...]] | None]] = {
             "config": self._config, "kernel": self._kernel, "modules": self._modules,
-            "dtbs": self._dtbs, "headers": self._headers, "kselftest": self._kselftest}
+            "dtbs": self._dtbs, "headers": self._headers, "kselftest": self._kselftest,
+            "perf": self._perf}
         commands = plan[target]()
         if commands is None:
             return None
@@ -194,6 +197,17 @@ class BuildRun:
                  f"O={self.obj}", f"INSTALL_PATH={install}", *user, "install"),
                 self.tar(install, "kselftest.tar.xz", ".")]
 
+    def _perf(self) -> list[tuple[str, ...]]:
+        """tools/perf for the target, static (PERF_MAKE_VARS), installed under usr/ and
+        packed as perf.tar.xz (tuxmake's perf target); its objects in <obj>/tools/perf."""
+        b, install, out = self.b, self.obj / "perf_install", self.obj / "tools" / "perf"
+        tools = [f"{k}={v}" for k, v in b.tool.make_vars(b.arch, b.wrapper).items()]
+        return [("rm", "-rf", str(install)), ("mkdir", "-p", str(out)),
+                ("make", f"--jobs={b.jobs}", "-C", str(b.tree / "tools" / "perf"), *tools,
+                 f"O={out}", *PERF_MAKE_VARS, "prefix=/usr", f"DESTDIR={install}",
+                 "install-bin"),
+                self.tar(install, "perf.tar.xz", ".")]
+
     def fragment_groups(self) -> list[tuple[str, str]]:
         """('make', target) or ('merge', staged file) in order; inline lines grouped."""
         groups: list[tuple[str, str]] = []
@@ -259,8 +273,8 @@ class BuildRun:
         except OSError as error:
             raise UserError(f"cannot use build directory {self.out}: {error.strerror}; "
                             "pass another --lkft-build-dir") from None
-        for name in ("metadata.json", "config", "System.map", self.b.arch.kernel_image,
-                     "modules.tar.xz", "dtbs.tar.xz", "headers.tar.xz", "kselftest.tar.xz"):
+        made = [name for names in ARTIFACTS.values() for name in names]
+        for name in ("metadata.json", "System.map", self.b.arch.kernel_image, *made):
             (self.out / name).unlink(missing_ok=True)
 
     def ordered_targets(self) -> list[str]:
@@ -358,10 +372,8 @@ class BuildRun:
 
     def target_artifacts(self, target: str) -> list[str]:
         """The files of the output directory a passed target made."""
-        names = {"config": ["config"], "kernel": [self.b.arch.kernel_image, "System.map"],
-                 "modules": ["modules.tar.xz"], "dtbs": ["dtbs.tar.xz"],
-                 "headers": ["headers.tar.xz"], "kselftest": ["kselftest.tar.xz"]}
-        return [n for n in names[target] if (self.out / n).exists()]
+        names = ARTIFACTS.get(target, (self.b.arch.kernel_image, "System.map"))
+        return [n for n in names if (self.out / n).exists()]
 
     def run_step(self, step: Step) -> bool:
         """Run one command, its output to build.log and the progress callback."""

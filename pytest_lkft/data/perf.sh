@@ -1,6 +1,9 @@
 # perf: test-definitions' perf test (record, report, stat), then `perf test -v`.
 # PERF_TEST_ARGS: arguments to `perf test`, e.g. `-s 17,81` to skip tests (default: all).
 cd /tmp || exit 1
+# which perf this is: Debian's linux-perf, or a kernel build's (libelf and the other
+# optional libraries OFF, issue 18)
+perf version --build-options
 perf record -e cycles -o perf-lava-test.data ls -a > perf-record.log 2>&1
 cat perf-record.log
 samples=$(grep -ao "[0-9]\+[ ]\+samples" perf-record.log | cut -f 1 -d ' ')

@@ -21,7 +21,7 @@ from pytest_lkft.build.result import DEFAULT_TARGETS, BuildProgress, BuildResult
 from pytest_lkft.errors import UserError
 from pytest_lkft.provision.kernelimage import arch_matches
 from pytest_lkft.provision.kselftest import KSELFTEST_PREFIX, libc_overlay
-from pytest_lkft.provision.rootfs import stored_overlay, tarball_overlay
+from pytest_lkft.provision.rootfs import stored_overlay, tarball_overlay, tarball_overlay_file
 from pytest_lkft.pytestplugin.options import resolver
 from pytest_lkft.pytestplugin.terminal import terminal
 from pytest_lkft.settings.archs import get_arch, host_arch
@@ -185,7 +185,8 @@ def build_properties(result: BuildResult) -> list[tuple[str, str]]:
             "kconfig": " ".join([build["kconfig"], *build["kconfig_add"]]),
             "compiler": result.metadata["compiler"]["version_full"],
             "git_describe": git.get("git_describe", ""), "git_commit": git.get("git_commit", ""),
-            "build_dir": str(result.output_dir)}
+            "build_dir": str(result.output_dir),
+            "perf": f"build:{result.perf}" if result.perf else ""}  # in place of Debian's
     return [(f"lkft.meta.{k}", v) for k, v in meta.items() if v]
 
 
@@ -202,14 +203,19 @@ def failure_reason(result: BuildResult) -> str:
     return f"kernel build failed ({', '.join(failed)}): {first}; see {result.log}"
 
 
-def device_overlays(result: BuildResult, cache_root: Path) -> list[Path]:
-    """cpio.gz overlays for a device booting this build: the kselftests under
-    /opt/kselftest and, with them, the cross C library under /lib (cached by content)."""
-    if result.kselftest is None:
-        return []
-    overlays = [stored_overlay(tarball_overlay(result.kselftest, KSELFTEST_PREFIX), cache_root)]
-    libc = get_arch(result.metadata["build"]["target_arch"]).libc_dir
-    if libc is not None:
-        overlays.append(stored_overlay(libc_overlay(libc), cache_root))
+def device_overlays(result: BuildResult, cache_root: Path, with_libc: bool = True) -> list[Path]:
+    """cpio.gz overlays for a device booting this build (cached by content): the
+    kselftests under /opt/kselftest and, with them and `with_libc` (the busybox rootfs,
+    which has no C library), the cross C library under /lib; the build's perf under /usr,
+    over Debian's linux-perf (issue 18)."""
+    overlays = []
+    if result.kselftest is not None:
+        overlays.append(stored_overlay(tarball_overlay(result.kselftest, KSELFTEST_PREFIX),
+                                       cache_root))
+        libc = get_arch(result.metadata["build"]["target_arch"]).libc_dir
+        if libc is not None and with_libc:
+            overlays.append(stored_overlay(libc_overlay(libc), cache_root))
+    if result.perf is not None:
+        overlays.append(tarball_overlay_file(result.perf, cache_root))
     return overlays
 

@@ -83,7 +83,7 @@ def _provision(config: pytest.Config, name: str) -> Provisioned:
     artifacts = provision(dataclasses.replace(settings, kernel=str(built.kernel), modules=modules),
                           spec, cache.fetch, cache.root, stages,
                           KernelFiles(built.modules, built.config),
-                          device_overlays(built, cache.root))
+                          device_overlays(built, cache.root, settings.rootfs is None))
     artifacts.metadata.update({k.removeprefix("lkft.meta."): v
                                for k, v in build_properties(built)})
     return artifacts
