@@ -4,7 +4,8 @@
 # device died during AFTER and was booted afresh).
 #
 # /lkft/ltp/settings sets the per-test timeout ($LKFT_LTP_TIMEOUT seconds, times
-# $LTP_TIMEOUT_MUL when set, which the tests see too). With --lkft-ltp the plan
+# $LTP_TIMEOUT_MUL when set, which the tests see too) and the console's loglevel while the
+# tests run ($LKFT_LTP_CONSOLE_LOGLEVEL, data/ltp.yaml). With --lkft-ltp the plan
 # (/lkft/ltp/runtest/NAME) is the runtest file with the shard and the skipfile already
 # applied on the host. Without it ($LKFT_LTP_MAKE_PLAN=1), LTP is the rootfs's own
 # (/opt/ltp): the plan is made here from /opt/ltp/runtest/NAME with the shard
@@ -87,13 +88,41 @@ if [ -n "$LTP_TIMEOUT_MUL" ]; then
     limit=$(awk -v t="$LKFT_LTP_TIMEOUT" -v m="$LTP_TIMEOUT_MUL" 'BEGIN { printf "%d", t * m + 0.5 }')
 fi
 
+# quiet_console: while the tests run, only kernel messages below $LKFT_LTP_CONSOLE_LOGLEVEL
+# reach the console (5: warnings and worse, what a crash check looks for); info and notice
+# messages stay in dmesg, off the serial line, whose every character costs the guest time.
+# The level is never raised, and a loglevel=, quiet, debug or ignore_loglevel on the kernel
+# command line (--lkft-boot-args) is the user's choice: the console is left as booted.
+# restore_console puts the level back when the runner ends.
+console_level=
+quiet_console() {
+    [ -n "$LKFT_LTP_CONSOLE_LOGLEVEL" ] && [ -w /proc/sys/kernel/printk ] || return 0
+    read -r cmdline </proc/cmdline
+    for word in $cmdline; do
+        case "$word" in loglevel=*|quiet|debug|ignore_loglevel) return 0 ;; esac
+    done
+    read -r level _ </proc/sys/kernel/printk
+    [ "$level" -gt "$LKFT_LTP_CONSOLE_LOGLEVEL" ] || return 0
+    echo "$LKFT_LTP_CONSOLE_LOGLEVEL" >/proc/sys/kernel/printk && console_level=$level
+}
+restore_console() {
+    [ -z "$console_level" ] || echo "$console_level" >/proc/sys/kernel/printk
+}
+quiet_console
+
 if [ -x "$LTPROOT/kirk" ] && command -v python3 >/dev/null 2>&1; then
     cp "$plan" "$LTPROOT/runtest/lkft-$name" && cd "$LTPROOT" &&
-        exec ./kirk --run-suite "lkft-$name" --no-colors
+        ./kirk --run-suite "lkft-$name" --no-colors
+    status=$?
+    restore_console
+    exit "$status"
 fi
 if [ -x "$LTPROOT/runltp" ] && [ -x "$LTPROOT/bin/ltp-pan" ]; then
     cp "$plan" "$LTPROOT/runtest/lkft-$name" && cd "$LTPROOT" &&
-        exec ./runltp -f "lkft-$name" -d "${TMPDIR:-/tmp}"
+        ./runltp -f "lkft-$name" -d "${TMPDIR:-/tmp}"
+    status=$?
+    restore_console
+    exit "$status"
 fi
 
 # watch_tests: one process for the whole run (not one per test, which cost each test
@@ -137,7 +166,7 @@ booted=$(($(date +%s) - cs / 100))
 : >/tmp/.lkft-test
 watch_tests </dev/null >/dev/null 2>&1 &
 watcher=$!
-trap 'kill "$watcher" 2>/dev/null' EXIT
+trap 'kill "$watcher" 2>/dev/null; restore_console' EXIT
 cd "${TMPDIR:-/tmp}" || exit 2
 failed=0
 skipping=${after:+1}
@@ -159,7 +188,7 @@ while read -r tag cmd; do
         continue
         ;;
     esac
-    echo "LTP: starting $tag ($cmd)" >/dev/kmsg 2>/dev/null
+    echo "<5>LTP: starting $tag ($cmd)" >/dev/kmsg 2>/dev/null # notice: dmesg, not the console
     uptime_cs
     start=$cs
     printf '<<<test_start>>>\ntag=%s stime=%s\ncmdline="%s"\ncontacts=""\nanalysis=exit\n' \
