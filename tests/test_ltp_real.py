@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_builds import linux_source, need_tools  # noqa: F401  (the extracted tree, a fixture)
 from test_ltp_suite import ltp_tarball, messages
 
 from conftest import REPO, SHARED_CACHE, TESTSUITES, junit_results, need_qemu
@@ -130,10 +131,11 @@ def dynamic_skips() -> tuple[str, ...]:
 
 
 def shared_cache(path: Path) -> Path:
-    """A private cache sharing the machine's kernels, LTP builds and kernel trees."""
+    """A private cache sharing the machine's kernels, kernel builds, LTP builds and kernel
+    trees."""
     path.mkdir(parents=True, exist_ok=True)
     shared = {name: SHARED_CACHE / "artifacts" / name
-              for name in ("entries", "apt", "defaults", "kernel-trees")}
+              for name in ("entries", "apt", "defaults", "kernel-trees", "builds")}
     for name, target in {**shared, "ltp-builds": SHARED_CACHE / "ltp-builds"}.items():
         target.mkdir(parents=True, exist_ok=True)
         (path / name).symlink_to(target)
@@ -371,3 +373,47 @@ def test_while_tests_run_the_console_shows_warnings_and_worse(resume_run: Path) 
     assert "LTP: starting" not in console  # the runner's markers are notices
     resumed = (resume_run / "results" / "qemu-arm64" / "ltp-resume" / "console.log").read_text()
     assert "Kernel panic - not syncing: sysrq triggered crash" in resumed  # EMERG: shown
+
+
+# -- a kernel the plugin builds: its own modules and config on the LTP disk -------------------
+
+KERNEL_FRAGMENTS = ("qemu-virt-kunit", "rcutorture", "gpio-sim")  # test_debian_suites' build
+BUILT_KERNEL_CHECKS = {
+    "module01": "sh -c 'modprobe torture && grep \"^torture \" /proc/modules'",
+    "config01": "sh -c 'grep -x CONFIG_RCU_TORTURE_TEST=m /lkft/kernel-config'",
+}
+
+
+@pytest.fixture
+def built_kernel(linux_source: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:  # noqa: F811
+    """The arm64 kernel test_debian_suites builds (tinyconfig, qemu-virt-kunit, rcutorture
+    as a module, gpio-sim) into the shared build cache, found there (else built through
+    the shared ccache, under the machine's build lock); the options that ask the plugin
+    for it."""
+    need_tools("aarch64-linux-gnu-gcc", "ccache")
+    from pytest_lkft.build.kernel import build
+
+    monkeypatch.setenv("CCACHE_DIR", str(SHARED_CACHE / "ccache"))
+    with BUILD_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = build(tree=linux_source, target_arch="arm64", kconfig="tinyconfig",
+                       kconfig_add=KERNEL_FRAGMENTS,
+                       cache_dir=SHARED_CACHE / "artifacts" / "builds")
+    assert result.passed, result.first_errors
+    return [f"--lkft-tree={linux_source}", "--lkft-kconfig=tinyconfig",
+            f"--lkft-kconfig-add={','.join(KERNEL_FRAGMENTS)}"]
+
+
+@pytest.mark.qemu
+def test_a_built_kernels_modules_and_config_are_on_the_ltp_disk(tmp_path: Path,
+                                                                built_kernel: list[str]) -> None:
+    need_qemu("qemu-system-aarch64")
+    text = "".join(f"{tag} {command}\n" for tag, command in BUILT_KERNEL_CHECKS.items())
+    tarball = ltp_tarball(tmp_path / "ltp.tar.gz", {"kernel": text})
+    done = run_ltp(tmp_path, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=kernel", *built_kernel)
+    junit = tmp_path / "ltp.xml"
+    assert junit.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    assert junit_results(junit) == {"ltp-kernel/run": "pass", "ltp-kernel/crash": "pass",
+                                    "ltp-kernel/module01": "pass",
+                                    "ltp-kernel/config01": "pass"}, messages(junit)
+    # (Debian's kernel has no CONFIG_RCU_TORTURE_TEST: config01 passes on the build's only)
