@@ -16,7 +16,12 @@ a skipfile, which also keeps them out of the build). The build is made once per 
 
 and a stand-in runtest file (shell commands, no build) shows a test that outlives its
 timeout, and one that panics the kernel, each in the middle of a runtest file: the file
-resumes after them and the next suite runs.
+resumes after them and the next suite runs; that next suite checks the system LTP gets
+(`lo` up; the loop, veth, dummy and af_alg modules) and the console while tests run
+(warnings shown, info messages not). `math` built again, dynamically linked, is given to
+the plugin as a URL (the shared tarball served on 127.0.0.1): the cached build from the
+path is the one used, and its results are what its console says. A kernel the plugin
+builds (test_debian_suites' own) puts its modules and config on the LTP disk.
 """
 
 from __future__ import annotations
