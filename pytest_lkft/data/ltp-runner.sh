@@ -128,9 +128,20 @@ fi
 # watch_tests: one process for the whole run (not one per test, which cost each test
 # three more processes): every second, the test of /tmp/.lkft-test ("PID START", START
 # in centiseconds since boot) that has run past $limit seconds is killed with its
-# process group, and /tmp/.lkft-timed-out.PID says so.
+# process group, and /tmp/.lkft-timed-out.PID says so. The second is waited for by a
+# read that times out on a FIFO nobody writes (no process started each second, as
+# `sleep 1` was), when this shell's read has a working -t (busybox, bash; not dash).
 watch_tests() {
-    while sleep 1; do
+    tick=
+    if mkfifo /tmp/.lkft-tick 2>/dev/null && exec 3<>/tmp/.lkft-tick; then
+        rm -f /tmp/.lkft-tick
+        uptime_cs
+        before=$cs
+        read -r -t 0.2 line <&3 2>/dev/null
+        uptime_cs
+        [ "$((cs - before))" -ge 10 ] && tick=fifo
+    fi
+    while one_second; do
         read -r pid started </tmp/.lkft-test 2>/dev/null || continue
         uptime_cs
         [ "$((cs - started))" -ge "$((limit * 100))" ] || continue
@@ -139,10 +150,24 @@ watch_tests() {
     done
 }
 
+# one_second: wait a second (see watch_tests).
+one_second() {
+    if [ -n "$tick" ]; then
+        read -r -t 1 line <&3
+        return 0
+    fi
+    sleep 1
+}
+
 # run_test CMD: CMD in a session of its own (so a timeout kills all it started); its
-# exit status, 128+9 when the watcher killed it after $limit seconds.
+# exit status, 128+9 when the watcher killed it after $limit seconds. A command of plain
+# words (most of LTP's) is run as those words, without a shell in between, as ltp-pan
+# does; one with shell syntax (quotes, $, ;, |, redirections, globs, VAR=) under sh -c.
 run_test() {
-    setsid sh -c "$1" </dev/null 2>&1 &
+    case "$1" in
+    *[!-A-Za-z0-9_./,:+@%\ ]*) setsid sh -c "$1" </dev/null 2>&1 & ;;
+    *) setsid $1 </dev/null 2>&1 & ;;
+    esac
     test_pid=$!
     echo "$test_pid $start" >/tmp/.lkft-test
     wait "$test_pid"
