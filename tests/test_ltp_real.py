@@ -324,9 +324,11 @@ def test_tests_that_needed_a_real_rootfs_pass(real_run: Path) -> None:
     assert b"\r\n" not in console  # plain newlines, not the pty's \r\r\n
 
 
-@pytest.fixture
-def resume_run(tmp_path: Path) -> Iterator[Path]:
+@pytest.fixture(scope="module")
+def resume_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The stand-in runtest files `resume` and `later`, run once for the tests below."""
     need_qemu("qemu-system-aarch64")
+    tmp_path = tmp_path_factory.mktemp("resume")
     tarball = ltp_tarball(tmp_path / "ltp.tar.gz", {"resume": RESUME, "later": LATER})
     done = run_ltp(tmp_path, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=resume,later",
                    "--lkft-ltp-timeout=3", "--lkft-memory=1536", LTP_TIMEOUT_MUL="2")
@@ -372,10 +374,11 @@ def test_while_tests_run_the_console_shows_warnings_and_worse(resume_run: Path) 
     assert junit_results(junit)["ltp-later/console01"] == "pass", messages(junit)
     console = (resume_run / "results" / "qemu-arm64" / "ltp-later" / "console.log").read_text()
     assert "console loglevel 5" in console  # data/ltp.yaml's, set by the runner
-    assert "WARNING: CPU: 0 PID: 1 at lkft-stand-in" in console  # KERN_WARNING: shown,
+    kernel = "\n".join(re.findall(r"^\[ *\d+\.\d+\] (.*)$", console, re.MULTILINE))
+    assert "WARNING: CPU: 0 PID: 1 at lkft-stand-in" in kernel  # KERN_WARNING: shown,
     assert "WARNING: CPU: 0 PID: 1 at lkft-stand-in" in messages(junit)["ltp-later/crash"]
-    assert "lkft: an info message" not in console  # KERN_INFO: dmesg only
-    assert "LTP: starting" not in console  # the runner's markers are notices
+    assert "lkft: an info message" not in kernel  # KERN_INFO: dmesg only
+    assert "LTP: starting" not in kernel  # the runner's markers are notices
     resumed = (resume_run / "results" / "qemu-arm64" / "ltp-resume" / "console.log").read_text()
     assert "Kernel panic - not syncing: sysrq triggered crash" in resumed  # EMERG: shown
 
@@ -396,17 +399,21 @@ def built_kernel(linux_source: Path, monkeypatch: pytest.MonkeyPatch) -> list[st
     the shared ccache, under the machine's build lock); the options that ask the plugin
     for it."""
     need_tools("aarch64-linux-gnu-gcc", "ccache")
-    from pytest_lkft.build.kernel import build
+    from pytest_lkft.build.kernel import KernelBuild
 
     monkeypatch.setenv("CCACHE_DIR", str(SHARED_CACHE / "ccache"))
-    with BUILD_LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        result = build(tree=linux_source, target_arch="arm64", kconfig="tinyconfig",
-                       kconfig_add=KERNEL_FRAGMENTS,
-                       cache_dir=SHARED_CACHE / "artifacts" / "builds")
+    kernel = KernelBuild(tree=linux_source, target_arch="arm64", kconfig="tinyconfig",
+                         kconfig_add=KERNEL_FRAGMENTS,
+                         cache_dir=SHARED_CACHE / "artifacts" / "builds")
+    kernel.validate()
+    result = kernel.lookup(kernel.cache_key())  # found without waiting for the build lock
+    if result is None:
+        with BUILD_LOCK.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            result = kernel.run()
     assert result.passed, result.first_errors
     return [f"--lkft-tree={linux_source}", "--lkft-kconfig=tinyconfig",
-            f"--lkft-kconfig-add={','.join(KERNEL_FRAGMENTS)}"]
+            *(f"--lkft-kconfig-add={fragment}" for fragment in KERNEL_FRAGMENTS)]
 
 
 @pytest.mark.qemu
