@@ -19,7 +19,7 @@ result for each test that ran in both, and the harness's time around the tests: 
 less the tests' own durations (ours measured in the guest by the runner, kirk's by kirk),
 per test.
 
-    python bench/bench_ltp.py [--runtest math,pty,...]
+    python bench/bench_ltp.py [--runtest math,pty,...] [--kirk-first]
 """
 
 from __future__ import annotations
@@ -143,6 +143,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runtest", default=",".join(RUNTESTS),
                         help="runtest files (default: the CI build's)")
+    parser.add_argument("--kirk-first", action="store_true",
+                        help="run kirk's side first (on a machine whose load drifts, run "
+                        "both orders)")
     args = parser.parse_args()
     runtests = args.runtest.split(",")
     work = Path(subprocess.run(["mktemp", "-d", "/tmp/bench-ltp.XXXXXX"], capture_output=True,
@@ -161,8 +164,11 @@ def main() -> None:
     kirk = kirk_venv()
     artifacts = provisioned(cache, runtests, skipfile)  # build and disk made before timing
     print(f"kernel {artifacts[0]}\nloader {artifacts[1]}\ndisk {artifacts[2]}", flush=True)
+    if args.kirk_first:
+        kirk_wall = run_kirk(work, kirk, artifacts, runtests, kirk_skipfile)
     ours_wall = run_ours(work, cache, runtests, skipfile)
-    kirk_wall = run_kirk(work, kirk, artifacts, runtests, kirk_skipfile)
+    if not args.kirk_first:
+        kirk_wall = run_kirk(work, kirk, artifacts, runtests, kirk_skipfile)
     ours, ours_tests = our_results(work)
     theirs, kirk_tests = kirk_results(work, runtests)
     ran = {name: result for name, result in ours.items() if result != "skip" or name in theirs}
