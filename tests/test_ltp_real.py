@@ -16,22 +16,33 @@ a skipfile, which also keeps them out of the build). The build is made once per 
 
 and a stand-in runtest file (shell commands, no build) shows a test that outlives its
 timeout, and one that panics the kernel, each in the middle of a runtest file: the file
-resumes after them and the next suite runs.
+resumes after them and the next suite runs; that next suite checks the system LTP gets
+(`lo` up; the loop, veth, dummy and af_alg modules) and the console while tests run
+(warnings shown, info messages not). `math` built again, dynamically linked, is given to
+the plugin as a URL (the shared tarball served on 127.0.0.1): the cached build from the
+path is the one used, and its results are what its console says. A kernel the plugin
+builds (test_debian_suites' own) puts its modules and config on the LTP disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
+import hashlib
+import http.server
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_builds import linux_source, need_tools  # noqa: F401  (the extracted tree, a fixture)
 from test_ltp_suite import ltp_tarball, messages
 
 from conftest import REPO, SHARED_CACHE, TESTSUITES, junit_results, need_qemu
@@ -45,6 +56,7 @@ RUNTESTS = ("math", "fcntl-locktests", "nptl", "fs_perms_simple", "fs_bind", "pt
 # bind06 race for minutes); the syscalls beyond c* are left to LKFT's own runs.
 SLOW = ("float_bessel", "float_exp_log", "float_power", "float_trigo", "nptl01", "pty06",
         "pty07", "bind06")
+DYNAMIC_RUNTESTS = ("math",)
 # Tests that failed for the rootfs's sake on a bare busybox initramfs (issue 14).
 ROOTFS_NEEDS = {"acct02": "the kernel's config", "access01": "/etc/passwd with nobody",
                 "chdir01": "the loop module"}
@@ -55,6 +67,24 @@ mid01 stand_in 0
 panic01 sh -c 'echo c > /proc/sysrq-trigger'
 after01 stand_in 0
 """
+# The suite after the resumed one, on the same Debian kernel and LTP disk: what LTP's tests
+# need of the system (`lo` up; the kernel's loop, veth, dummy and af_alg modules, which
+# loop devices, network namespaces and the crypto tests use), and the console while the
+# tests run: at data/ltp.yaml's loglevel (5), a KERN_WARNING line still reaches the console
+# and the crash check while a KERN_INFO one stays in dmesg.
+MODULES = ("loop", "veth", "dummy", "af_alg")
+LATER_TESTS = {
+    "later01": "stand_in 0",
+    "lo01": "sh -c 'flags=$(cat /sys/class/net/lo/flags); echo \"lo flags $flags\"; "
+            "[ $((flags & 1)) = 1 ]'",
+    "modules01": f"sh -c 'for m in {' '.join(MODULES)}; do modprobe $m && [ -d /sys/module/$m ] "
+                 "|| { echo \"TFAIL: no module $m\"; exit 1; }; done'",
+    "console01": "sh -c 'read -r level _ </proc/sys/kernel/printk; "
+                 "echo \"console loglevel $level\"; [ \"$level\" = 5 ]'",
+    "warn01": "sh -c 'echo \"<6>lkft: an info message\" >/dev/kmsg; "
+              "echo \"<4>WARNING: CPU: 0 PID: 1 at lkft-stand-in\" >/dev/kmsg'",
+}
+LATER = "".join(f"{tag} {command}\n" for tag, command in LATER_TESTS.items())
 
 
 @functools.cache
@@ -65,8 +95,8 @@ def ci_skips() -> tuple[str, ...]:
     return (*outside, *SLOW)
 
 
-@pytest.fixture(scope="session")
-def ltp_build() -> LtpBuildResult:
+def built(runtests: tuple[str, ...], skips: tuple[str, ...],
+          linking: str = "static") -> LtpBuildResult:
     """LTP for arm64, built once per machine (the build lock held while it builds)."""
     if not LTP_SOURCE.is_file():
         pytest.skip(f"no LTP source at {LTP_SOURCE}: it is the shared folder's "
@@ -76,8 +106,8 @@ def ltp_build() -> LtpBuildResult:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    build = LtpBuild(source=LTP_SOURCE, target_arch="arm64", runtests=RUNTESTS,
-                     skips=ci_skips(), cache_dir=SHARED_CACHE / "ltp-builds")
+    build = LtpBuild(source=LTP_SOURCE, target_arch="arm64", linking=linking, runtests=runtests,
+                     skips=skips, cache_dir=SHARED_CACHE / "ltp-builds")
     result = build.cached()
     if result is None:
         with BUILD_LOCK.open("a") as lock:
@@ -87,11 +117,30 @@ def ltp_build() -> LtpBuildResult:
     return result
 
 
+@pytest.fixture(scope="session")
+def ltp_build() -> LtpBuildResult:
+    """The runtest files above, static (as LKFT builds LTP)."""
+    return built(RUNTESTS, ci_skips())
+
+
+@pytest.fixture(scope="session")
+def dynamic_build() -> LtpBuildResult:
+    """`math`, linked dynamically, without its float tests: five quick tests, built from
+    the source's path."""
+    return built(DYNAMIC_RUNTESTS, dynamic_skips(), "dynamic")
+
+
+def dynamic_skips() -> tuple[str, ...]:
+    """The CI build's skips, and float_iperb: `math` without its float tests."""
+    return (*ci_skips(), "float_iperb")
+
+
 def shared_cache(path: Path) -> Path:
-    """A private cache sharing the machine's kernels, LTP builds and kernel trees."""
+    """A private cache sharing the machine's kernels, kernel builds, LTP builds and kernel
+    trees."""
     path.mkdir(parents=True, exist_ok=True)
     shared = {name: SHARED_CACHE / "artifacts" / name
-              for name in ("entries", "apt", "defaults", "kernel-trees")}
+              for name in ("entries", "apt", "defaults", "kernel-trees", "builds")}
     for name, target in {**shared, "ltp-builds": SHARED_CACHE / "ltp-builds"}.items():
         target.mkdir(parents=True, exist_ok=True)
         (path / name).symlink_to(target)
@@ -121,6 +170,44 @@ def real_run(ltp_build: LtpBuildResult, tmp_path_factory: pytest.TempPathFactory
     done = run_ltp(where, f"--lkft-ltp-src={LTP_SOURCE}",
                    f"--lkft-ltp-runtest={','.join(RUNTESTS)}", f"--lkft-ltp-skipfile={skipfile}")
     assert (where / "ltp.xml").exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    return where
+
+
+@contextlib.contextmanager
+def served(path: Path) -> Iterator[str]:
+    """`path`'s URL on an HTTP server on 127.0.0.1 that lives as long as the context; the
+    copy the artifact cache fetched of it (an entry under its URL, whose port changes from
+    one run to the next) is removed from the shared cache afterwards."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(path.parent))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{path.name}"
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+        entry = SHARED_CACHE / "artifacts" / "entries" / hashlib.sha256(url.encode()).hexdigest()
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dynamic_run(dynamic_build: LtpBuildResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dynamic build's LTP on qemu-arm64, its source given as a URL."""
+    need_qemu("qemu-system-aarch64")
+    where = tmp_path_factory.mktemp("dynamic-ltp")
+    skipfile = where / "skipfile"
+    skipfile.write_text("".join(f"{tag}\n" for tag in dynamic_skips()))
+    log = dynamic_build.log.stat().st_mtime_ns
+    with served(LTP_SOURCE) as url:
+        done = run_ltp(where, f"--lkft-ltp-src={url}", "--lkft-ltp-linking=dynamic",
+                       f"--lkft-ltp-runtest={','.join(DYNAMIC_RUNTESTS)}",
+                       f"--lkft-ltp-skipfile={skipfile}")
+    assert (where / "ltp.xml").exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    assert dynamic_build.log.stat().st_mtime_ns == log  # not built again
     return where
 
 
@@ -200,6 +287,24 @@ def test_every_junit_result_is_what_ltp_printed(real_run: Path) -> None:
 
 
 @pytest.mark.qemu
+def test_a_dynamic_build_from_a_url_runs_as_its_console_says(
+        dynamic_run: Path, dynamic_build: LtpBuildResult) -> None:
+    junit = junit_results(dynamic_run / "ltp.xml")
+    ran = {name: result for name, result in junit.items() if not name.endswith(
+        ("/run", "/crash")) and name.split("/", 1)[1] not in dynamic_skips()}
+    printed = console_verdicts(dynamic_run / "results")
+    assert ran == {name: printed.get(name, "nothing") for name in ran}
+    assert ran == {f"ltp-math/{tag}": "pass" for tag in
+                   ("abs01", "atof01", "fptest01", "fptest02", "nextafter01")}
+    assert junit["ltp-math/run"] == "pass"
+    binary = (dynamic_build.install_dir / "testcases" / "bin" / "abs01").read_bytes()
+    assert binary.startswith(b"\x7fELF") and b"/lib/ld-linux-aarch64.so.1" in binary
+    used = {prop.get("value") for prop in ET.parse(dynamic_run / "ltp.xml").iter("property")
+            if prop.get("name") == "lkft.meta.ltp_build"}
+    assert {Path(str(path)).resolve() for path in used} == {dynamic_build.output_dir.resolve()}
+
+
+@pytest.mark.qemu
 def test_the_runs_themselves_pass(real_run: Path) -> None:
     results = junit_results(real_run / "ltp.xml")
     runs = {name: result for name, result in results.items() if name.endswith("/run")}
@@ -219,11 +324,12 @@ def test_tests_that_needed_a_real_rootfs_pass(real_run: Path) -> None:
     assert b"\r\n" not in console  # plain newlines, not the pty's \r\r\n
 
 
-@pytest.fixture
-def resume_run(tmp_path: Path) -> Iterator[Path]:
+@pytest.fixture(scope="module")
+def resume_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The stand-in runtest files `resume` and `later`, run once for the tests below."""
     need_qemu("qemu-system-aarch64")
-    tarball = ltp_tarball(tmp_path / "ltp.tar.gz", {"resume": RESUME,
-                                                    "later": "later01 stand_in 0\n"})
+    tmp_path = tmp_path_factory.mktemp("resume")
+    tarball = ltp_tarball(tmp_path / "ltp.tar.gz", {"resume": RESUME, "later": LATER})
     done = run_ltp(tmp_path, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=resume,later",
                    "--lkft-ltp-timeout=3", "--lkft-memory=1536", LTP_TIMEOUT_MUL="2")
     assert (tmp_path / "ltp.xml").exists(), done.stdout[-3000:] + done.stderr[-3000:]
@@ -238,7 +344,9 @@ def test_a_timeout_and_a_panic_mid_file_resume(resume_run: Path) -> None:
         "ltp-resume/before01": "pass", "ltp-resume/hang01": "failure",
         "ltp-resume/mid01": "pass", "ltp-resume/panic01": "failure",
         "ltp-resume/after01": "pass",
-        "ltp-later/run": "pass", "ltp-later/crash": "pass", "ltp-later/later01": "pass"}
+        "ltp-later/run": "pass", "ltp-later/crash": "failure", "ltp-later/later01": "pass",
+        "ltp-later/lo01": "pass", "ltp-later/modules01": "pass", "ltp-later/console01": "pass",
+        "ltp-later/warn01": "pass"}, messages(junit)
     reasons = messages(junit)
     assert "timed out after 6 s (LKFT_LTP_TIMEOUT=3 LTP_TIMEOUT_MUL=2)" in reasons[
         "ltp-resume/hang01"]  # the per-test timeout, times LTP's multiplier, on the device
@@ -249,3 +357,75 @@ def test_a_timeout_and_a_panic_mid_file_resume(resume_run: Path) -> None:
     assert console.count("lkft: init done") == 2  # booted afresh once, same console.log
     reproducer = (resume_run / "results" / "qemu-arm64" / "ltp-resume" / "reproducer.sh")
     assert " -m 1536 " in reproducer.read_text()  # --lkft-memory, not the device's RAM
+
+
+@pytest.mark.qemu
+def test_lo_is_up_and_the_modules_ltp_needs_load(resume_run: Path) -> None:
+    results = junit_results(resume_run / "ltp.xml")
+    assert {tag: results[f"ltp-later/{tag}"] for tag in ("lo01", "modules01")} == {
+        "lo01": "pass", "modules01": "pass"}, messages(resume_run / "ltp.xml")
+    console = (resume_run / "results" / "qemu-arm64" / "ltp-later" / "console.log").read_text()
+    assert "lo flags 0x9" in console  # IFF_UP | IFF_LOOPBACK
+
+
+@pytest.mark.qemu
+def test_while_tests_run_the_console_shows_warnings_and_worse(resume_run: Path) -> None:
+    junit = resume_run / "ltp.xml"
+    assert junit_results(junit)["ltp-later/console01"] == "pass", messages(junit)
+    console = (resume_run / "results" / "qemu-arm64" / "ltp-later" / "console.log").read_text()
+    assert "console loglevel 5" in console  # data/ltp.yaml's, set by the runner
+    kernel = "\n".join(re.findall(r"^\[ *\d+\.\d+\] (.*)$", console, re.MULTILINE))
+    assert "WARNING: CPU: 0 PID: 1 at lkft-stand-in" in kernel  # KERN_WARNING: shown,
+    assert "WARNING: CPU: 0 PID: 1 at lkft-stand-in" in messages(junit)["ltp-later/crash"]
+    assert "lkft: an info message" not in kernel  # KERN_INFO: dmesg only
+    assert "LTP: starting" not in kernel  # the runner's markers are notices
+    resumed = (resume_run / "results" / "qemu-arm64" / "ltp-resume" / "console.log").read_text()
+    assert "Kernel panic - not syncing: sysrq triggered crash" in resumed  # EMERG: shown
+
+
+# -- a kernel the plugin builds: its own modules and config on the LTP disk -------------------
+
+KERNEL_FRAGMENTS = ("qemu-virt-kunit", "rcutorture", "gpio-sim")  # test_debian_suites' build
+BUILT_KERNEL_CHECKS = {
+    "module01": "sh -c 'modprobe torture && grep \"^torture \" /proc/modules'",
+    "config01": "sh -c 'grep -x CONFIG_RCU_TORTURE_TEST=m /lkft/kernel-config'",
+}
+
+
+@pytest.fixture
+def built_kernel(linux_source: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:  # noqa: F811
+    """The arm64 kernel test_debian_suites builds (tinyconfig, qemu-virt-kunit, rcutorture
+    as a module, gpio-sim) into the shared build cache, found there (else built through
+    the shared ccache, under the machine's build lock); the options that ask the plugin
+    for it."""
+    need_tools("aarch64-linux-gnu-gcc", "ccache")
+    from pytest_lkft.build.kernel import KernelBuild
+
+    monkeypatch.setenv("CCACHE_DIR", str(SHARED_CACHE / "ccache"))
+    kernel = KernelBuild(tree=linux_source, target_arch="arm64", kconfig="tinyconfig",
+                         kconfig_add=KERNEL_FRAGMENTS,
+                         cache_dir=SHARED_CACHE / "artifacts" / "builds")
+    kernel.validate()
+    result = kernel.lookup(kernel.cache_key())  # found without waiting for the build lock
+    if result is None:
+        with BUILD_LOCK.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            result = kernel.run()
+    assert result.passed, result.first_errors
+    return [f"--lkft-tree={linux_source}", "--lkft-kconfig=tinyconfig",
+            *(f"--lkft-kconfig-add={fragment}" for fragment in KERNEL_FRAGMENTS)]
+
+
+@pytest.mark.qemu
+def test_a_built_kernels_modules_and_config_are_on_the_ltp_disk(tmp_path: Path,
+                                                                built_kernel: list[str]) -> None:
+    need_qemu("qemu-system-aarch64")
+    text = "".join(f"{tag} {command}\n" for tag, command in BUILT_KERNEL_CHECKS.items())
+    tarball = ltp_tarball(tmp_path / "ltp.tar.gz", {"kernel": text})
+    done = run_ltp(tmp_path, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=kernel", *built_kernel)
+    junit = tmp_path / "ltp.xml"
+    assert junit.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    assert junit_results(junit) == {"ltp-kernel/run": "pass", "ltp-kernel/crash": "pass",
+                                    "ltp-kernel/module01": "pass",
+                                    "ltp-kernel/config01": "pass"}, messages(junit)
+    # (Debian's kernel has no CONFIG_RCU_TORTURE_TEST: config01 passes on the build's only)

@@ -234,7 +234,7 @@ def test_the_rootfs_setup_writes_runner_skips_and_settings_verbatim() -> None:
     assert f"<<'{ltp.HEREDOC_END}'\n{script}{ltp.HEREDOC_END}\n" in setup
     assert setup.endswith("cat >/lkft/ltp/skipfile <<'LKFT_LTP_EOF'\na01\nb01\nLKFT_LTP_EOF\n"
                           "cat >/lkft/ltp/settings <<'LKFT_LTP_EOF'\nLKFT_LTP_TIMEOUT=90\n"
-                          "LTP_TIMEOUT_MUL=2.5\nLKFT_LTP_MAKE_PLAN=1\nLKFT_LTP_SHARD=2/4\n"
+                          "LKFT_LTP_CONSOLE_LOGLEVEL=5\nLTP_TIMEOUT_MUL=2.5\nLKFT_LTP_MAKE_PLAN=1\nLKFT_LTP_SHARD=2/4\n"
                           "LKFT_LTP_SKIPFILE_NAME=my_skips\nLKFT_LTP_EOF")  # a plain label
     assert ltp.HEREDOC_END not in script and "\t" not in script  # a tab would complete
 

@@ -106,3 +106,24 @@ def test_rootfs_kind_sees_through_compression(tmp_path: Path) -> None:
     junk.write_bytes(b"junk" * 1000)
     with pytest.raises(UserError, match="neither a cpio archive nor an ext4 image"):
         rootfs_kind(junk)
+
+
+def test_a_tree_laid_over_files_already_there_replaces_them(tmp_path: Path) -> None:
+    """A built kernel's modules reach the LTP disk twice, as an overlay and in the kernel's
+    tree: laying the tree over the overlay's files replaced them (it raised shutil.Error,
+    a list of "are the same file" one character an entry)."""
+    from pytest_lkft.provision.disk import Tree, lay_tree
+
+    tree = tmp_path / "tree"
+    (tree / "lib" / "modules").mkdir(parents=True)
+    (tree / "lib" / "modules" / "modules.dep").write_text("from the tree\n")
+    (tree / "boot").mkdir()
+    (tree / "boot" / "config").write_text("CONFIG_X=y\n")
+    dest = tmp_path / "staging"
+    (dest / "lib" / "modules").mkdir(parents=True)
+    (dest / "lib" / "modules" / "modules.dep").write_text("from the overlay\n")
+    lay_tree(Tree(tree, "", "k"), dest)
+    lay_tree(Tree(tree, "", "k"), dest)  # again: its own links already there
+    assert (dest / "lib" / "modules" / "modules.dep").read_text() == "from the tree\n"
+    assert (dest / "boot" / "config").read_text() == "CONFIG_X=y\n"
+    assert (tree / "lib" / "modules" / "modules.dep").read_text() == "from the tree\n"

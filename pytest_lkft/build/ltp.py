@@ -10,7 +10,8 @@ runtest files name, each installed under `install/opt/ltp`, stripped, with those
 files; `build.log`, `metadata.json`, `reproducer.sh` and `ltp.tar.xz` (the install tree,
 what `--lkft-ltp` takes) beside them.
 
-The data (architectures LTP builds for, LKFT's runtest set) is `data/ltp.yaml`.
+The data (architectures LTP builds for, LKFT's runtest set, the console's loglevel while the
+tests run) is `data/ltp.yaml`.
 """
 
 from __future__ import annotations
@@ -60,10 +61,12 @@ class LtpArch:
 
 @dataclass(frozen=True)
 class LtpTable:
-    """data/ltp.yaml: the architectures and LKFT's default runtest files."""
+    """data/ltp.yaml: the architectures, LKFT's default runtest files, and the console's
+    loglevel while the tests run."""
 
     archs: dict[str, LtpArch]
     runtests: tuple[str, ...]
+    console_loglevel: int
 
 
 @depends_on_lab_dir
@@ -74,13 +77,22 @@ def load_ltp_table(path: Path | None = None) -> LtpTable:
     data = expect(path, read_table(path), dict, "the file")
     archs = expect(path, data.get("archs"), dict, "archs")
     runtests = expect(path, data.get("runtests"), list, "runtests")
+    level = data.get("console_loglevel")
+    if type(level) is not int or not 1 <= level <= 8:
+        raise UserError(f"{path}: console_loglevel must be a kernel loglevel from 1 to 8, not "
+                        f"{level!r}; see the packaged {path.name}")
     return LtpTable({name: make_entry(LtpArch, path, name, entry) for name, entry in archs.items()},
-                    tuple(str(name) for name in runtests))
+                    tuple(str(name) for name in runtests), level)
 
 
 def lkft_runtests() -> tuple[str, ...]:
     """LKFT's LTP suites, run by default."""
     return load_ltp_table().runtests
+
+
+def console_loglevel() -> int:
+    """The kernel console's loglevel while LTP's tests run (messages below it are shown)."""
+    return load_ltp_table().console_loglevel
 
 
 # -- the source --------------------------------------------------------------------------------

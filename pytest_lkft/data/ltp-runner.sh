@@ -4,7 +4,8 @@
 # device died during AFTER and was booted afresh).
 #
 # /lkft/ltp/settings sets the per-test timeout ($LKFT_LTP_TIMEOUT seconds, times
-# $LTP_TIMEOUT_MUL when set, which the tests see too). With --lkft-ltp the plan
+# $LTP_TIMEOUT_MUL when set, which the tests see too) and the console's loglevel while the
+# tests run ($LKFT_LTP_CONSOLE_LOGLEVEL, data/ltp.yaml). With --lkft-ltp the plan
 # (/lkft/ltp/runtest/NAME) is the runtest file with the shard and the skipfile already
 # applied on the host. Without it ($LKFT_LTP_MAKE_PLAN=1), LTP is the rootfs's own
 # (/opt/ltp): the plan is made here from /opt/ltp/runtest/NAME with the shard
@@ -87,21 +88,60 @@ if [ -n "$LTP_TIMEOUT_MUL" ]; then
     limit=$(awk -v t="$LKFT_LTP_TIMEOUT" -v m="$LTP_TIMEOUT_MUL" 'BEGIN { printf "%d", t * m + 0.5 }')
 fi
 
+# quiet_console: while the tests run, only kernel messages below $LKFT_LTP_CONSOLE_LOGLEVEL
+# reach the console (5: warnings and worse, what a crash check looks for); info and notice
+# messages stay in dmesg, off the serial line, whose every character costs the guest time.
+# The level is never raised, and a loglevel=, quiet, debug or ignore_loglevel on the kernel
+# command line (--lkft-boot-args) is the user's choice: the console is left as booted.
+# restore_console puts the level back when the runner ends.
+console_level=
+quiet_console() {
+    [ -n "$LKFT_LTP_CONSOLE_LOGLEVEL" ] && [ -w /proc/sys/kernel/printk ] || return 0
+    read -r cmdline </proc/cmdline
+    for word in $cmdline; do
+        case "$word" in loglevel=*|quiet|debug|ignore_loglevel) return 0 ;; esac
+    done
+    read -r level _ </proc/sys/kernel/printk
+    [ "$level" -gt "$LKFT_LTP_CONSOLE_LOGLEVEL" ] || return 0
+    echo "$LKFT_LTP_CONSOLE_LOGLEVEL" >/proc/sys/kernel/printk && console_level=$level
+}
+restore_console() {
+    [ -z "$console_level" ] || echo "$console_level" >/proc/sys/kernel/printk
+}
+quiet_console
+
 if [ -x "$LTPROOT/kirk" ] && command -v python3 >/dev/null 2>&1; then
     cp "$plan" "$LTPROOT/runtest/lkft-$name" && cd "$LTPROOT" &&
-        exec ./kirk --run-suite "lkft-$name" --no-colors
+        ./kirk --run-suite "lkft-$name" --no-colors
+    status=$?
+    restore_console
+    exit "$status"
 fi
 if [ -x "$LTPROOT/runltp" ] && [ -x "$LTPROOT/bin/ltp-pan" ]; then
     cp "$plan" "$LTPROOT/runtest/lkft-$name" && cd "$LTPROOT" &&
-        exec ./runltp -f "lkft-$name" -d "${TMPDIR:-/tmp}"
+        ./runltp -f "lkft-$name" -d "${TMPDIR:-/tmp}"
+    status=$?
+    restore_console
+    exit "$status"
 fi
 
 # watch_tests: one process for the whole run (not one per test, which cost each test
 # three more processes): every second, the test of /tmp/.lkft-test ("PID START", START
 # in centiseconds since boot) that has run past $limit seconds is killed with its
-# process group, and /tmp/.lkft-timed-out.PID says so.
+# process group, and /tmp/.lkft-timed-out.PID says so. The second is waited for by a
+# read that times out on a FIFO nobody writes (no process started each second, as
+# `sleep 1` was), when this shell's read has a working -t (busybox, bash; not dash).
 watch_tests() {
-    while sleep 1; do
+    tick=
+    if mkfifo /tmp/.lkft-tick 2>/dev/null && exec 3<>/tmp/.lkft-tick; then
+        rm -f /tmp/.lkft-tick
+        uptime_cs
+        before=$cs
+        read -r -t 0.2 line <&3 2>/dev/null
+        uptime_cs
+        [ "$((cs - before))" -ge 10 ] && tick=fifo
+    fi
+    while one_second; do
         read -r pid started </tmp/.lkft-test 2>/dev/null || continue
         uptime_cs
         [ "$((cs - started))" -ge "$((limit * 100))" ] || continue
@@ -110,10 +150,24 @@ watch_tests() {
     done
 }
 
+# one_second: wait a second (see watch_tests).
+one_second() {
+    if [ -n "$tick" ]; then
+        read -r -t 1 line <&3
+        return 0
+    fi
+    sleep 1
+}
+
 # run_test CMD: CMD in a session of its own (so a timeout kills all it started); its
-# exit status, 128+9 when the watcher killed it after $limit seconds.
+# exit status, 128+9 when the watcher killed it after $limit seconds. A command of plain
+# words (most of LTP's) is run as those words, without a shell in between, as ltp-pan
+# does; one with shell syntax (quotes, $, ;, |, redirections, globs, VAR=) under sh -c.
 run_test() {
-    setsid sh -c "$1" </dev/null 2>&1 &
+    case "$1" in
+    *[!-A-Za-z0-9_./,:+@%\ ]*) setsid sh -c "$1" </dev/null 2>&1 & ;;
+    *) setsid $1 </dev/null 2>&1 & ;;
+    esac
     test_pid=$!
     echo "$test_pid $start" >/tmp/.lkft-test
     wait "$test_pid"
@@ -137,7 +191,7 @@ booted=$(($(date +%s) - cs / 100))
 : >/tmp/.lkft-test
 watch_tests </dev/null >/dev/null 2>&1 &
 watcher=$!
-trap 'kill "$watcher" 2>/dev/null' EXIT
+trap 'kill "$watcher" 2>/dev/null; restore_console' EXIT
 cd "${TMPDIR:-/tmp}" || exit 2
 failed=0
 skipping=${after:+1}
@@ -159,7 +213,7 @@ while read -r tag cmd; do
         continue
         ;;
     esac
-    echo "LTP: starting $tag ($cmd)" >/dev/kmsg 2>/dev/null
+    echo "<5>LTP: starting $tag ($cmd)" >/dev/kmsg 2>/dev/null # notice: dmesg, not the console
     uptime_cs
     start=$cs
     printf '<<<test_start>>>\ntag=%s stime=%s\ncmdline="%s"\ncontacts=""\nanalysis=exit\n' \

@@ -108,13 +108,22 @@ def _write_entry(dest: Path, name: str, mode: int, body: bytes) -> None:
 
 
 def lay_tree(tree: Tree, dest: Path) -> None:
-    """Lay `tree` at `dest/<where>`, hard-linking its files (no copy of a large tree)."""
+    """Lay `tree` at `dest/<where>`, hard-linking its files (no copy of a large tree; a
+    copy across filesystems). A file already there (an overlay's: a built kernel's modules
+    come as both) is replaced: what is laid later wins."""
     target = dest / tree.where
     target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(tree.path, target, symlinks=True, dirs_exist_ok=True,
+                    copy_function=_link_or_copy)
+
+
+def _link_or_copy(source: str, dest: str) -> None:
+    if os.path.lexists(dest):
+        os.unlink(dest)
     try:
-        shutil.copytree(tree.path, target, symlinks=True, dirs_exist_ok=True, copy_function=os.link)
-    except (OSError, shutil.Error):  # another filesystem: copy
-        shutil.copytree(tree.path, target, symlinks=True, dirs_exist_ok=True)
+        os.link(source, dest)
+    except OSError:  # another filesystem
+        shutil.copy2(source, dest)
 
 
 def tree_overlay(tree: Tree, cache_root: Path) -> Path:

@@ -15,11 +15,12 @@ run:
   it is a skip saying why rather than a test that vanishes.
 
 The plans go into a second overlay: `lkft/ltp/runtest/<name>`, the runner script and its
-settings (the per-test timeout). On the default busybox rootfs the LTP tree goes onto a
-disk with the rootfs (`pytest_lkft.provision.disk`: LTP is bounded by disk, not RAM),
-with what LTP's tests expect of a system: /etc/passwd and group with `nobody`, and the
-kernel's modules and config (provision lays those in). `--lkft-ltp-src` builds LTP first
-(`pytest_lkft.build.ltp`); a dynamically linked build gets the cross C library.
+settings (the per-test timeout, the console's loglevel while the tests run). On the default
+busybox rootfs the LTP tree goes onto a disk with the rootfs (`pytest_lkft.provision.disk`:
+LTP is bounded by disk, not RAM), with what LTP's tests expect of a system: /etc/passwd and
+group with `nobody`, and the kernel's modules and config (provision lays those in).
+`--lkft-ltp-src` builds LTP first (`pytest_lkft.build.ltp`); a dynamically linked build
+gets the cross C library.
 
 Without a tarball, LTP is the rootfs's own /opt/ltp (as LKFT's rootfs carries it) and
 its runtest files cannot be read before the run: `rootfs_setup` is then a shell command
@@ -40,7 +41,7 @@ from importlib.resources import files
 from pathlib import Path, PurePosixPath
 
 from pytest_lkft.artifacts.entry import hash_file
-from pytest_lkft.build.ltp import LtpBuild, LtpBuildResult, choose_runtests
+from pytest_lkft.build.ltp import LtpBuild, LtpBuildResult, choose_runtests, console_loglevel
 from pytest_lkft.build.ltprun import runtest_entries
 from pytest_lkft.errors import UserError
 from pytest_lkft.provision.disk import Tree, made_once
@@ -145,9 +146,11 @@ def runner_script() -> bytes:
 
 
 def runner_settings(settings: Settings, make_plan: bool = False) -> str:
-    """The runner's settings file: per-test timeout, LTP_TIMEOUT_MUL, and for the rootfs's
-    own LTP (`make_plan`) the shard and the skipfile's name."""
-    lines = [f"LKFT_LTP_TIMEOUT={settings.ltp_timeout:g}"]
+    """The runner's settings file: per-test timeout, LTP_TIMEOUT_MUL, the console's loglevel
+    while the tests run (data/ltp.yaml), and for the rootfs's own LTP (`make_plan`) the
+    shard and the skipfile's name."""
+    lines = [f"LKFT_LTP_TIMEOUT={settings.ltp_timeout:g}",
+             f"LKFT_LTP_CONSOLE_LOGLEVEL={console_loglevel()}"]
     if settings.ltp_timeout_mul:
         lines.append(f"LTP_TIMEOUT_MUL={shlex.quote(settings.ltp_timeout_mul)}")
     if make_plan:
