@@ -21,7 +21,7 @@ resumes after them and the next suite runs; that next suite checks the system LT
 (warnings shown, info messages not). `math` built again, dynamically linked, is given to
 the plugin as a URL (the shared tarball served on 127.0.0.1): the cached build from the
 path is the one used, and its results are what its console says. A kernel the plugin
-builds (test_debian_suites' own) puts its modules and config on the LTP disk.
+builds (the real tests' shared one, tests/shared_kernel.py) puts its modules and config on the LTP disk.
 """
 
 from __future__ import annotations
@@ -42,7 +42,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_builds import linux_source, need_tools  # noqa: F401  (the extracted tree, a fixture)
+from shared_kernel import (  # noqa: F401  (linux_source, shared_kernel: fixtures)
+    BuildResult,
+    linux_source,
+    need_tools,
+    plugin_options,
+    shared_kernel,
+)
 from test_ltp_suite import ltp_tarball, messages
 
 from conftest import REPO, SHARED_CACHE, TESTSUITES, junit_results, need_qemu
@@ -385,7 +391,6 @@ def test_while_tests_run_the_console_shows_warnings_and_worse(resume_run: Path) 
 
 # -- a kernel the plugin builds: its own modules and config on the LTP disk -------------------
 
-KERNEL_FRAGMENTS = ("qemu-virt-kunit", "rcutorture", "gpio-sim")  # test_debian_suites' build
 BUILT_KERNEL_CHECKS = {
     "module01": "sh -c 'modprobe torture && grep \"^torture \" /proc/modules'",
     "config01": "sh -c 'grep -x CONFIG_RCU_TORTURE_TEST=m /lkft/kernel-config'",
@@ -393,27 +398,10 @@ BUILT_KERNEL_CHECKS = {
 
 
 @pytest.fixture
-def built_kernel(linux_source: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:  # noqa: F811
-    """The arm64 kernel test_debian_suites builds (tinyconfig, qemu-virt-kunit, rcutorture
-    as a module, gpio-sim) into the shared build cache, found there (else built through
-    the shared ccache, under the machine's build lock); the options that ask the plugin
-    for it."""
-    need_tools("aarch64-linux-gnu-gcc", "ccache")
-    from pytest_lkft.build.kernel import KernelBuild
-
-    monkeypatch.setenv("CCACHE_DIR", str(SHARED_CACHE / "ccache"))
-    kernel = KernelBuild(tree=linux_source, target_arch="arm64", kconfig="tinyconfig",
-                         kconfig_add=KERNEL_FRAGMENTS,
-                         cache_dir=SHARED_CACHE / "artifacts" / "builds")
-    kernel.validate()
-    result = kernel.lookup(kernel.cache_key())  # found without waiting for the build lock
-    if result is None:
-        with BUILD_LOCK.open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            result = kernel.run()
-    assert result.passed, result.first_errors
-    return [f"--lkft-tree={linux_source}", "--lkft-kconfig=tinyconfig",
-            *(f"--lkft-kconfig-add={fragment}" for fragment in KERNEL_FRAGMENTS)]
+def built_kernel(linux_source: Path, shared_kernel: BuildResult) -> list[str]:  # noqa: F811
+    """The arm64 kernel the real tests share (tests/shared_kernel.py: rcutorture as a
+    module among its fragments), built once; the options that ask the plugin for it."""
+    return plugin_options(linux_source)
 
 
 @pytest.mark.qemu
