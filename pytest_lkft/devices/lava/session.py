@@ -229,7 +229,7 @@ class LavaSession:
         """A started job (or one failed at once when the lab was found unreachable)."""
         job = LavaJob(self.client, definition, run_dir, detector,
                       [f"{s.suite}/{s.name}" for s in steps], self.options.queue_timeout,
-                      log_name)
+                      log_name, read_tests=bool(steps))
         with self._lock:
             self.jobs.append(job)
         unreachable = self.unreachable()
