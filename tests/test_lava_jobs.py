@@ -370,3 +370,26 @@ def test_a_quiet_boots_time_runs_from_lavas_boot_action() -> None:
                        if "Linux version" not in line))
     assert quiet.kernel_version == "" and banner.boot_time is not None
     assert quiet.boot_time is not None and banner.boot_time < quiet.boot_time < 10
+
+
+def test_a_qemu_devices_start_message_and_prompts_reach_its_lava_twin(tmp_path: Path) -> None:
+    """A QEMU table entry's kernel_start_message and prompts (BootMessages) reach the jobs
+    of `lava:<that device>` and of LAVA table devices on LAVA's qemu device type booting
+    it (`lava:qemu`), not those of a board."""
+    from pytest_lkft.settings.tables import packaged_dir
+
+    table = yaml.safe_load((packaged_dir() / "qemu-devices.yaml").read_text())
+    table["devices"]["qemu-arm64"].update(kernel_start_message="Booting Linux",
+                                          prompts=["arm# "])
+    (tmp_path / "qemu-devices.yaml").write_text(yaml.safe_dump(table))
+    tables.set_lab_dir(tmp_path)
+    try:
+        found = {name: boot_action(name, DeviceArtifacts(kernel=Path("Image")))
+                 for name in ("lava:qemu-arm64", "lava:qemu", "lava:bcm2711-rpi-4-b")}
+    finally:
+        tables.set_lab_dir(None)
+    for name in ("lava:qemu-arm64", "lava:qemu"):
+        assert found[name]["parameters"] == {"kernel-start-message": "Booting Linux"}, name
+        assert found[name]["prompts"] == ["arm# "], name
+    assert "parameters" not in found["lava:bcm2711-rpi-4-b"]
+    assert found["lava:bcm2711-rpi-4-b"]["prompts"] == ["/ # ", "root@[^:]*:[^#]*# "]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -310,7 +311,8 @@ def test_a_board_boots_debians_kernel_with_its_device_tree(board: str, private_c
         server.shutdown()
         server.server_close()
     assert result["result"] == "pass", (result, log[-3000:])
-    assert deploy["kernel"]["url"].endswith(f"-{flavour}.kernel"), deploy["kernel"]
+    kernel_name = rf"/linux-image-[0-9.]+-[0-9]+-{flavour}\.kernel$"  # not -cloud-arm64
+    assert re.search(kernel_name, deploy["kernel"]["url"]), deploy["kernel"]
     dtb_url = deploy["dtb"]["url"]
     dtb_name = lava_spec(f"lava:{board}").values["dtb"]
     assert dtb_url.startswith(base) and dtb_url.endswith("/" + Path(dtb_name).name)

@@ -138,15 +138,9 @@ def _entry(name: str) -> LavaEntry:
     if short in table.devices:
         return table.devices[short]
     if short in load_devices().devices:
-        twin = load_devices().get(short)
-        own: dict[str, Any] = {}
-        if twin.kernel_start_message:
-            own["kernel_start_message"] = twin.kernel_start_message
-        if twin.prompts:
-            own["prompts"] = list(twin.prompts)
         return make_entry(LavaEntry, table.path, short,
                           {**table.defaults, "device_type": "qemu", "template": "qemu",
-                           "provision_as": short, **own}, CONVERT)
+                           "provision_as": short}, CONVERT)
     raise UserError(f"unknown LAVA device {name!r}; known: {', '.join(known_names())} "
                     f"(add one to {table.path})")
 
@@ -157,11 +151,26 @@ def lava_spec(name: str) -> LavaSpec:
     twin = load_devices().get(entry.provision_as)
     qemu = twin if entry.template == "qemu" else None
     values = template_values(entry.template, entry.values)
+    start, prompts = _messages(entry, qemu)
     return LavaSpec(name=name, device_type=entry.device_type, template=entry.template,
                     provision_as=twin.name, console=entry.console or twin.console,
-                    prompts=entry.prompts, kernel_start_message=entry.kernel_start_message,
+                    prompts=prompts, kernel_start_message=start,
                     kernel_args=entry.kernel_args, qemu=qemu, values=values,
                     boots=_boots(twin, entry.debian_flavour, values.get("dtb")))
+
+
+def _messages(entry: LavaEntry, qemu: QemuSpec | None) -> tuple[str | None, tuple[str, ...]]:
+    """The kernel-start message and prompts: the entry's own, else (on LAVA's qemu device
+    type, which boots the twin's machine) the QEMU twin's, else the table's defaults."""
+    start, prompts = entry.kernel_start_message, entry.prompts
+    if qemu is None:
+        return start, prompts
+    if start is None and qemu.kernel_start_message:
+        start = qemu.kernel_start_message
+    defaults = _prompts(load_lava_devices().defaults.get("prompts") or [])
+    if qemu.prompts and prompts == defaults:
+        prompts = qemu.prompts
+    return start, prompts
 
 
 def _boots(twin: QemuSpec, flavour: str | None, dtb: str | None) -> QemuSpec:
