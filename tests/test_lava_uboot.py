@@ -224,14 +224,13 @@ def boot_of(job: dict[str, Any]) -> dict[str, Any]:
     return dict(next(action["boot"] for action in job["actions"] if "boot" in action))
 
 
-@pytest.mark.parametrize("device", ["lava:qemu", "lava:bcm2711-rpi-4-b"])
-def test_lkft_lava_job_passes_the_start_message_and_prompts(device: str,
-                                                            tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["lava:qemu", "lava:bcm2711-rpi-4-b"])
+def test_lkft_lava_job_passes_the_start_message_and_prompts(name: str, tmp_path: Path) -> None:
     """`lkft lava job --kernel-start-message R --prompts P...`: the job's boot action
     carries them (LAVA's `parameters: kernel-start-message`, `prompts`), and LAVA's own
     schema takes the job; `--boot-args quiet` alone makes LAVA wait for the prompt only."""
     need_lava_dispatcher()
-    printed = lkft_lava_job("--device", device, *given_files(tmp_path),
+    printed = lkft_lava_job("--device", name, *given_files(tmp_path),
                             "--kernel-start-message", r"Booting Linux on physical CPU 0x\d+",
                             "--prompts", "board# ", "--prompts", "/ # ", "--command", "uname")
     boot = boot_of(yaml.safe_load(printed))
@@ -239,10 +238,10 @@ def test_lkft_lava_job_passes_the_start_message_and_prompts(device: str,
     assert boot["prompts"] == ["board# ", "/ # "]
     schema = lava_schema(tmp_path, printed)
     assert schema.returncode == 0, schema.stderr
-    quiet = boot_of(yaml.safe_load(lkft_lava_job("--device", device, *given_files(tmp_path),
+    quiet = boot_of(yaml.safe_load(lkft_lava_job("--device", name, *given_files(tmp_path),
                                                  "--boot-args", "quiet")))
     assert quiet["parameters"] == {"kernel-start-message": ""}
-    assert quiet["prompts"] == list(lava_spec(device).prompts)
+    assert quiet["prompts"] == list(lava_spec(name).prompts)
 
 
 def test_a_bad_start_message_is_one_line(tmp_path: Path) -> None:
