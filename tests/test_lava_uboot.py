@@ -320,6 +320,31 @@ def test_a_board_boots_debians_kernel_with_its_device_tree(board: str, private_c
     assert served.startswith(b"\xd0\x0d\xfe\xed") and compatible in served
 
 
+def test_a_pytest_run_on_a_board_takes_its_default_kernel_and_dtb(private_cache: Path,
+                                                                   tmp_path: Path) -> None:
+    """pytest --lkft-device=lava:bcm2711-rpi-4-b with no kernel and no dtb: the run does not
+    stop at start; its job (job.yaml, written before submitting: the lab's URL answers
+    nothing, so the boot fails saying so) deploys Debian's arm64 kernel and the Pi's
+    device tree from its package, published in the run's cache."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-q", "-p", "no:cacheprovider",
+         str(HERE.parent / "testsuites" / "test_boot.py"), "--lkft-device=lava:bcm2711-rpi-4-b",
+         "--lkft-lava-url=http://127.0.0.1:9", f"--lkft-results-dir={tmp_path / 'results'}",
+         f"--lkft-cache-dir={private_cache}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "LKFT_LAVA_TOKEN": "x", "LKFT_LAVA_RETRY": "1"})
+    assert "cannot be reached" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
+    job = yaml.safe_load((tmp_path / "results" / "lava:bcm2711-rpi-4-b" / "boot" /
+                          "job.yaml").read_text())
+    deploy = job["actions"][0]["deploy"]
+    assert re.search(r"/linux-image-[0-9.]+-[0-9]+-arm64\.kernel$", deploy["kernel"]["url"])
+    digest, name = deploy["dtb"]["url"].split("/")[-2:]
+    assert name == "bcm2711-rpi-4-b.dtb"
+    served = (private_cache / "published" / digest / name).read_bytes()
+    assert served == deb_member(private_cache, "bcm2711-rpi-4-b",
+                                "usr/lib/linux-image-*/broadcom/bcm2711-rpi-4-b.dtb")
+
+
 def deb_member(cache: Path, board: str, pattern: str) -> bytes:
     """A file of the board's default kernel package, read with dpkg-deb and tar."""
     from pytest_lkft.artifacts.cache import ArtifactCache
