@@ -4,8 +4,9 @@ Lifecycle: `LavaJob(...)` writes the definition into the run directory; `start()
 it and starts the follower thread, which polls the job (state, health) and its log from
 the last line read on, writing the console to `console.log` (and to the terminal once
 `stream_to()` says so), the raw log to `lava-log.yaml`, feeding the crash detector;
-`lava-job.json` says which job it is and how it ended. Once the log has LAVA's last line
-(the `job` result) it is whole, and only the job's state is polled. When LAVA says
+`lava-job.json` says which job it is and how it ended. While the job runs, its state is
+read at every fifth look only; once the log has LAVA's last line (the `job` result) it
+is whole, and only the state is read, at every look. When LAVA says
 Finished, the follower reads the job's test cases (when it ran commands: they give
 their exit statuses) and sets `done`. A job that stays in the queue past
 the queue timeout is cancelled and says so; a lab that cannot be reached for the
@@ -32,6 +33,7 @@ from pytest_lkft.errors import LkftError
 from pytest_lkft.files import write_atomically
 
 POLL = 0.1  # seconds between looks at a running job (each look: the job, new log lines)
+STATE_EVERY = 5  # while the log grows, the job's state at every 5th look (the log at each)
 # Submits the run's job.yaml again; the token comes from the environment, never the file.
 REPRODUCER = """#!/bin/sh
 # submit this suite run's LAVA job again: job.yaml beside this file, token from $LKFT_LAVA_TOKEN
@@ -70,6 +72,7 @@ class LavaJob:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._cancelled = False
+        self._looks = 0
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "job.yaml").write_text(definition)
         write_atomically(run_dir / "reproducer.sh", REPRODUCER.format(url=client.url), 0o755)
@@ -139,7 +142,13 @@ class LavaJob:
         self._finish("")
 
     def _poll(self, job_id: int) -> bool:
-        """Read the job's state and new log lines; True once it finished."""
+        """Read the job's state and new log lines; True once it finished. While it runs
+        and its log is not whole, the state only every STATE_EVERY looks: its end shows in
+        the log first (the `job` result), then the state is read at every look."""
+        self._looks += 1
+        if self.state == "Running" and not self.log.complete and self._looks % STATE_EVERY:
+            self._read_log(job_id)
+            return False
         self.record = self.client.job(job_id)
         self.state, self.health = str(self.record.get("state")), str(self.record.get("health"))
         if self.state not in QUEUED and not self.log.complete:  # a queued job has none
