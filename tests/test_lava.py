@@ -346,6 +346,21 @@ def test_lab_errors_5xx_are_retried(pytester: pytest.Pytester, private_cache: Pa
     result.assert_outcomes(passed=2)
     # then LAVA's own answers: 404 for a log not written yet
     assert proxy.answered[:3] == [502, 502, 502] and set(proxy.answered[3:]) <= {200, 201, 404}
+    # the follower's requests: the job's state at every fifth look while the log grows,
+    # at every look once the log's last line came and no more log; a boot-only job has no
+    # test cases to read
+    kinds = [request_kind(path) for path in proxy.paths[3:]]
+    assert "tests" not in kinds, proxy.paths
+    last_log = len(kinds) - 1 - kinds[::-1].index("logs")
+    assert kinds.count("logs") > 2 * kinds[:last_log].count("other"), proxy.paths
+
+
+def request_kind(path: str) -> str:
+    """`logs`, `tests` or `other`: what an API request asked for."""
+    for kind in ("logs", "tests"):
+        if f"/{kind}/" in path:
+            return kind
+    return "other"
 
 
 def test_printed_job_runs_in_lava_through_kisscache(tmp_path: Path, lab: LavaLab) -> None:
