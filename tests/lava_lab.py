@@ -355,6 +355,7 @@ class FlakyProxy:
     def __init__(self, target: str, failures: int) -> None:
         self.target, self.failures = target.rstrip("/"), failures
         self.answered: list[int] = []
+        self.paths: list[str] = []  # of each request, as answered
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -385,6 +386,7 @@ class FlakyProxy:
             status, data = answer.status_code, answer.content
             kind = answer.headers.get("Content-Type", "application/octet-stream")
         self.answered.append(status)
+        self.paths.append(handler.path)
         handler.send_response(status)
         handler.send_header("Content-Type", kind)
         handler.send_header("Content-Length", str(len(data)))

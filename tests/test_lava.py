@@ -180,6 +180,26 @@ def test_a_job_that_does_not_boot(pytester: pytest.Pytester, private_cache: Path
         assert "not run: lava:qemu failed earlier in this run (see " in messages[consequence]
 
 
+def test_a_quiet_boot_passes(pytester: pytest.Pytester, private_cache: Path,
+                             lab: LavaLab) -> None:
+    """--lkft-boot-args=quiet hides the kernel's `Linux version` banner, which LAVA's qemu
+    device type waits for by default: the job sets LAVA's kernel-start-message to "" (the
+    prompt alone, as local runs take it) and the boot passes, its time from LAVA's boot
+    action."""
+    junit = pytester.path / "results.xml"
+    result = run(pytester, private_cache, lab.url, str(TESTSUITES / "test_boot.py"),
+                 "--lkft-device=lava:qemu", "--lkft-boot-args=quiet", f"--junitxml={junit}")
+    result.assert_outcomes(passed=2)
+    run_dir = pytester.path / "lkft-results" / "lava:qemu" / "boot"
+    job = yaml.safe_load((run_dir / "job.yaml").read_text())
+    boot = next(action["boot"] for action in job["actions"] if "boot" in action)
+    assert boot["parameters"] == {"kernel-start-message": ""}
+    assert "quiet" in job["actions"][0]["deploy"]["images"]["kernel"]["image_arg"]
+    assert "Linux version" not in (run_dir / "console.log").read_text()
+    assert job_of(pytester.path / "lkft-results", "lava:qemu", "boot")["health"] == "Complete"
+    assert properties(junit, "lava:qemu")["boot/boot"]["lkft.metric.boot-time"].endswith(" s")
+
+
 def failure_messages(junit: Path, tags: tuple[str, ...] = ("failure", "error")
                      ) -> dict[str, str]:
     """`suite/case` -> the message of its failure or error (or another of `tags`)."""
@@ -326,6 +346,21 @@ def test_lab_errors_5xx_are_retried(pytester: pytest.Pytester, private_cache: Pa
     result.assert_outcomes(passed=2)
     # then LAVA's own answers: 404 for a log not written yet
     assert proxy.answered[:3] == [502, 502, 502] and set(proxy.answered[3:]) <= {200, 201, 404}
+    # the follower's requests: the job's state at every fifth look while the log grows,
+    # at every look once the log's last line came and no more log; a boot-only job has no
+    # test cases to read
+    kinds = [request_kind(path) for path in proxy.paths[3:]]
+    assert "tests" not in kinds, proxy.paths
+    last_log = len(kinds) - 1 - kinds[::-1].index("logs")
+    assert kinds.count("logs") > 2 * kinds[:last_log].count("other"), proxy.paths
+
+
+def request_kind(path: str) -> str:
+    """`logs`, `tests` or `other`: what an API request asked for."""
+    for kind in ("logs", "tests"):
+        if f"/{kind}/" in path:
+            return kind
+    return "other"
 
 
 def test_printed_job_runs_in_lava_through_kisscache(tmp_path: Path, lab: LavaLab) -> None:

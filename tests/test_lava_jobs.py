@@ -46,7 +46,8 @@ from pytest_lkft.devices.lava.specs import lava_spec
 from pytest_lkft.errors import UserError
 from pytest_lkft.provision.device import DeviceArtifacts
 from pytest_lkft.provision.rootfs import Entry, write_cpio
-from pytest_lkft.settings.device import Timeouts
+from pytest_lkft.settings import tables
+from pytest_lkft.settings.device import Timeouts, banner_hidden
 from pytest_lkft.settings.devices import load_devices
 
 DATA = Path(__file__).parent / "data" / "lava"
@@ -287,3 +288,108 @@ def test_the_users_prompts_win_over_the_lava_tables() -> None:
 
     assert prompts(()) == list(spec.prompts)
     assert prompts(("login: ", "board# ")) == ["login: ", "board# "]
+
+
+def boot_action(spec_name: str, artifacts: DeviceArtifacts) -> dict[str, object]:
+    """The boot action of the job `job_inputs` makes for `artifacts` on `spec_name`."""
+    spec = lava_spec(spec_name)
+    urls = ("http://h/Image", "http://h/initrd.cpio.gz", None, "http://h/board.dtb")
+    job = yaml.safe_load(render_job(spec.template, job_inputs(spec, urls, artifacts,
+                                                              Timeouts(), "smoke", 30)))
+    return dict(next(entry["boot"] for entry in job["actions"] if "boot" in entry))
+
+
+@pytest.mark.parametrize("name", ["lava:qemu", "lava:bcm2711-rpi-4-b"])
+def test_the_kernel_start_message_reaches_the_boot_action(name: str) -> None:
+    """--lkft-kernel-start-message becomes LAVA's `parameters: kernel-start-message`;
+    without it the device type's own is left (no key), and boot arguments that hide the
+    kernel's banner make LAVA wait for the prompt alone (""), as local runs do."""
+    def start(**given: object) -> object:
+        boot = boot_action(name, DeviceArtifacts(kernel=Path("Image"), **given))  # type: ignore[arg-type]
+        return boot.get("parameters")
+
+    assert start() is None
+    assert start(kernel_start_message=r"Booting Linux on physical CPU") == {
+        "kernel-start-message": "Booting Linux on physical CPU"}
+    assert start(boot_args="quiet") == {"kernel-start-message": ""}
+    assert start(boot_args="loglevel=3 rdinit=/init") == {"kernel-start-message": ""}
+    assert start(boot_args="quiet loglevel=7") is None  # the last one wins, as in the kernel
+    assert start(boot_args="quiet", kernel_start_message="Starting kernel") == {
+        "kernel-start-message": "Starting kernel"}
+    boot = boot_action(name, DeviceArtifacts(kernel=Path("Image"), prompts=("board# ",)))
+    assert boot["prompts"] == ["board# "]
+
+
+@pytest.mark.parametrize(("args", "hidden"), [
+    ("", False), ("quiet", True), ("loglevel=5", True), ("loglevel=6", False),
+    ("loglevel=4 loglevel=8", False), ("quiet ignore_loglevel", False),
+    ("console=ttyAMA0 quiet panic=-1", True), ("quietly", False)])
+def test_which_boot_arguments_hide_the_banner(args: str, hidden: bool) -> None:
+    assert banner_hidden(args) is hidden
+
+
+def test_a_device_entrys_kernel_start_message_and_prompts(tmp_path: Path) -> None:
+    """A LAVA table entry's kernel_start_message and prompts reach its jobs; the user's
+    options win over them."""
+    (tmp_path / "lava").mkdir()
+    (tmp_path / "lava" / "devices.yaml").write_text(
+        "devices:\n  rpi:\n    device_type: bcm2711-rpi-4-b\n    template: uboot\n"
+        "    provision_as: qemu-arm64\n    kernel_start_message: 'Booting Linux'\n"
+        "    prompts: ['rpi# ']\n    values: {dtb: broadcom/bcm2711-rpi-4-b.dtb}\n")
+    tables.set_lab_dir(tmp_path)
+    try:
+        own = boot_action("lava:rpi", DeviceArtifacts(kernel=Path("Image"), boot_args="quiet"))
+        given = boot_action("lava:rpi", DeviceArtifacts(
+            kernel=Path("Image"), kernel_start_message="Linux", prompts=("me# ",)))
+    finally:
+        tables.set_lab_dir(None)
+    assert (own["parameters"], own["prompts"]) == ({"kernel-start-message": "Booting Linux"},
+                                                   ["rpi# "])
+    assert (given["parameters"], given["prompts"]) == ({"kernel-start-message": "Linux"},
+                                                       ["me# "])
+
+
+def test_a_job_log_is_whole_at_its_last_line() -> None:
+    """The follower stops reading the log once LAVA's last line (the `job` result) came."""
+    text = (DATA / "smoke.job.yaml").read_text()
+    lines = text.splitlines(keepends=True)
+    log = JobLog(lambda _: None, CrashDetector(load_crash_patterns()), [])
+    log.feed("".join(lines[:-1]))
+    assert not log.complete
+    log.feed(lines[-1])
+    assert log.complete
+
+
+def test_a_quiet_boots_time_runs_from_lavas_boot_action() -> None:
+    """Without the kernel's banner (quiet), boot time runs from LAVA's boot action's start
+    (`start: 2 ...`) to the shell, a little longer than from the banner."""
+    text = (DATA / "smoke.job.yaml").read_text()
+    banner, _ = read_log("smoke.job.yaml", [])
+    quiet = JobLog(lambda _: None, CrashDetector(load_crash_patterns()), [])
+    quiet.feed("".join(line for line in text.splitlines(keepends=True)
+                       if "Linux version" not in line))
+    assert quiet.kernel_version == "" and banner.boot_time is not None
+    assert quiet.boot_time is not None and banner.boot_time < quiet.boot_time < 10
+
+
+def test_a_qemu_devices_start_message_and_prompts_reach_its_lava_twin(tmp_path: Path) -> None:
+    """A QEMU table entry's kernel_start_message and prompts (BootMessages) reach the jobs
+    of `lava:<that device>` and of LAVA table devices on LAVA's qemu device type booting
+    it (`lava:qemu`), not those of a board."""
+    from pytest_lkft.settings.tables import packaged_dir
+
+    table = yaml.safe_load((packaged_dir() / "qemu-devices.yaml").read_text())
+    table["devices"]["qemu-arm64"].update(kernel_start_message="Booting Linux",
+                                          prompts=["arm# "])
+    (tmp_path / "qemu-devices.yaml").write_text(yaml.safe_dump(table))
+    tables.set_lab_dir(tmp_path)
+    try:
+        found = {name: boot_action(name, DeviceArtifacts(kernel=Path("Image")))
+                 for name in ("lava:qemu-arm64", "lava:qemu", "lava:bcm2711-rpi-4-b")}
+    finally:
+        tables.set_lab_dir(None)
+    for name in ("lava:qemu-arm64", "lava:qemu"):
+        assert found[name]["parameters"] == {"kernel-start-message": "Booting Linux"}, name
+        assert found[name]["prompts"] == ["arm# "], name
+    assert "parameters" not in found["lava:bcm2711-rpi-4-b"]
+    assert found["lava:bcm2711-rpi-4-b"]["prompts"] == ["/ # ", "root@[^:]*:[^#]*# "]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -38,12 +40,14 @@ from pytest_lkft.devices.lava.jobs import (
     render_job,
     template_values,
 )
-from pytest_lkft.devices.lava.session import need_dtb
+from pytest_lkft.devices.lava.session import job_inputs, need_dtb
 from pytest_lkft.devices.lava.specs import LavaSpec, lava_spec, load_lava_devices
 from pytest_lkft.errors import UserError
+from pytest_lkft.provision.device import DeviceArtifacts
 from pytest_lkft.provision.kernelimage import MIN_SIZE
 from pytest_lkft.provision.rootfs import Entry, write_cpio
 from pytest_lkft.settings import tables
+from pytest_lkft.settings.device import Timeouts
 
 HERE = Path(__file__).parent
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with LAVA's packages
@@ -143,8 +147,8 @@ def test_a_wrong_kernel_type_is_one_line_naming_it() -> None:
      "{kernel_type: bzimage}}",
      "entry 'rpi': LAVA job template 'uboot': kernel_type 'bzimage' is not one of image"),
     ("{device_type: rpi, template: uboot, provision_as: qemu-arm64, colour: red}",
-     "entry 'rpi': unknown key 'colour'; valid keys: console, device_type, "
-     "prompts, provision_as, template, values"),
+     "entry 'rpi': unknown key 'colour'; valid keys: console, debian_flavour, device_type, "
+     "kernel_args, kernel_start_message, prompts, provision_as, template, values"),
     ("{device_type: rpi, provision_as: qemu-arm64}", "entry 'rpi': missing key 'template'"),
     ("{device_type: rpi, template: uboot, provision_as: qemu-arm64, values: [image]}",
      "entry 'rpi': key 'values' is ['image']: expected a mapping of the template's values"),
@@ -197,6 +201,163 @@ def test_lkft_lava_job_prints_a_board_job(tmp_path: Path) -> None:
     assert deploy["to"] == "tftp" and deploy["kernel"]["type"] == "image"
     assert deploy["dtb"]["url"].endswith("/bcm2711-rpi-4-b.dtb")
     assert job["actions"][1]["boot"]["method"] == "u-boot"
+
+
+def lkft_lava_job(*args: str) -> str:
+    """`lkft lava job ARGS`' output; its error in the assertion."""
+    done = subprocess.run([str(Path(sys.executable).parent / "lkft"), "lava", "job", *args],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def given_files(tmp_path: Path) -> list[str]:
+    """--kernel, --dtb and --rootfs options of files that pass for an arm64 board's."""
+    rootfs = gzip.compress(write_cpio([Entry("init", 0o100755, b"#!/bin/sh\n")]))
+    return ["--kernel", str(arm64_image(tmp_path / "Image")),
+            "--dtb", str(file_of(tmp_path / "bcm2711-rpi-4-b.dtb", b"\xd0\x0d\xfe\xed")),
+            "--rootfs", str(file_of(tmp_path / "rootfs.cpio.gz", rootfs)),
+            "--cache-dir", str(tmp_path / "cache")]
+
+
+def boot_of(job: dict[str, Any]) -> dict[str, Any]:
+    return dict(next(action["boot"] for action in job["actions"] if "boot" in action))
+
+
+@pytest.mark.parametrize("name", ["lava:qemu", "lava:bcm2711-rpi-4-b"])
+def test_lkft_lava_job_passes_the_start_message_and_prompts(name: str, tmp_path: Path) -> None:
+    """`lkft lava job --kernel-start-message R --prompts P...`: the job's boot action
+    carries them (LAVA's `parameters: kernel-start-message`, `prompts`), and LAVA's own
+    schema takes the job; `--boot-args quiet` alone makes LAVA wait for the prompt only."""
+    need_lava_dispatcher()
+    printed = lkft_lava_job("--device", name, *given_files(tmp_path),
+                            "--kernel-start-message", r"Booting Linux on physical CPU 0x\d+",
+                            "--prompts", "board# ", "--prompts", "/ # ", "--command", "uname")
+    boot = boot_of(yaml.safe_load(printed))
+    assert boot["parameters"] == {"kernel-start-message": r"Booting Linux on physical CPU 0x\d+"}
+    assert boot["prompts"] == ["board# ", "/ # "]
+    schema = lava_schema(tmp_path, printed)
+    assert schema.returncode == 0, schema.stderr
+    quiet = boot_of(yaml.safe_load(lkft_lava_job("--device", name, *given_files(tmp_path),
+                                                 "--boot-args", "quiet")))
+    assert quiet["parameters"] == {"kernel-start-message": ""}
+    assert quiet["prompts"] == list(lava_spec(name).prompts)
+
+
+def test_a_bad_start_message_is_one_line(tmp_path: Path) -> None:
+    done = subprocess.run([str(Path(sys.executable).parent / "lkft"), "lava", "job", "--device",
+                           "lava:qemu", "--kernel-start-message", "Linux (version"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        "lkft lava: error: --kernel-start-message 'Linux (version': not a regular expression "
+        "(missing ), unterminated subpattern at position 6); give a Python regular expression"]
+
+
+@pytest.mark.parametrize(("board", "extra"), [
+    ("bcm2711-rpi-4-b", "earlycon=uart,mmio32,0xfe215040 quiet loglevel=7"),
+    ("am57xx-beagle-x15", "quiet loglevel=7")])
+def test_boot_args_come_after_the_boards_own(board: str, extra: str, files: str,
+                                             tmp_path: Path) -> None:
+    """--lkft-boot-args go after the device type's own extra kernel arguments (the rpi4's
+    earlycon), which LAVA's `extra_kernel_args` would replace: in the job's context, and
+    in the U-Boot `bootargs` LAVA's device type builds from it; without boot args the job
+    leaves the device type's own."""
+    need_lava_dispatcher()
+    spec = lava_spec(f"lava:{board}")
+    urls = (f"{files}/Image", f"{files}/rootfs.cpio.gz", "gz", f"{files}/board.dtb")
+
+    def job(boot_args: str) -> str:
+        artifacts = DeviceArtifacts(kernel=Path("Image"), boot_args=boot_args)
+        return render_job("uboot", job_inputs(spec, urls, artifacts, Timeouts(), "boot", 30))
+
+    assert "extra_kernel_args" not in yaml.safe_load(job(""))["context"]
+    text = job("quiet loglevel=7")
+    assert yaml.safe_load(text)["context"]["extra_kernel_args"] == extra
+    result, _ = lava_validate(tmp_path, spec.device_type, text)
+    assert result["result"] == "pass", result
+    assert f" {extra} " in (tmp_path / "device.yaml").read_text()  # U-Boot's bootargs
+
+
+# Each board's default: Debian's kernel flavour that carries its device tree, and a string
+# of that device tree's root `compatible` (the right board's).
+BOARD_DEFAULTS = {"bcm2711-rpi-4-b": ("arm64", b"raspberrypi,4-model-b"),
+                  "am57xx-beagle-x15": ("armmp", b"ti,am572x-beagle-x15")}
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_a_board_boots_debians_kernel_with_its_device_tree(board: str, private_cache: Path,
+                                                           tmp_path: Path) -> None:
+    """`lkft lava job --device lava:<board>` with no --kernel and no --dtb: Debian's kernel
+    of the board's flavour (not the cloud one of its QEMU twin) and the board's device tree
+    from that kernel's package, served as the file the package has; the job passes
+    lava-run's validation (every URL answers)."""
+    need_lava_dispatcher()
+    flavour, compatible = BOARD_DEFAULTS[board]
+    published = private_cache / "published"
+    published.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        SimpleHTTPRequestHandler, directory=str(published)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        printed = lkft_lava_job("--device", f"lava:{board}", "--cache-dir", str(private_cache),
+                                "--artifacts-url", base, "--command", "uname -a")
+        job = yaml.safe_load(printed)
+        deploy = job["actions"][0]["deploy"]
+        result, log = lava_validate(tmp_path, job["device_type"], printed)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result["result"] == "pass", (result, log[-3000:])
+    kernel_name = rf"/linux-image-[0-9.]+-[0-9]+-{flavour}\.kernel$"  # not -cloud-arm64
+    assert re.search(kernel_name, deploy["kernel"]["url"]), deploy["kernel"]
+    dtb_url = deploy["dtb"]["url"]
+    dtb_name = lava_spec(f"lava:{board}").values["dtb"]
+    assert dtb_url.startswith(base) and dtb_url.endswith("/" + Path(dtb_name).name)
+    served = (published / dtb_url.removeprefix(base + "/")).read_bytes()
+    assert served == deb_member(private_cache, board, f"usr/lib/linux-image-*/{dtb_name}")
+    assert served.startswith(b"\xd0\x0d\xfe\xed") and compatible in served
+
+
+def test_a_pytest_run_on_a_board_takes_its_default_kernel_and_dtb(private_cache: Path,
+                                                                   tmp_path: Path) -> None:
+    """pytest --lkft-device=lava:bcm2711-rpi-4-b with no kernel and no dtb: the run does not
+    stop at start; its job (job.yaml, written before submitting: the lab's URL answers
+    nothing, so the boot fails saying so) deploys Debian's arm64 kernel and the Pi's
+    device tree from its package, published in the run's cache."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-q", "-p", "no:cacheprovider",
+         str(HERE.parent / "testsuites" / "test_boot.py"), "--lkft-device=lava:bcm2711-rpi-4-b",
+         "--lkft-lava-url=http://127.0.0.1:9", f"--lkft-results-dir={tmp_path / 'results'}",
+         f"--lkft-cache-dir={private_cache}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "LKFT_LAVA_TOKEN": "x", "LKFT_LAVA_RETRY": "1"})
+    assert "cannot be reached" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
+    job = yaml.safe_load((tmp_path / "results" / "lava:bcm2711-rpi-4-b" / "boot" /
+                          "job.yaml").read_text())
+    deploy = job["actions"][0]["deploy"]
+    assert re.search(r"/linux-image-[0-9.]+-[0-9]+-arm64\.kernel$", deploy["kernel"]["url"])
+    digest, name = deploy["dtb"]["url"].split("/")[-2:]
+    assert name == "bcm2711-rpi-4-b.dtb"
+    served = (private_cache / "published" / digest / name).read_bytes()
+    assert served == deb_member(private_cache, "bcm2711-rpi-4-b",
+                                "usr/lib/linux-image-*/broadcom/bcm2711-rpi-4-b.dtb")
+
+
+def deb_member(cache: Path, board: str, pattern: str) -> bytes:
+    """A file of the board's default kernel package, read with dpkg-deb and tar."""
+    from pytest_lkft.artifacts.cache import ArtifactCache
+    from pytest_lkft.provision.defaults import default_artifacts
+
+    spec = lava_spec(f"lava:{board}").boots
+    assert spec is not None and spec.debian is not None
+    with ArtifactCache(cache) as artifacts:
+        deb = default_artifacts(spec, cache, artifacts.fetch).kernel_deb
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], capture_output=True,
+                         check=True).stdout
+    return subprocess.run(["tar", "-xO", "--wildcards", f"./{pattern}"], input=tar,
+                          capture_output=True, check=True).stdout
 
 
 def file_of(path: Path, data: bytes) -> Path:
@@ -342,11 +503,13 @@ def test_the_qemu_template_still_passes_lavas_own_validation(files: str,
 
 
 def test_a_run_on_a_board_without_its_device_tree_stops_at_start(tmp_path: Path) -> None:
-    """pytest --lkft-device=lava:<board> without --lkft-dtb: one line, before any job (the
-    lab's URL answers nothing; it is never asked)."""
+    """pytest --lkft-device=lava:<board> --lkft-kernel=... without --lkft-dtb: one line,
+    before any job (the lab's URL answers nothing; it is never asked). (The board's
+    default kernel brings its own device tree: tests below.)"""
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:randomly", "-q",
          str(HERE.parent / "testsuites" / "test_boot.py"), "--lkft-device=lava:bcm2711-rpi-4-b",
+         f"--lkft-kernel={arm64_image(tmp_path / 'Image')}",
          "--lkft-lava-url=http://127.0.0.1:9", f"--lkft-results-dir={tmp_path / 'results'}"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
         env={**os.environ, "LKFT_LAVA_TOKEN": "x", "LKFT_CACHE_DIR": str(tmp_path / "cache")})

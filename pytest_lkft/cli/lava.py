@@ -44,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         job.add_argument(option, metavar="PATH|URL", default=None,
                          help=f"{what} (default: the device's)")
     job.add_argument("--boot-args", default="", help="Extra kernel command line arguments")
+    job.add_argument("--kernel-start-message", default="", metavar="REGEX",
+                     help="What LAVA waits for as the kernel starts (default: the device's)")
+    job.add_argument("--prompts", action="append", default=[], metavar="REGEX",
+                     help="Shell prompt LAVA waits for; repeatable (default: the device's)")
     job.add_argument("--command", dest="commands", action="append", default=[], metavar="CMD",
                      help="Shell command to run after boot (repeatable, in order)")
     job.add_argument("--suite", default="commands",
@@ -64,16 +68,20 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the job."""
     from pytest_lkft.provision.device import provision
-    from pytest_lkft.settings.device import Settings
+    from pytest_lkft.settings.device import Settings, check_regexes
 
     spec = lava_spec(args.device)
     timeouts = Timeouts.parse(args.timeouts, "--timeouts") if args.timeouts else Timeouts()
+    check_regexes({"start": (args.kernel_start_message,), "prompts": tuple(args.prompts)},
+                  {"start": "--kernel-start-message", "prompts": "--prompts"})
     settings = Settings(kernel=args.kernel, rootfs=args.rootfs, modules=args.modules,
-                        dtb=args.dtb, boot_args=args.boot_args)
+                        dtb=args.dtb, boot_args=args.boot_args,
+                        kernel_start_message=args.kernel_start_message,
+                        prompts=tuple(args.prompts))
     root = args.cache_dir or default_cache_dir()
     with ArtifactCache(root) as cache:  # the prefix is the lab's way; this one fetches direct
-        artifacts = provision(settings, load_devices().get(spec.provision_as), cache.fetch,
-                              cache.root)
+        artifacts = provision(settings, spec.boots or load_devices().get(spec.provision_as),
+                              cache.fetch, cache.root)
         publisher = Publisher(cache.root, args.artifacts_url)
         urls = LabArtifacts(cache.root, args.cache_url, lambda: publisher).urls(
             artifacts, Sources(args.kernel, args.rootfs, args.dtb))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_lkft.artifacts.apt import Apt, extract_member
-from pytest_lkft.errors import UserError
+from pytest_lkft.errors import DownloadError, UserError
 from pytest_lkft.files import write_atomically
 from pytest_lkft.provision.rootfs import ROOTFS_VERSION, busybox_initramfs
 from pytest_lkft.settings.devices import DebianSource, QemuSpec
@@ -74,6 +74,21 @@ def _resolve(apt: Apt, debian: DebianSource, flavour: str, out: Path,
     if not rootfs.exists():
         write_atomically(rootfs, busybox_initramfs(busybox))
     return DefaultArtifacts(kernel, rootfs, package, "busybox-static", deb, config, busybox)
+
+
+def default_dtb(spec: QemuSpec, defaults: DefaultArtifacts, cache_root: Path) -> Path | None:
+    """The device tree the default kernel boots with on `spec` (its `debian.dtb`, from the
+    kernel's package), None when the device names none."""
+    if spec.debian is None or spec.debian.dtb is None:
+        return None
+    name = Path(spec.debian.dtb).name
+    out = cache_root / "defaults" / spec.debian.arch / f"{defaults.kernel_package}.dtbs"
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        return extract_member(Path(defaults.kernel_deb), spec.debian.dtb, out / name)
+    except DownloadError:
+        raise UserError(f"{defaults.kernel_package} has no device tree {spec.debian.dtb} "
+                        f"for {spec.name}; pass --lkft-dtb") from None
 
 
 def default_busybox(spec: QemuSpec, cache_root: Path, fetch: Fetch) -> Path:

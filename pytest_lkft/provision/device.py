@@ -14,7 +14,12 @@ from pathlib import Path
 
 from pytest_lkft.errors import UserError
 from pytest_lkft.provision.debiandevice import debian_boot, debian_kernel
-from pytest_lkft.provision.defaults import DefaultArtifacts, default_artifacts, default_busybox
+from pytest_lkft.provision.defaults import (
+    DefaultArtifacts,
+    default_artifacts,
+    default_busybox,
+    default_dtb,
+)
 from pytest_lkft.provision.disk import (
     KernelFiles,
     Tree,
@@ -124,8 +129,13 @@ def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path
         raise UserError(f"{settings.source('lkft_rootfs')} {settings.rootfs} cannot carry an "
                         "LTP install yet (it goes onto a disk made from the default rootfs); "
                         "drop --lkft-rootfs for the ltp-* suites")
+    dtb = get(settings.dtb)
+    if dtb is None and settings.kernel is None and defaults is not None:
+        dtb = default_dtb(spec, defaults, cache_root)  # the default kernel's own
+        if dtb is not None:
+            metadata["dtb"] = f"debian:{defaults.kernel_package}:{dtb.name}"
     found = DeviceArtifacts(kernel=kernel, rootfs=rootfs, overlays=overlays,
-                            dtb=get(settings.dtb), boot_args=settings.boot_args,
+                            dtb=dtb, boot_args=settings.boot_args,
                             kernel_start_message=settings.kernel_start_message,
                             prompts=settings.prompts, qemu_binary=settings.qemu_binary,
                             metadata=metadata, kernel_config=kernel_config,

@@ -34,6 +34,7 @@ from pytest_lkft.pytestplugin.cache import CACHE_KEY
 from pytest_lkft.pytestplugin.naming import case_name, fill_command, suite_name
 from pytest_lkft.pytestplugin.options import SETTINGS_KEY, resolver
 from pytest_lkft.pytestplugin.provisioning import device_artifacts
+from pytest_lkft.settings.devices import QemuSpec, load_devices
 from pytest_lkft.settings.options import Resolver
 
 if TYPE_CHECKING:
@@ -223,7 +224,7 @@ def _plan(request: pytest.FixtureRequest, state: LavaState, name: str) -> None:
     config = request.config
     settings = config.stash[SETTINGS_KEY]
     spec = state.specs[name]
-    artifacts = device_artifacts(config, spec.provision_as)
+    artifacts = device_artifacts(config, *provisioned_as(spec))
     sources = Sources(settings.kernel, settings.rootfs, settings.dtb)
     for key, (module, steps) in suite_runs(config, request.session.items, name).items():
         suite = suite_name(module)
@@ -238,6 +239,16 @@ def _plan(request: pytest.FixtureRequest, state: LavaState, name: str) -> None:
             {"device": name, "arch": spec.arch, "suite": suite, **artifacts.metadata})
     state.planned.add(name)
     state.session.upcoming([d for d in state.devices.values() if d.job is None])
+
+
+def provisioned_as(spec: LavaSpec) -> tuple[str, QemuSpec]:
+    """The name a LAVA device's artifacts are provisioned under, and the QEMU spec they come
+    from: its QEMU twin's (shared with local runs of the twin), or, for a board with a
+    Debian flavour of its own, the board's."""
+    twin = load_devices().get(spec.provision_as)
+    if spec.boots is None or spec.boots == twin:
+        return twin.name, twin
+    return spec.name, spec.boots
 
 
 def header_line(config: pytest.Config) -> str | None:
@@ -295,7 +306,8 @@ class LavaKind:
         specs = {name: lava_spec(name) for name in devices}
         settings = config.stash.get(SETTINGS_KEY, None)
         for spec in specs.values():  # a board without its device tree: before any job
-            need_dtb(spec, settings.dtb if settings else None)
+            if settings is not None:
+                need_dtb(spec, settings.dtb, default_kernel=settings.kernel is None)
         options = options_from(config, devices[0])
         state = LavaState(LavaSession(options, config.stash[CACHE_KEY].root), specs)
         if not hasattr(config, "workerinput"):  # the controller, or a run without xdist

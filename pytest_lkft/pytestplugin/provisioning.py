@@ -26,7 +26,7 @@ from pytest_lkft.pytestplugin.build import (
 )
 from pytest_lkft.pytestplugin.cache import CACHE_KEY
 from pytest_lkft.pytestplugin.options import SETTINGS_KEY
-from pytest_lkft.settings.devices import load_devices
+from pytest_lkft.settings.devices import QemuSpec, load_devices
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,17 @@ def known_artifacts(config: pytest.Config) -> dict[str, Provisioned]:
     return config.stash.setdefault(ARTIFACTS_KEY, {})
 
 
-def device_artifacts(config: pytest.Config, name: str) -> DeviceArtifacts:
-    """Provision QEMU device `name` once per process; a failure fails or skips the test.
+def device_artifacts(config: pytest.Config, name: str,
+                     spec: QemuSpec | None = None) -> DeviceArtifacts:
+    """Provision QEMU device `name` (as `spec`, default the table's) once per process; a
+    failure fails or skips the test.
 
     With --lkft-tree the device boots what was built (kernel, modules, kselftests).
     """
     known = known_artifacts(config)
     if name not in known:
         try:
-            known[name] = _provision(config, name)
+            known[name] = _provision(config, name, spec or load_devices().get(name))
         except LkftError as error:
             known[name] = ProvisionFailure(f"{name}: {error}")
     found = known[name]
@@ -70,8 +72,7 @@ def device_artifacts(config: pytest.Config, name: str) -> DeviceArtifacts:
     return found
 
 
-def _provision(config: pytest.Config, name: str) -> Provisioned:
-    spec = load_devices().get(name)
+def _provision(config: pytest.Config, name: str, spec: QemuSpec) -> Provisioned:
     settings, cache = config.stash[SETTINGS_KEY], config.stash[CACHE_KEY]
     built = kernel_build_for(config, spec.arch)
     stages = config.stash[STAGES_KEY]

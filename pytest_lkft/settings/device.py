@@ -37,6 +37,26 @@ SHELL_PROMPTS = (r"[#$] (?:\x1b\[6n)?$",)
 PHASES = ("boot", "test", "silence")
 
 
+BANNER_LOGLEVEL = 5  # the version banner is a notice (KERN_NOTICE)
+LOGLEVEL = re.compile(r"^loglevel=(\d+)$")
+
+
+def banner_hidden(boot_args: str) -> bool:
+    """True when the kernel command line keeps the kernel's version banner off the console
+    (`quiet`, or `loglevel=N` with N at most the banner's level): no kernel-start message
+    comes, only the prompt."""
+    if "ignore_loglevel" in boot_args.split():
+        return False
+    hidden = False
+    for arg in boot_args.split():  # the last of quiet/loglevel= wins, as in the kernel
+        found = LOGLEVEL.match(arg)
+        if arg == "quiet":
+            hidden = True
+        elif found:
+            hidden = int(found.group(1)) <= BANNER_LOGLEVEL
+    return hidden
+
+
 def regex(text: str) -> str:
     """`text` if it is a regular expression; ValueError saying why not."""
     try:

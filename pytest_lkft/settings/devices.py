@@ -30,7 +30,9 @@ class DebianSource:
 
     `full_flavour` is the flavour with every driver, taken when a suite needs one the
     default flavour lacks; `drive` attaches a disk for Debian's kernels when the device's
-    own `drive` needs a driver they lack.
+    own `drive` needs a driver they lack; `dtb` is the device tree in the kernel package
+    (a glob, `usr/lib/linux-image-*/broadcom/bcm2711-rpi-4-b.dtb`) that the default kernel
+    boots with.
     """
 
     arch: str
@@ -38,6 +40,7 @@ class DebianSource:
     image: str
     full_flavour: str | None = None
     drive: str | None = None
+    dtb: str | None = None
 
 
 @dataclass(frozen=True)

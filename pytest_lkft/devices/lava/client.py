@@ -6,8 +6,8 @@
                                         Incomplete, Canceled), times, device
     GET  /api/v0.2/jobs/N/logs/?start=L the job log from line L (YAML, one entry a line);
                                         404 while there is none
-    GET  /api/v0.2/jobs/N/tests/        test cases, paged by 50 (follow `next`); `metadata`
-                                        is a YAML string
+    GET  /api/v0.2/jobs/N/tests/?limit=M  test cases, M a page (default 50; follow `next`);
+                                        `metadata` is a YAML string
     GET  /api/v0.2/jobs/N/cancel/       cancel (POST answers 405 in 2023.01)
 
 The token goes in an `Authorization: Token ...` header and nowhere else: not in messages,
@@ -31,6 +31,7 @@ TIMEOUT = 30.0  # seconds per HTTP request
 FIRST_PAUSE = 0.5
 MAX_PAUSE = 8.0
 TOKEN_ENV = "LKFT_LAVA_TOKEN"
+TESTS_PAGE = 500  # test cases per request (LAVA's default page: 50)
 
 
 class LavaError(InfraError):
@@ -126,7 +127,7 @@ class LavaClient:
     def tests(self, job_id: int) -> list[dict[str, Any]]:
         """Every test case of the job, all pages."""
         found: list[dict[str, Any]] = []
-        path: str | None = f"jobs/{job_id}/tests/"
+        path: str | None = f"jobs/{job_id}/tests/?limit={TESTS_PAGE}"
         while path is not None:
             page = self._request("GET", path).json()
             found += page.get("results", [])

@@ -4,8 +4,11 @@ Lifecycle: `LavaJob(...)` writes the definition into the run directory; `start()
 it and starts the follower thread, which polls the job (state, health) and its log from
 the last line read on, writing the console to `console.log` (and to the terminal once
 `stream_to()` says so), the raw log to `lava-log.yaml`, feeding the crash detector;
-`lava-job.json` says which job it is and how it ended. When LAVA says Finished, the
-follower reads the job's test cases and sets `done`. A job that stays in the queue past
+`lava-job.json` says which job it is and how it ended. While the job runs, its state is
+read at every fifth look only; once the log has LAVA's last line (the `job` result) it
+is whole, and only the state is read, at every look. When LAVA says
+Finished, the follower reads the job's test cases (when it ran commands: they give
+their exit statuses) and sets `done`. A job that stays in the queue past
 the queue timeout is cancelled and says so; a lab that cannot be reached for the
 client's whole retry time ends the follow with that error. `cancel()` asks LAVA to
 cancel a job that has not finished (Ctrl-C, SIGTERM, the session's end).
@@ -29,7 +32,8 @@ from pytest_lkft.devices.lava.joblog import JobLog
 from pytest_lkft.errors import LkftError
 from pytest_lkft.files import write_atomically
 
-POLL = 0.1  # seconds between looks at a running job (each look: the job and new log lines)
+POLL = 0.1  # seconds between looks at a running job (each look: the job, new log lines)
+STATE_EVERY = 5  # while the log grows, the job's state at every 5th look (the log at each)
 # Submits the run's job.yaml again; the token comes from the environment, never the file.
 REPRODUCER = """#!/bin/sh
 # submit this suite run's LAVA job again: job.yaml beside this file, token from $LKFT_LAVA_TOKEN
@@ -50,9 +54,9 @@ class LavaJob:
 
     def __init__(self, client: LavaClient, definition: str, run_dir: Path,
                  detector: CrashDetector, contexts: Sequence[str], queue_timeout: float,
-                 log_name: str = "lava-log.yaml") -> None:
+                 log_name: str = "lava-log.yaml", read_tests: bool = True) -> None:
         self.client, self.definition, self.run_dir = client, definition, run_dir
-        self.queue_timeout = queue_timeout
+        self.queue_timeout, self.read_tests = queue_timeout, read_tests
         self.id: int | None = None
         self.state = "Unsubmitted"
         self.health = "Unknown"
@@ -68,6 +72,7 @@ class LavaJob:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._cancelled = False
+        self._looks = 0
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "job.yaml").write_text(definition)
         write_atomically(run_dir / "reproducer.sh", REPRODUCER.format(url=client.url), 0o755)
@@ -124,7 +129,8 @@ class LavaJob:
         try:
             while not self._poll(self.id):
                 time.sleep(POLL)
-            self.tests = self.client.tests(self.id)
+            if self.read_tests:
+                self.tests = self.client.tests(self.id)
         except LkftError as error:
             self.unreachable = isinstance(error, LabUnreachable)
             self._finish(f"{error}; job {self.id}: {self.url}")
@@ -136,10 +142,17 @@ class LavaJob:
         self._finish("")
 
     def _poll(self, job_id: int) -> bool:
-        """Read the job's state and new log lines; True once it finished."""
+        """Read the job's state and new log lines; True once it finished. While it runs
+        and its log is not whole, the state only every STATE_EVERY looks: its end shows in
+        the log first (the `job` result), then the state is read at every look."""
+        self._looks += 1
+        if self.state == "Running" and not self.log.complete and self._looks % STATE_EVERY:
+            self._read_log(job_id)
+            return False
         self.record = self.client.job(job_id)
         self.state, self.health = str(self.record.get("state")), str(self.record.get("health"))
-        self._read_log(job_id)  # after the state: a finished job's log is whole by then
+        if self.state not in QUEUED and not self.log.complete:  # a queued job has none
+            self._read_log(job_id)  # after the state: a finished job's log is whole by then
         if self.state == "Finished":
             return True
         queued = time.monotonic() - self.submitted_at

@@ -27,6 +27,8 @@ START = "LKFT-START"
 RC = re.compile(r"LKFT-RC=(\d+)")
 KERNEL = re.compile(r"Linux version (\S+)")  # a job log's lines come whole
 SHELL_REACHED = ("login-action", "auto-login-action")
+# LAVA's line starting the job's second action: the boot, in pytest-lkft's templates
+BOOT_STARTS = re.compile(r"^start: 2 ")
 TAIL_LINES = 30
 
 
@@ -57,12 +59,14 @@ class JobLog:
         self.open: Block | None = None
         self.kernel_version = ""
         self.kernel_started: datetime | None = None
+        self.boot_started: datetime | None = None  # LAVA's boot action
         self.shell_reached: datetime | None = None
         self.first_command: datetime | None = None
         self._last_dt: datetime | None = None
         self.errors: list[str] = []
         self.results: list[dict[str, Any]] = []
         self.tail: list[str] = []
+        self.complete = False  # True once the log's last line (the job's result) was read
         self._partial = ""
         detector.context = "boot"
 
@@ -84,6 +88,8 @@ class JobLog:
             self._result(msg, str(entry.get("dt", "")))
         elif level == "error" and isinstance(msg, str):
             self.errors.append(msg)
+        elif self.boot_started is None and isinstance(msg, str) and BOOT_STARTS.match(msg):
+            self.boot_started = _time(str(entry.get("dt", "")))
 
     def _target(self, line: str, dt: str) -> None:
         self._last_dt = _time(dt)
@@ -119,17 +125,21 @@ class JobLog:
 
     def _result(self, msg: dict[str, Any], dt: str) -> None:
         self.results.append(msg)
+        if msg.get("definition") == "lava" and msg.get("case") == "job":
+            self.complete = True  # LAVA's last line: the log is whole
         reached = msg.get("definition") == "lava" and msg.get("case") in SHELL_REACHED
         if reached and msg.get("result") == "pass" and self.shell_reached is None:
             self.shell_reached = _time(dt)
 
     @property
     def boot_time(self) -> float | None:
-        """Seconds from the kernel's first line to the shell, as LAVA's clock saw them."""
+        """Seconds from the kernel's first line to the shell, as LAVA's clock saw them;
+        from the start of LAVA's boot action when the kernel's banner was hidden (quiet)."""
         shell = self.shell_reached or self.first_command
-        if self.kernel_started is None or shell is None:
+        start = self.kernel_started or self.boot_started
+        if start is None or shell is None:
             return None
-        return max(0.0, (shell - self.kernel_started).total_seconds())
+        return max(0.0, (shell - start).total_seconds())
 
     def job_error(self) -> str:
         """LAVA's own account of a failed job: the `job` result's error type and message."""

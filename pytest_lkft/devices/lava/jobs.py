@@ -73,6 +73,7 @@ class JobInputs:
     boot_timeout: float = 300.0
     queue_timeout: float = 3600.0
     prompts: list[str] = field(default_factory=lambda: ["/ # "])
+    kernel_start_message: str | None = None  # None: the device type's; "": wait for none
     context: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     steps: list[Step] = field(default_factory=list)
@@ -208,10 +209,18 @@ def job_values(template: dict[str, Any], inputs: JobInputs) -> dict[str, Any]:
         "ramdisk_compression": inputs.ramdisk_compression,
         "ramdisk_overlays": {"lava": True} if action else None,
         "dtb_url": inputs.dtb_url, "prompts": inputs.prompts, "test_action": action,
+        "boot_parameters": boot_parameters(inputs.kernel_start_message),
         "kernel_compression": inputs.kernel_compression, "modules_url": inputs.modules_url,
         "nfsrootfs_url": inputs.nfsrootfs_url, "rootfs_commands": rootfs_commands,
         "console": inputs.console or None, "boot_args": inputs.boot_args.strip() or None,
     }
+
+
+def boot_parameters(kernel_start_message: str | None) -> dict[str, str] | None:
+    """The boot action's `parameters`: LAVA's kernel-start-message when one is given."""
+    if kernel_start_message is None:
+        return None
+    return {"kernel-start-message": kernel_start_message}
 
 
 def render_job(template_name: str, inputs: JobInputs) -> str:

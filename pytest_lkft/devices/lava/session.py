@@ -30,7 +30,7 @@ from pytest_lkft.errors import UserError
 from pytest_lkft.provision.device import DeviceArtifacts
 from pytest_lkft.provision.rootfs import compression as file_compression
 from pytest_lkft.provision.rootfs import rootfs_kind
-from pytest_lkft.settings.device import Timeouts
+from pytest_lkft.settings.device import Timeouts, banner_hidden
 
 DEFAULT_QUEUE_TIMEOUT = 3600.0
 DEFAULT_SERVE = "127.0.0.1:0"
@@ -127,10 +127,33 @@ def job_inputs(spec: LavaSpec, urls: tuple[str, str, str | None, str | None],
         kernel_url=kernel, ramdisk_url=ramdisk, ramdisk_compression=compression,
         dtb_url=dtb, kernel_compression=kernel_compression(artifacts.kernel),
         command_line=command_line(spec.console, artifacts.boot_args),
-        console=spec.console, boot_args=artifacts.boot_args,
+        console=spec.console, boot_args=extra_kernel_args(spec, artifacts.boot_args),
         boot_timeout=timeouts.boot, queue_timeout=queue_timeout,
-        prompts=list(artifacts.prompts or spec.prompts) or ["/ # "], context=context,
+        prompts=list(artifacts.prompts or spec.prompts) or ["/ # "],
+        kernel_start_message=kernel_start_message(spec, artifacts), context=context,
         metadata={"lkft.suite": suite, "lkft.device": spec.name}, values=dict(spec.values))
+
+
+def extra_kernel_args(spec: LavaSpec, boot_args: str) -> str:
+    """The job's extra kernel arguments for a lab that builds the command line: "" (the
+    device type's own) without --lkft-boot-args, else the device type's own (the table's
+    `kernel_args`, which LAVA's extra_kernel_args replaces), then the user's."""
+    if not boot_args.strip():
+        return ""
+    return " ".join(filter(None, [spec.kernel_args.strip(), boot_args.strip()]))
+
+
+def kernel_start_message(spec: LavaSpec, artifacts: DeviceArtifacts) -> str | None:
+    """LAVA's kernel-start-message: the user's, else the device's; "" (wait only for the
+    prompt, as local runs do) when the boot arguments hide the kernel's banner; else None
+    (the LAVA device type's own)."""
+    if artifacts.kernel_start_message:
+        return artifacts.kernel_start_message
+    if spec.kernel_start_message is not None:
+        return spec.kernel_start_message
+    if banner_hidden(f"{spec.kernel_args} {artifacts.boot_args}"):
+        return ""
+    return None
 
 
 def kernel_compression(kernel: Path) -> str | None:
@@ -142,14 +165,23 @@ def kernel_compression(kernel: Path) -> str | None:
         return None
 
 
-def need_dtb(spec: LavaSpec, dtb: str | None) -> None:
+def need_dtb(spec: LavaSpec, dtb: str | None, default_kernel: bool = False) -> None:
     """A UserError when the device boots with a device tree (its `dtb` value) and none
-    was given (`dtb`: its URL or path, or None)."""
+    was given (`dtb`: its URL or path, or None), unless it boots its default kernel
+    (`default_kernel`), whose package has the device tree (the table's `debian_flavour`)."""
     name = spec.values.get("dtb")
+    if default_kernel and has_default_dtb(spec):
+        return
     if name and not dtb:
         raise UserError(f"{spec.name} boots with a device tree and none was given: pass "
                         f"--lkft-dtb (`lkft lava job --dtb`), {name} of your kernel build "
                         f"(arch/{spec.arch}/boot/dts/{name}), as a path or URL")
+
+
+def has_default_dtb(spec: LavaSpec) -> bool:
+    """True when the device's default kernel comes with its device tree."""
+    debian = spec.boots.debian if spec.boots is not None else None
+    return debian is not None and debian.dtb is not None
 
 
 class LavaSession:
@@ -197,7 +229,7 @@ class LavaSession:
         """A started job (or one failed at once when the lab was found unreachable)."""
         job = LavaJob(self.client, definition, run_dir, detector,
                       [f"{s.suite}/{s.name}" for s in steps], self.options.queue_timeout,
-                      log_name)
+                      log_name, read_tests=bool(steps))
         with self._lock:
             self.jobs.append(job)
         unreachable = self.unreachable()

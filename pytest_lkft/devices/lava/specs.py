@@ -7,13 +7,14 @@ device type (`lava:qemu-x86_64`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from pytest_lkft.devices.lava.jobs import template_values
 from pytest_lkft.errors import UserError
+from pytest_lkft.settings.device import regex
 from pytest_lkft.settings.devices import QemuSpec, load_devices
 from pytest_lkft.settings.tables import (
     data_path,
@@ -25,6 +26,9 @@ from pytest_lkft.settings.tables import (
 
 PREFIX = "lava:"
 DEVICES_FILE = "lava/devices.yaml"
+# Where Debian's kernel packages hold a device tree: `make dtbs_install`'s layout, the same
+# path under arch/<arch>/boot/dts in a kernel build (a board's `dtb` value).
+DEBIAN_DTBS = "usr/lib/linux-image-*/{dtb}"
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class LavaEntry:
     provision_as: str
     console: str | None = None
     prompts: tuple[str, ...] = ()
+    kernel_start_message: str | None = None
+    kernel_args: str = ""
+    debian_flavour: str | None = None
     values: dict[str, Any] = field(default_factory=dict)
 
 
@@ -49,8 +56,11 @@ class LavaSpec:
     provision_as: str
     console: str
     prompts: tuple[str, ...] = ()
+    kernel_start_message: str | None = None  # None: the LAVA device type's own
+    kernel_args: str = ""  # the device type's own extra kernel arguments
     qemu: QemuSpec | None = field(default=None, compare=False)
     values: dict[str, Any] = field(default_factory=dict, compare=False)  # the template's own
+    boots: QemuSpec | None = field(default=None, compare=False)  # what it is provisioned as
 
     @property
     def arch(self) -> str:
@@ -75,7 +85,11 @@ def _values(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-CONVERT = {"prompts": _prompts, "values": _values}
+def _message(value: Any) -> str | None:
+    return None if value is None else regex(str(value))
+
+
+CONVERT = {"prompts": _prompts, "values": _values, "kernel_start_message": _message}
 
 
 @dataclass(frozen=True)
@@ -136,7 +150,33 @@ def lava_spec(name: str) -> LavaSpec:
     entry = _entry(name)
     twin = load_devices().get(entry.provision_as)
     qemu = twin if entry.template == "qemu" else None
+    values = template_values(entry.template, entry.values)
+    start, prompts = _messages(entry, qemu)
     return LavaSpec(name=name, device_type=entry.device_type, template=entry.template,
                     provision_as=twin.name, console=entry.console or twin.console,
-                    prompts=entry.prompts, qemu=qemu,
-                    values=template_values(entry.template, entry.values))
+                    prompts=prompts, kernel_start_message=start,
+                    kernel_args=entry.kernel_args, qemu=qemu, values=values,
+                    boots=_boots(twin, entry.debian_flavour, values.get("dtb")))
+
+
+def _messages(entry: LavaEntry, qemu: QemuSpec | None) -> tuple[str | None, tuple[str, ...]]:
+    """The kernel-start message and prompts: the entry's own, else (on LAVA's qemu device
+    type, which boots the twin's machine) the QEMU twin's, else the table's defaults."""
+    start, prompts = entry.kernel_start_message, entry.prompts
+    if qemu is None:
+        return start, prompts
+    if start is None and qemu.kernel_start_message:
+        start = qemu.kernel_start_message
+    defaults = _prompts(load_lava_devices().defaults.get("prompts") or [])
+    if qemu.prompts and prompts == defaults:
+        prompts = qemu.prompts
+    return start, prompts
+
+
+def _boots(twin: QemuSpec, flavour: str | None, dtb: str | None) -> QemuSpec:
+    """The QEMU twin as the board's defaults come from it: Debian's kernel of the board's
+    flavour, and the board's device tree from that kernel's package."""
+    if twin.debian is None or flavour is None:
+        return twin
+    found = DEBIAN_DTBS.format(dtb=dtb) if dtb else None
+    return replace(twin, debian=replace(twin.debian, flavour=flavour, dtb=found))
