@@ -21,7 +21,8 @@ resumes after them and the next suite runs; that next suite checks the system LT
 (warnings shown, info messages not). `math` built again, dynamically linked, is given to
 the plugin as a URL (the shared tarball served on 127.0.0.1): the cached build from the
 path is the one used, and its results are what its console says. A kernel the plugin
-builds (the real tests' shared one, tests/shared_kernel.py) puts its modules and config on the LTP disk.
+builds (the real tests' shared one, tests/shared_kernel.py) puts its modules and config on
+the LTP disk.
 """
 
 from __future__ import annotations
