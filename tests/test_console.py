@@ -10,6 +10,7 @@ import pytest
 
 from pytest_lkft.devices.console import SEARCH_WINDOW, Console, ConsoleLog
 from pytest_lkft.devices.crash import CrashDetector, load_crash_patterns
+from pytest_lkft.settings.device import BootMessages
 
 
 @pytest.fixture
@@ -47,6 +48,26 @@ def test_kernel_version_is_read_whole_while_the_banner_trickles_in(tmp_path: Pat
         console.boot(60)
         assert console.kernel_version == "6.1.0-57-cloud-arm64"
         assert console.kernel_banner == BANNER.removeprefix("Linux version ")
+    finally:
+        console.stop()
+        log.close()
+
+
+def test_a_given_start_message_takes_its_group_from_the_whole_line(tmp_path: Path) -> None:
+    # A kernel-start message that does not end with its line (a device table's or
+    # --lkft-kernel-start-message's) matched the half a loaded console had read:
+    # `linux,dummy-v` for `linux,dummy-virt` (issue 17, a full run under load).
+    line = "[    0.000000] Machine model: linux,dummy-virt"
+    script = tmp_path / "boot.sh"
+    chunks = [line[i:i + 3] for i in range(0, len(line), 3)]
+    script.write_text("".join(f"printf '%s' '{c}'; sleep 0.02\n" for c in chunks)
+                      + "printf '\\r\\n'; printf '/ # '; exec env PS1='/ # ' sh\n")
+    log = ConsoleLog(tmp_path / "console.log", CrashDetector(load_crash_patterns()), None)
+    console = Console(["sh", str(script)], log, BootMessages(r"Machine model: (\S+)"))
+    console.start()
+    try:
+        console.boot(60)
+        assert console.kernel_version == "linux,dummy-virt"
     finally:
         console.stop()
         log.close()

@@ -33,6 +33,7 @@ TAIL_LINES = 30
 TAIL_LINE_CHARS = 4096  # of a line that never ends, its last characters
 SYNC_RETRY = 3.0  # seconds before the shell is asked again whether it reads our input
 PANIC_SETTLE = 3.0  # seconds to keep reading after a panic, for the rest of the trace
+LINE_WAIT = 5.0  # seconds for the rest of the kernel-start message's line
 # Characters of console output each expect searches when more arrives (pexpect's
 # searchwindowsize). Without it pexpect copies and searches everything since the last
 # match on every read: O(n^2) in a boot log or a suite's output (issue 6). Every pattern
@@ -214,8 +215,9 @@ class Console:
             index = self._expect_boot(patterns, why, clock)
             if index == 0:
                 started = True
-                self.kernel_version = self._group(1)
-                self.kernel_banner = f"{self.kernel_version} {self._group(2)}".strip()
+                version, banner = self._start_groups(clock)
+                self.kernel_version = version
+                self.kernel_banner = f"{version} {banner}".strip()
             elif index == 1:
                 self._log_in(username, password, clock)
             elif index == 2 and self._fatal_seen():
@@ -241,6 +243,24 @@ class Console:
         result = self.run("cat /proc/version", max(1.0, clock.deadline - time.monotonic()))
         found = re.search(r"Linux version (\S+ [^\r\n]*)", result.output)
         return found.group(1).strip() if result.exit_status == 0 and found else ""
+
+    def _start_groups(self, clock: BootClock) -> tuple[str, str]:
+        """The kernel-start message's first two groups, read from its whole line: a message
+        that does not end with the line (`Machine model: (\\S+)`) can match a line the
+        console has read only half of, and its group would be cut short."""
+        match = self.spawned.match
+        if not isinstance(match, re.Match):
+            return "", ""
+        text = str(self.spawned.after)
+        if not text.endswith("\n"):
+            try:
+                self.spawned.expect("\n", timeout=max(0.1, min(LINE_WAIT, clock.wait())))
+                text += str(self.spawned.before) + "\n"
+            except pexpect.ExceptionPexpect:  # the line never ended: keep what matched
+                pass
+        found = match.re.search(text) or match
+        groups = [str(group or "") for group in found.groups()] + ["", ""]
+        return groups[0], groups[1]
 
     def _group(self, index: int) -> str:
         match = self.spawned.match
