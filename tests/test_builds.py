@@ -7,6 +7,7 @@ result on qemu-arm64 with the plugin's busybox initramfs. `-m kernel_build` sele
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ from shared_kernel import (  # noqa: F401  (linux_source, shared_kernel: fixture
 )
 
 from conftest import REPO, SHARED_CACHE, TESTSUITES, need_qemu
-from pytest_lkft.build.inputs import tree_stamp
+from pytest_lkft.build.inputs import file_digest, git_metadata, read_git, tree_stamp
 from pytest_lkft.build.kernel import BuildResult, KernelBuild, build
 from pytest_lkft.build.result import PERF_MAKE_VARS
 from pytest_lkft.errors import UserError
@@ -216,6 +217,39 @@ def test_cache_key_follows_git_state(tmp_path: Path, build_cache: Path) -> None:
     assert dirty != first
     (tree / "init" / "new.c").write_text("\n")  # untracked file
     assert key_of(tree, build_cache) not in (first, dirty)
+
+
+def test_one_read_of_git_gives_the_key_and_describe(tmp_path: Path) -> None:
+    """The cache key and the metadata's `git describe --dirty` come from one `git status`
+    (and `git diff HEAD` only when a tracked file changed): as git itself says them."""
+    tree = fake_tree(tmp_path / "src", git=True)
+    git = ["git", "-C", str(tree)]
+
+    def described() -> str:
+        return subprocess.run([*git, "describe", "--always", "--tags", "--dirty"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    def changes() -> bytes:
+        return subprocess.run([*git, "diff", "HEAD", "--binary"], capture_output=True,
+                              check=True).stdout
+
+    clean = read_git(tree)
+    assert clean is not None and not clean.changed
+    assert clean.commit == subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True,
+                                          text=True, check=True).stdout.strip()
+    assert git_metadata(tree, clean)["git_describe"] == described()
+    (tree / "init" / "new.c").write_text("\n")  # untracked: a new key, not dirty
+    untracked = read_git(tree)
+    assert untracked is not None and not untracked.changed
+    assert untracked.dirty != clean.dirty
+    assert git_metadata(tree, untracked)["git_describe"] == described()
+    subprocess.run([*git, "mv", "Kbuild", "Kbuild.moved"], check=True)  # a staged rename
+    moved = read_git(tree)
+    assert moved is not None and moved.changed and described().endswith("-dirty")
+    assert git_metadata(tree, moved)["git_describe"] == described()
+    assert moved.dirty == hashlib.sha256(changes() + b"init/new.c" + file_digest(
+        tree / "init" / "new.c").encode()).hexdigest()  # what `git diff HEAD` said, as before
+    assert read_git(tmp_path) is None  # not the top of a checkout
 
 
 def test_cache_key_follows_content_outside_git(tmp_path: Path, build_cache: Path) -> None:

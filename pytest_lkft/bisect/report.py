@@ -74,9 +74,10 @@ def table(steps: list[Step]) -> list[str]:
 PLACE = "@DIR@"  # in a reproducer's command: the directory it works in
 
 
-def reproducer(path: Path, repo: str, commit: Commit, command: list[str]) -> Path:
+def reproducer(path: Path, repo: str, commit: Commit, command: list[str],
+               env: dict[str, str]) -> Path:
     """reproducer.sh: build `commit` in a fresh worktree of `repo` and run the selection
-    as the bisection's steps ran it (`command`, its paths under PLACE)."""
+    as the bisection's steps ran it (`command`, its paths under PLACE, with `env`)."""
     lines = [
         "#!/bin/sh",
         f"# lkft bisect: the first bad commit {commit.sha}",
@@ -91,6 +92,7 @@ def reproducer(path: Path, repo: str, commit: Commit, command: list[str]) -> Pat
         'trap \'git -C "$repo" worktree remove --force "$dir/src"\' EXIT',
         'cd "$dir"',
         "printf '[pytest]\\n' > pytest.ini",
+        *(f"export {name}={shlex.quote(value)}" for name, value in sorted(env.items())),
         shlex.join(command).replace(PLACE, '"$dir"'),
     ]
     path.parent.mkdir(parents=True, exist_ok=True)

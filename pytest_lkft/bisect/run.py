@@ -21,6 +21,7 @@ from pytest_lkft.bisect.report import PLACE, Step, reproducer, step_line, table
 from pytest_lkft.bisect.selection import Selection
 from pytest_lkft.bisect.state import GROUP, Bisection, Layout
 from pytest_lkft.bisect.step import (
+    STEP_ENV,
     Runner,
     order_of,
     recorded_steps,
@@ -209,7 +210,7 @@ class Bisector:
         place = Path(PLACE)
         runner = dataclasses.replace(self.runner, tree=place / "src", build_dir=place / "out")
         script = reproducer(self.layout.dir / "reproducer.sh", self.b.tree, commit,
-                            runner.command(place, commit.short))
+                            runner.command(place, commit.short), STEP_ENV)
         return [f"first bad commit: {commit.sha}", f"  {commit.subject}",
                 f"  author: {commit.author}", f"reproducer: {script}"]
 

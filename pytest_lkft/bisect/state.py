@@ -2,7 +2,7 @@
 
 ```
 <cache>/bisect/<name>/bisection.json     the parameters (what --resume reads back)
-<cache>/bisect/<name>/steps/<sha>/run-N/ each run of a step: pytest.log, junit.xml, results
+<cache>/bisect/<name>/steps/<sha>/run-N/ each run of a step: pytest.log, store, results
 <cache>/bisect/<name>/bisect.log         `git bisect log`; steps.txt, reproducer.sh at the end
 <cache>/bisect/.worktrees/<repo>/        the worktree every bisection of that repository uses
 <cache>/bisect/.objects/<tree>/          the object directory of one source tree (O= is

@@ -1,7 +1,8 @@
 """One step of a bisection: the plugin run as a user runs it, once per `--repeat`.
 
-Each run is `python -m pytest -p lkft` (the plugin loaded even where plugin autoloading is
-off) in its own directory (a `pytest.ini` there, so the plugin's packaged suites are
+Each run is `python -m pytest -p lkft` with plugin autoloading off (only the plugin and
+pytest's own: other installed plugins would cost start-up time and could change the run)
+in its own directory (a `pytest.ini` there, so the plugin's packaged suites are
 collected and no project's settings apply), with
 `--lkft-tree` on the bisection's worktree, `--lkft-build-dir` on its shared object
 directory, `--lkft-tests` on the build and the selected suites, and a store of its own,
@@ -36,6 +37,8 @@ from pytest_lkft.settings.options import OPTIONS
 
 # a run's settings come from its command line alone, not from the user's environment
 CONTROLLED_ENV = frozenset({o.env for o in OPTIONS if o.env} | {"PYTEST_ADDOPTS"})
+STEP_ENV = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # what reproducer.sh exports too
+NO_BYTECODE = "PYTHONDONTWRITEBYTECODE"
 INTERRUPTED, USAGE_ERROR = 2, 4
 TEARDOWN_WAIT = 120.0  # seconds pytest gets to stop its devices after Ctrl-C
 
@@ -63,8 +66,7 @@ class Runner:
                 f"--lkft-tests={','.join(self.selection.suites())}",
                 f"--lkft-store={run_dir / 'store.sqlite3'}", f"--lkft-squad-group={GROUP}",
                 f"--lkft-squad-project={self.name}", f"--lkft-squad-build={version}",
-                f"--lkft-results-dir={run_dir / 'results'}",
-                f"--junitxml={run_dir / 'junit.xml'}", *self.pytest_args]
+                f"--lkft-results-dir={run_dir / 'results'}", *self.pytest_args]
 
     def run(self, sha: str, step_dir: Path) -> list[RunRecord]:
         """Every run of the step at `sha` (checked out already); fewer when the kernel
@@ -82,7 +84,7 @@ class Runner:
         run_dir.mkdir(parents=True)
         (run_dir / "pytest.ini").write_text("[pytest]\n")
         started = time.time()
-        status = run_to_end(self.command(run_dir, version), run_dir)
+        status = run_to_end(self.command(run_dir, version), run_dir, environment(self.cache))
         if status == INTERRUPTED:
             raise KeyboardInterrupt
         if status == USAGE_ERROR:
@@ -100,18 +102,24 @@ class Runner:
         return dataclasses.replace(verdict, reason=verdict.reason.replace(f"{self.tree}/", ""))
 
 
-def environment() -> dict[str, str]:
-    """The user's environment without the variables a run's command line decides."""
-    return {k: v for k, v in os.environ.items() if k not in CONTROLLED_ENV}
+def environment(cache: Path) -> dict[str, str]:
+    """The user's environment without the variables a run's command line decides, plugin
+    autoloading off. Where byte code is not written (PYTHONDONTWRITEBYTECODE), the steps
+    keep theirs under the cache instead (PYTHONPYCACHEPREFIX): each step's pytest would
+    otherwise compile the plugin again."""
+    env = {k: v for k, v in os.environ.items() if k not in CONTROLLED_ENV}
+    if env.pop(NO_BYTECODE, "") and not env.get("PYTHONPYCACHEPREFIX"):
+        env["PYTHONPYCACHEPREFIX"] = str(cache / "bisect" / ".pycache")
+    return {**env, **STEP_ENV}
 
 
-def run_to_end(argv: list[str], run_dir: Path) -> int:
+def run_to_end(argv: list[str], run_dir: Path, env: dict[str, str]) -> int:
     """Run pytest in its own session, output to pytest.log; on Ctrl-C, pass one SIGINT to
     it and wait until it has torn its devices down (SIGTERM, then SIGKILL, if it hangs)."""
     with open(run_dir / "pytest.log", "w") as log:
         log.write(" ".join(argv) + "\n")
         log.flush()
-        process = subprocess.Popen(argv, cwd=run_dir, env=environment(), stdout=log,
+        process = subprocess.Popen(argv, cwd=run_dir, env=env, stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
         try:

@@ -207,18 +207,60 @@ def _git(tree: Path, *args: str) -> bytes | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def git_state(tree: Path) -> dict[str, str] | None:
-    """HEAD, a digest of the uncommitted changes and untracked files; None outside git."""
+@dataclass(frozen=True)
+class GitSource:
+    """A git checkout as the build sees it, read once: HEAD, a digest of the uncommitted
+    changes and untracked files (the cache key's), and whether tracked files differ from
+    HEAD (what `git describe --dirty` says, so the metadata need not read the tree again)."""
+
+    commit: str
+    dirty: str
+    changed: bool
+
+    def key(self) -> dict[str, str]:
+        """The cache key's part: HEAD and the digest."""
+        return {"commit": self.commit, "dirty": self.dirty}
+
+
+def status_entries(out: bytes) -> tuple[str, bool, list[bytes]]:
+    """`git status --porcelain=v2 --branch -z -uall` -> (HEAD or '', whether a tracked
+    file changed, the untracked files)."""
+    head, changed, untracked = "", False, []
+    fields = iter(out.split(b"\0"))
+    for entry in fields:
+        if entry.startswith(b"# branch.oid "):
+            oid = entry.removeprefix(b"# branch.oid ").decode()
+            head = "" if oid == "(initial)" else oid
+        elif entry.startswith(b"? "):
+            untracked.append(entry[2:])
+        elif entry[:2] in (b"1 ", b"2 ", b"u "):
+            changed = True
+            if entry.startswith(b"2 "):
+                next(fields, None)  # a rename's original path
+    return head, changed, untracked
+
+
+def read_git(tree: Path) -> GitSource | None:
+    """The checkout's state from one `git status` (one walk of the tree); `git diff HEAD
+    --binary` only when a tracked file changed. None outside git or below its top."""
     top = _git(tree, "rev-parse", "--show-toplevel")
     if top is None or Path(top.decode().strip()) != tree.resolve():
         return None
-    head = (_git(tree, "rev-parse", "HEAD") or b"").decode().strip()
-    digest = hashlib.sha256(_git(tree, "diff", "HEAD", "--binary") or b"")
-    for name in sorted((_git(tree, "ls-files", "-o", "--exclude-standard", "-z") or b"")
-                       .split(b"\0")):
+    status = _git(tree, "status", "--porcelain=v2", "--branch", "--no-ahead-behind", "-z",
+                  "--untracked-files=all")
+    head, changed, untracked = status_entries(status or b"")
+    changes = (_git(tree, "diff", "HEAD", "--binary") or b"") if changed else b""
+    digest = hashlib.sha256(changes)
+    for name in sorted(untracked):
         if name and (tree / name.decode()).is_file():
             digest.update(name + file_digest(tree / name.decode()).encode())
-    return {"commit": head, "dirty": digest.hexdigest()}
+    return GitSource(head, digest.hexdigest(), changed)
+
+
+def git_state(tree: Path) -> dict[str, str] | None:
+    """HEAD, a digest of the uncommitted changes and untracked files; None outside git."""
+    source = read_git(tree)
+    return None if source is None else source.key()
 
 
 def walk_tree(tree: Path) -> Iterator[tuple[str, os.stat_result, str]]:
@@ -261,9 +303,11 @@ def tree_digest(tree: Path, memo_dir: Path) -> str:
     return content.hexdigest()
 
 
-def source_state(tree: Path, memo_dir: Path) -> dict[str, str]:
-    """What the build key knows of the source: git HEAD plus changes, or a content hash."""
-    state = git_state(tree)
+def source_state(tree: Path, memo_dir: Path,
+                 git: GitSource | None = None) -> dict[str, str]:
+    """What the build key knows of the source: git HEAD plus changes (`git`, when read
+    already), or a content hash."""
+    state = git.key() if git is not None else git_state(tree)
     if state is not None:
         return {"kind": "git", **state}
     return {"kind": "content", "sha256": tree_digest(tree, memo_dir)}
@@ -342,20 +386,24 @@ def ccache_stats() -> dict[str, int]:
 
 
 
-def git_metadata(tree: Path, in_git: bool | None = None) -> dict[str, str]:
+def git_metadata(tree: Path, source: GitSource | None = None) -> dict[str, str]:
     """tuxmake's git group: describe, branch, commit, origin URL; {} outside git.
 
-    `in_git` says whether the tree is a git checkout when the caller knows it already
-    (the cache key's source state), which saves reading the whole index again."""
-    if in_git is None:
-        in_git = git_state(tree) is not None
-    if not in_git:
+    `source` is the checkout's state when the caller read it already (the cache key's):
+    `describe --dirty` is then `describe` of HEAD plus `-dirty` from it, without reading
+    the whole tree again."""
+    if source is None:
+        source = read_git(tree)
+    if source is None:
         return {}
-    fields = {"git_describe": ("describe", "--always", "--tags", "--dirty"),
-              "git_branch": ("rev-parse", "--abbrev-ref", "HEAD"),
-              "git_commit": ("rev-parse", "HEAD"),
-              "git_url": ("remote", "get-url", "origin")}
-    return {k: (_git(tree, *args) or b"").decode().strip() for k, args in fields.items()}
+    described = (_git(tree, "describe", "--always", "--tags") or b"").decode().strip()
+    if described and source.changed:
+        described += "-dirty"
+    return {"git_describe": described,
+            "git_branch": (_git(tree, "rev-parse", "--abbrev-ref", "HEAD") or b"")
+            .decode().strip(),
+            "git_commit": source.commit,
+            "git_url": (_git(tree, "remote", "get-url", "origin") or b"").decode().strip()}
 
 
 def os_release() -> dict[str, str]:

@@ -25,11 +25,13 @@ from typing import Any
 from pytest_lkft.artifacts.cache import default_cache_dir, locked
 from pytest_lkft.build.inputs import (
     Fragment,
+    GitSource,
     Toolchain,
     check_tree,
     compiler_version,
     file_digest,
     kconfig_kind,
+    read_git,
     read_json,
     source_state,
     write_json,
@@ -86,6 +88,7 @@ class KernelBuild:
     reuse: bool = True  # False: run make even when the key is recorded (then record anew)
     progress: ProgressCallback | None = None
     fetch: Fetch | None = None
+    git: GitSource | None = field(default=None, init=False, repr=False)  # read by cache_key
 
     def __post_init__(self) -> None:
         self.tree = Path(self.tree).expanduser().resolve()
@@ -127,8 +130,9 @@ class KernelBuild:
     def cache_key(self) -> str:
         """sha256 of the source state, config inputs, toolchain, architecture and targets."""
         memo = self.cache_dir / "sources"
+        self.git = read_git(self.tree)  # the metadata's git group reuses it
         inputs = {
-            "format": CACHE_FORMAT, "source": source_state(self.tree, memo),
+            "format": CACHE_FORMAT, "source": source_state(self.tree, memo, self.git),
             "arch": self.arch.name, "toolchain": self.tool.name,
             "compiler": compiler_version(self.tool.compiler(self.arch)),
             "kconfig": self._input_digest(self.base_kind, self.kconfig),

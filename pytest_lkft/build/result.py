@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pytest_lkft.build.inputs import Fragment, Toolchain, read_json
+from pytest_lkft.build.inputs import Fragment, GitSource, Toolchain, read_json
 from pytest_lkft.errors import InfraError
 from pytest_lkft.settings.archs import Arch
 
@@ -164,6 +164,7 @@ class BuildInputs(Protocol):
     jobs: int
     wrapper: str
     key_inputs: dict[str, Any]
+    git: GitSource | None  # the checkout's state the cache key was made of
     build_dir: Path | None
     cache_dir: Path
     progress: ProgressCallback | None

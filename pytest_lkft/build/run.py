@@ -476,7 +476,7 @@ class BuildRun:
                      "first_errors": "\n".join(self.first_errors),
                      "kconfig_unmet": self.unmet, "output_dir": str(self.out)},
         }
-        git = git_metadata(b.tree, self.in_git())
+        git = git_metadata(b.tree, b.git) if self.in_git() else {}
         if git:
             data["git"] = git
         if ccache_before:
