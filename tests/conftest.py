@@ -92,11 +92,16 @@ def junit_results(path: Path) -> dict[str, str]:
     return found
 
 
-def need_qemu(*binaries: str) -> None:
-    """Skip with the package to install when a QEMU binary is absent (fail under CI)."""
-    for binary in binaries:
-        if shutil.which(binary) is None:
-            message = f"{binary} is not installed: run the README's test set-up command"
+def need_commands(names: tuple[str, ...], install: str) -> None:
+    """Skip, saying how to `install` them, when a command is absent (fail under CI)."""
+    for name in names:
+        if shutil.which(name) is None:
+            message = f"{name} is not installed: {install}"
             if os.environ.get("CI"):
                 pytest.fail(message)
             pytest.skip(message)
+
+
+def need_qemu(*binaries: str) -> None:
+    """Skip with the package to install when a QEMU binary is absent (fail under CI)."""
+    need_commands(binaries, "run the README's test set-up command")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_CACHE
+from conftest import SHARED_CACHE, need_commands
 from pytest_lkft.build.inputs import tree_stamp
 from pytest_lkft.build.kernel import BuildResult, KernelBuild
 
@@ -38,12 +38,7 @@ MAKE_VARS = {"TARGETS": "size breakpoints"}  # two kselftest collections, not al
 
 def need_tools(*tools: str) -> None:
     """Skip (fail under CI) when a build tool is missing, naming the package."""
-    for tool in tools:
-        if shutil.which(tool) is None:
-            message = f"{tool} is not installed: apt-get install gcc-aarch64-linux-gnu ccache"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
+    need_commands(tools, "apt-get install gcc-aarch64-linux-gnu ccache")
 
 
 @pytest.fixture(scope="session")
