@@ -44,7 +44,6 @@ from pathlib import Path
 
 import pytest
 from shared_kernel import (  # noqa: F401  (linux_source, shared_kernel: fixtures)
-    BuildResult,
     linux_source,
     need_tools,
     plugin_options,
@@ -53,6 +52,7 @@ from shared_kernel import (  # noqa: F401  (linux_source, shared_kernel: fixture
 from test_ltp_suite import ltp_tarball, messages
 
 from conftest import REPO, SHARED_CACHE, TESTSUITES, junit_results, need_qemu
+from pytest_lkft.build.kernel import BuildResult
 from pytest_lkft.build.ltp import LtpBuild, LtpBuildResult, LtpSource, missing_defaults
 from pytest_lkft.build.ltprun import runtest_entries
 
@@ -154,17 +154,26 @@ def shared_cache(path: Path) -> Path:
     return path
 
 
-def run_ltp(where: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def run_ltp(where: Path, *args: str, **env: str) -> Path:
     """testsuites/test_ltp.py on qemu-arm64 in a pytest of its own, run from `where`
-    (`env`: more environment)."""
+    (`env`: more environment); its JUnit file, which it must have written."""
     command = [sys.executable, "-m", "pytest", str(TESTSUITES / "test_ltp.py"),
                "-p", "no:cacheprovider", "-p", "no:randomly", "--lkft-device=qemu-arm64",
                f"--lkft-cache-dir={shared_cache(where / 'cache')}",
                f"--lkft-results-dir={where / 'results'}", f"--junitxml={where / 'ltp.xml'}",
                *args]
     env = {**os.environ, "HOME": str(where), **env}
-    return subprocess.run(command, cwd=where, env=env, capture_output=True, text=True,
+    done = subprocess.run(command, cwd=where, env=env, capture_output=True, text=True,
                           check=False, timeout=3600)
+    junit = where / "ltp.xml"
+    assert junit.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    return junit
+
+
+def write_skipfile(path: Path, tags: tuple[str, ...]) -> Path:
+    """A skipfile of `tags`, a line each."""
+    path.write_text("".join(f"{tag}\n" for tag in tags))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -172,11 +181,9 @@ def real_run(ltp_build: LtpBuildResult, tmp_path_factory: pytest.TempPathFactory
     """One run of the built LTP on qemu-arm64 (Debian's kernel, the default rootfs)."""
     need_qemu("qemu-system-aarch64")
     where = tmp_path_factory.mktemp("real-ltp")
-    skipfile = where / "skipfile"
-    skipfile.write_text("".join(f"{tag}\n" for tag in ci_skips()))
-    done = run_ltp(where, f"--lkft-ltp-src={LTP_SOURCE}",
-                   f"--lkft-ltp-runtest={','.join(RUNTESTS)}", f"--lkft-ltp-skipfile={skipfile}")
-    assert (where / "ltp.xml").exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    skipfile = write_skipfile(where / "skipfile", ci_skips())
+    run_ltp(where, f"--lkft-ltp-src={LTP_SOURCE}", f"--lkft-ltp-runtest={','.join(RUNTESTS)}",
+            f"--lkft-ltp-skipfile={skipfile}")
     return where
 
 
@@ -206,14 +213,12 @@ def dynamic_run(dynamic_build: LtpBuildResult, tmp_path_factory: pytest.TempPath
     """The dynamic build's LTP on qemu-arm64, its source given as a URL."""
     need_qemu("qemu-system-aarch64")
     where = tmp_path_factory.mktemp("dynamic-ltp")
-    skipfile = where / "skipfile"
-    skipfile.write_text("".join(f"{tag}\n" for tag in dynamic_skips()))
+    skipfile = write_skipfile(where / "skipfile", dynamic_skips())
     log = dynamic_build.log.stat().st_mtime_ns
     with served(LTP_SOURCE) as url:
-        done = run_ltp(where, f"--lkft-ltp-src={url}", "--lkft-ltp-linking=dynamic",
-                       f"--lkft-ltp-runtest={','.join(DYNAMIC_RUNTESTS)}",
-                       f"--lkft-ltp-skipfile={skipfile}")
-    assert (where / "ltp.xml").exists(), done.stdout[-3000:] + done.stderr[-3000:]
+        run_ltp(where, f"--lkft-ltp-src={url}", "--lkft-ltp-linking=dynamic",
+                f"--lkft-ltp-runtest={','.join(DYNAMIC_RUNTESTS)}",
+                f"--lkft-ltp-skipfile={skipfile}")
     assert dynamic_build.log.stat().st_mtime_ns == log  # not built again
     return where
 
@@ -267,8 +272,7 @@ def test_lkft_runtest_files_this_ltp_lacks() -> None:
 
 def test_lkft_ltp_build_gives_the_build_the_plugin_made(ltp_build: LtpBuildResult,
                                                        tmp_path: Path) -> None:
-    skipfile = tmp_path / "skipfile"
-    skipfile.write_text("".join(f"{tag}\n" for tag in ci_skips()))
+    skipfile = write_skipfile(tmp_path / "skipfile", ci_skips())
     done = subprocess.run([sys.executable, "-m", "pytest_lkft.cli", "ltp-build", str(LTP_SOURCE),
                            "--target-arch=arm64", f"--runtest={','.join(RUNTESTS)}",
                            f"--skipfile={skipfile}", f"--cache-dir={SHARED_CACHE / 'ltp-builds'}"],
@@ -337,9 +341,8 @@ def resume_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     need_qemu("qemu-system-aarch64")
     tmp_path = tmp_path_factory.mktemp("resume")
     tarball = ltp_tarball(tmp_path / "ltp.tar.gz", {"resume": RESUME, "later": LATER})
-    done = run_ltp(tmp_path, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=resume,later",
-                   "--lkft-ltp-timeout=3", "--lkft-memory=1536", LTP_TIMEOUT_MUL="2")
-    assert (tmp_path / "ltp.xml").exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    run_ltp(tmp_path, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=resume,later",
+            "--lkft-ltp-timeout=3", "--lkft-memory=1536", LTP_TIMEOUT_MUL="2")
     yield tmp_path
 
 
@@ -411,9 +414,8 @@ def test_a_built_kernels_modules_and_config_are_on_the_ltp_disk(tmp_path: Path,
     need_qemu("qemu-system-aarch64")
     text = "".join(f"{tag} {command}\n" for tag, command in BUILT_KERNEL_CHECKS.items())
     tarball = ltp_tarball(tmp_path / "ltp.tar.gz", {"kernel": text})
-    done = run_ltp(tmp_path, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=kernel", *built_kernel)
-    junit = tmp_path / "ltp.xml"
-    assert junit.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    junit = run_ltp(tmp_path, f"--lkft-ltp={tarball}", "--lkft-ltp-runtest=kernel",
+                    *built_kernel)
     assert junit_results(junit) == {"ltp-kernel/run": "pass", "ltp-kernel/crash": "pass",
                                     "ltp-kernel/module01": "pass",
                                     "ltp-kernel/config01": "pass"}, messages(junit)
