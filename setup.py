@@ -6,13 +6,17 @@ there, the build skips the C modules: the KTAP parser uses its regex fast path a
 parse` its Python writer (same results, 2-3x and about 1.5x slower).
 """
 
-from setuptools import Extension, find_packages, setup
+from setuptools import Extension, find_namespace_packages, setup
 
 setup(
-    packages=[*find_packages(include=["pytest_lkft", "pytest_lkft.*"]), "pytest_lkft.testsuites"],
+    # namespace discovery: the data folders are packages too, or setuptools warns
+    packages=[*find_namespace_packages(include=["pytest_lkft", "pytest_lkft.*"],
+                                       exclude=["*.__pycache__"]),
+              "pytest_lkft.testsuites"],
     package_dir={"pytest_lkft.testsuites": "testsuites"},
-    package_data={"pytest_lkft": ["data/*.yaml", "data/*.sh", "data/kconfig/*.config",
-                                  "data/lava/*.yaml"],
+    package_data={"pytest_lkft.data": ["*.yaml", "*.sh"],
+                  "pytest_lkft.data.kconfig": ["*.config"],
+                  "pytest_lkft.data.lava": ["*.yaml"],
                   "pytest_lkft.testsuites": ["*.yaml"]},
     ext_modules=[
         Extension(
