@@ -19,7 +19,7 @@ import pytest
 from conftest import TESTSUITES, need_qemu
 from pytest_lkft.devices.labgrid.serial import hush_quoted
 from pytest_lkft.errors import UserError
-from pytest_lkft.provision.ltp import HEREDOC_END, heredoc, skip_command, skipfile_label
+from pytest_lkft.provision.ltp import HEREDOC_END, heredoc, skipfile_label
 
 EVIL = "evil;echo INJECTED-$((6*7))"
 
@@ -33,11 +33,9 @@ def test_a_skipfile_line_cannot_end_the_here_document(tmp_path: Path) -> None:
     assert "INJECTED-42" not in done.stdout + done.stderr
 
 
-def test_a_skip_line_names_its_tag_and_skipfile_as_data(tmp_path: Path) -> None:
-    command = skip_command(EVIL, skipfile_label("/x/it's $(reboot).txt"))
-    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
-    assert done.returncode == 32
-    assert done.stdout == f"lkft: TCONF: {EVIL} is in the skipfile it_s___reboot_.txt\n"
+def test_the_skipfile_name_reaches_the_rootfs_runner_as_plain_characters() -> None:
+    # the rootfs's LTP runner puts it between single quotes in its plan's skip lines
+    assert skipfile_label("/x/it's $(reboot).txt") == "it_s___reboot_.txt"
 
 
 def test_u_boot_gets_each_value_as_one_word() -> None:

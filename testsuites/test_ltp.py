@@ -4,7 +4,8 @@ LTP comes from `--lkft-ltp PATH|URL`, an install tarball (the /opt/ltp tree) lai
 the rootfs at /opt/ltp, or is the rootfs's own /opt/ltp (as LKFT's rootfs carries it):
 `--lkft-ltp-runtest NAME[,NAME]` without `--lkft-ltp`. `--lkft-ltp-runtest` chooses the
 runtest files (with a tarball, default: LKFT's set, those it has), `--lkft-ltp-skipfile`
-and `--lkft-ltp-shard INDEX/TOTAL` work as tuxrun's skipfile and shard parameters. kirk
+and `--lkft-ltp-shard INDEX/TOTAL` work as tuxrun's skipfile and shard parameters (a skipfile
+tag is a skip the host reports: the device never runs it). kirk
 runs the tests when the rootfs can run it, else runltp, else our own runner
 (`pytest_lkft/data/ltp-runner.sh`). Names are LKFT's, `ltp-<runtest file>/<tag>`, the
 tag never rewritten. With a tarball every tag of the plan is an item, and one the run
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from pytest_lkft.devices.base import Device
-from pytest_lkft.suites import device_for, ltp_cases, ltp_setup
+from pytest_lkft.suites import device_for, ltp_cases, ltp_setup, ltp_skipped
 
 NO_LTP = ("no LTP: pass --lkft-ltp PATH|URL, an LTP install tarball (the /opt/ltp tree), or "
           "--lkft-ltp-runtest NAME[,NAME] to run the runtest files of the rootfs's /opt/ltp")
@@ -28,7 +29,7 @@ TIMEOUT = 3 * 3600  # ltp-syscalls takes about an hour on QEMU; --lkft-timeouts 
 pytestmark = [
     pytest.mark.lkft_suite("ltp-{runtest}"),
     pytest.mark.lkft_parsed(format="ltp", command=COMMAND, timeout=TIMEOUT, cases=ltp_cases,
-                            setup=ltp_setup, resume=COMMAND),
+                            setup=ltp_setup, resume=COMMAND, skips=ltp_skipped),
     pytest.mark.usefixtures("runtest"),
 ]
 

@@ -10,9 +10,10 @@ run:
 - a runtest line is `TAG COMMAND [ARGS...]`; blank lines and `#` comments are no test;
 - a shard `INDEX/TOTAL` (tuxrun's `shardindex`/`shardnumber`, 1-based) keeps the
   INDEX-th test and every TOTAL-th after it;
-- a skipfile tag (one a line, first word, `#` comments: runltp's `-S` file) keeps its
-  place but its command becomes `exit 32` with a TCONF line, as runltp -S does, so
-  it is a skip saying why rather than a test that vanishes.
+- a skipfile tag (one a line, first word, `#` comments: runltp's `-S` file) stays a case
+  of the run, a skip saying why (`skip_reason`) rather than a test that vanishes, as
+  runltp -S makes it; but the device never sees it: the host reports it, so the serial
+  console does not carry a result block for each of LKFT's 1,400 tags.
 
 The plans go into a second overlay: `lkft/ltp/runtest/<name>`, the runner script and its
 settings (the per-test timeout, the console's loglevel while the tests run). On the default
@@ -118,9 +119,9 @@ def read_skipfile(path: Path, source: str = "--lkft-ltp-skipfile") -> list[str]:
     return [word for word in words if not word.startswith("#")]
 
 
-def skip_command(tag: str, skipfile: str) -> str:
-    """What a skipped tag runs instead: a TCONF line naming the skipfile, then exit 32."""
-    return f"echo {shlex.quote(f'lkft: TCONF: {tag} is in the skipfile {skipfile}')}; exit 32"
+def skip_reason(tag: str, skipfile: str) -> str:
+    """The TCONF line of a skipfile tag (the rootfs runner's make_plan prints the same)."""
+    return f"lkft: TCONF: {tag} is in the skipfile {skipfile}"
 
 
 def skipfile_label(path: str) -> str:
@@ -129,15 +130,24 @@ def skipfile_label(path: str) -> str:
     return re.sub(r"[^\w.+-]", "_", Path(path).name)
 
 
-def plan(text: str, shard: Shard | None = None, skips: list[str] | None = None,
-         skipfile: str = "") -> list[tuple[str, str]]:
-    """The (tag, command) lines to run: the shard's tests, skipfile tags made skips."""
+def plan(text: str, shard: Shard | None = None) -> list[tuple[str, str]]:
+    """The (tag, command) lines of the shard: every case of the run."""
     entries = runtest_entries(text)
-    if shard is not None:
-        entries = [entry for n, entry in enumerate(entries) if shard.keeps(n)]
-    skipped = set(skips or [])
-    return [(tag, skip_command(tag, skipfile) if tag in skipped else command)
-            for tag, command in entries]
+    if shard is None:
+        return entries
+    return [entry for n, entry in enumerate(entries) if shard.keeps(n)]
+
+
+def to_run(text: str, shard: Shard | None, skips: list[str]) -> list[tuple[str, str]]:
+    """The plan the device runs: the shard's lines less the skipfile's tags."""
+    skipped = set(skips)
+    return [(tag, command) for tag, command in plan(text, shard) if tag not in skipped]
+
+
+def skipped(text: str, shard: Shard | None, skips: list[str]) -> list[str]:
+    """The shard's tags that the skipfile holds: skips the host reports, in plan order."""
+    chosen = set(skips)
+    return [tag for tag, _ in plan(text, shard) if tag in chosen]
 
 
 def runner_script() -> bytes:
@@ -276,8 +286,7 @@ class LtpStage:
         if install is None:
             return None
         names = choose_runtests(list(install.texts), settings.ltp_runtest, install.shown)
-        skip_name = skipfile_label(settings.ltp_skipfile or "")
-        plans = {name: plan(install.texts[name], settings.ltp_shard, skips, skip_name)
+        plans = {name: to_run(install.texts[name], settings.ltp_shard, skips)
                  for name in names}
         on_disk = settings.rootfs is None  # the default rootfs: LTP goes onto a disk
         overlays = [stored_overlay(plan_overlay(plans, runner_settings(settings), on_disk),

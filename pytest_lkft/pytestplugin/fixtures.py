@@ -76,7 +76,8 @@ def lkft_suite_run(request: pytest.FixtureRequest, device: Device) -> SuiteRun:
     """This suite's run on the device, parsed once (see `pytest_lkft.run.suite`).
 
     Keyed by suite name, so one module can hold several suites (`kselftest-{collection}`).
-    The marker's `setup(config)`, when it gives a command, runs on the device first.
+    The marker's `setup(config)`, when it gives a command, runs on the device first; its
+    `skips(config)` -> {suite: {case: reason}} are skips the device never runs.
     """
     marker = request.node.get_closest_marker("lkft_parsed")
     if marker is None:
@@ -87,13 +88,14 @@ def lkft_suite_run(request: pytest.FixtureRequest, device: Device) -> SuiteRun:
         device.boot()
         settings = request.config.stash[SETTINGS_KEY]
         command, setup = marker.kwargs.get("command"), marker.kwargs.get("setup")
-        resume = marker.kwargs.get("resume")
+        resume, skips = marker.kwargs.get("resume"), marker.kwargs.get("skips")
         runs[suite] = run_suite(device, suite,
                                 fill_command(command, request.node) if command else None,
                                 marker.kwargs.get("format", "auto"),
                                 settings.timeouts.for_suite(marker.kwargs.get("timeout")),
                                 setup(request.config) if callable(setup) else None,
-                                fill_command(resume, request.node) if resume else None)
+                                fill_command(resume, request.node) if resume else None,
+                                skips(request.config).get(suite) if callable(skips) else None)
     return runs[suite]
 
 

@@ -29,12 +29,13 @@ MARKERS = (
     "lkft_crash_check: the suite's crash check; skipped when nothing booted the device",
     "lkft_run_check: the run of a parsed suite; runs before the suite's cases",
     "lkft_parsed(format, command=None, timeout=None, silent_reason=None, cases=None, "
-    "setup=None, resume=None): a suite whose cases come from parsing the output of `command` "
-    "(None: the boot console); no output at all skips it with silent_reason when given; "
+    "setup=None, resume=None, skips=None): a suite whose cases come from parsing the output of "
+    "`command` (None: the boot console); no output at all skips it with silent_reason when given; "
     "cases(config) -> {suite: [case, ...]} names the cases a plan promises before the run; "
     "setup(config) -> a command to run on the device before `command`, or None; resume: a "
     "command that, given a case's name as its last argument, runs the cases after it (the "
-    "device is booted afresh when a case killed it)",
+    "device is booted afresh when a case killed it); skips(config) -> {suite: {case: "
+    "reason}} names cases the host reports as skips without running them",
     "lkft_commands(func): func(params) -> the shell commands the test runs on its device, in "
     "order; a batch device (LAVA) runs a suite's commands in one job",
 )

@@ -54,20 +54,21 @@ class SuiteRun:
 
 def run_suite(device: Device, suite: str, command: str | None, fmt: str,
               timeout: float | None = None, setup: str | None = None,
-              resume: str | None = None) -> SuiteRun:
+              resume: str | None = None, skips: dict[str, str] | None = None) -> SuiteRun:
     """Run `command` (None: use the boot's console) on `device` and parse its output.
 
     `setup`, a command run first (e.g. one installing a runner script), must exit 0.
     `resume` goes on after a case: when the device died (a panic, a timeout) during a
     case and it can boot afresh (`restart()`), the lost case fails naming why, the
     device boots again, and `resume` with the lost case's name appended (quoted) runs
-    the cases after it.
+    the cases after it. `skips` (name -> reason) are cases the host decided not to run
+    (an LTP skipfile's tags): skips of the run, whatever the device printed.
     """
     run = SuiteRun(suite)
     if setup is not None and command is not None:
         run.problem = setup_problem(device, setup, timeout)
         if run.problem:
-            return run
+            return with_skips(run, skips)
     text, status, run.problem = run_command(device, command, timeout)
     cases = parse(text.splitlines(), fmt, suite)
     while run.problem and resume and command and run.restarts < MAX_RESTARTS:
@@ -87,13 +88,22 @@ def run_suite(device: Device, suite: str, command: str | None, fmt: str,
     named = unique_names(cases, lambda c: c.name)
     run.cases = {name: dataclasses.replace(case, name=name) for name, case in named}
     run.skipped = suite_skip(text)
-    if not run.cases and not run.problem and not run.skipped:
+    # a plan the skips emptied prints no case, and says so by exiting 0
+    quiet_plan = bool(skips) and status == 0
+    if not run.cases and not run.problem and not run.skipped and not quiet_plan:
         run.silent = True
         run.problem = f"no {fmt} output found; see {device.console_log}"
         if status != 0 and text.strip():  # the command said why, e.g. a file it lacks
             last = text.strip().splitlines()[-1].strip()
             run.problem = (f"{last} (exit status {status}, no {fmt} output; see "
                            f"{device.console_log})")
+    return with_skips(run, skips)
+
+
+def with_skips(run: SuiteRun, skips: dict[str, str] | None) -> SuiteRun:
+    """The run with the host's skips among its cases (a case the device reported wins)."""
+    for name, reason in (skips or {}).items():
+        run.cases.setdefault(name, Case(run.suite, name, Result.SKIP, [reason], reason))
     return run
 
 

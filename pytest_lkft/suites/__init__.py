@@ -23,6 +23,7 @@ from pytest_lkft.suites.kselftest import collections as kselftest_collections
 from pytest_lkft.suites.kselftest import install as kselftest_install
 from pytest_lkft.suites.ltp import cases as ltp_cases
 from pytest_lkft.suites.ltp import setup as ltp_setup
+from pytest_lkft.suites.ltp import skipped as ltp_skipped
 from pytest_lkft.suites.modules import modules_under_test
 from pytest_lkft.suites.scripted import (
     lkft_needs,
@@ -33,8 +34,8 @@ from pytest_lkft.suites.scripted import (
 
 __all__ = ["OUTPUT_TAIL", "SETTINGS_KEY", "device_for", "kselftest_collections",
            "kselftest_install", "lkft_case", "lkft_needs", "ltp_cases", "ltp_setup",
-           "modules_under_test", "run_case", "script_command", "script_setup", "scripted_suite",
-           "test_case", "test_crash", "test_run"]
+           "ltp_skipped", "modules_under_test", "run_case", "script_command", "script_setup",
+           "scripted_suite", "test_case", "test_crash", "test_run"]
 
 OUTPUT_TAIL = 20
 

@@ -1,4 +1,5 @@
-"""The ltp-* suites' staging: the tags each runtest file is to report, and the rootfs's runner."""
+"""The ltp-* suites' staging: the tags each runtest file is to report, those the host reports
+as skips (the skipfile's), and the rootfs's runner."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pytest_lkft.pytestplugin.cache import local_file
 from pytest_lkft.pytestplugin.options import LTP_MISSING_KEY, SETTINGS_KEY
 
 LTP_KEY = pytest.StashKey[dict[str, list[str]]]()
+TEXTS_KEY = pytest.StashKey[dict[str, str]]()  # `ltp-<runtest>` -> the runtest file
+SKIPPED_KEY = pytest.StashKey[dict[str, dict[str, str]]]()
 
 
 def cases(config: pytest.Config) -> dict[str, list[str]]:
@@ -42,8 +45,36 @@ def _plans(config: pytest.Config) -> dict[str, list[str]]:
         pytest.fail(str(error), pytrace=False)
     if not settings.ltp_runtest:
         config.stash[LTP_MISSING_KEY] = missing_defaults(list(texts))
+    config.stash[TEXTS_KEY] = {f"ltp-{name}": texts[name] for name in names}
     return {f"ltp-{name}": [tag for tag, _ in ltp.plan(texts[name], settings.ltp_shard)]
             for name in names}
+
+
+def skipped(config: pytest.Config) -> dict[str, dict[str, str]]:
+    """`ltp-<runtest>` -> {tag: reason} for the shard's tags in --lkft-ltp-skipfile: the
+    host reports them as skips, the device never runs them (see `provision.ltp`). Empty
+    with the rootfs's own LTP, whose runner reports them (its runtest files are on the
+    device)."""
+    if SKIPPED_KEY not in config.stash:
+        config.stash[SKIPPED_KEY] = _skipped(config)
+    return config.stash[SKIPPED_KEY]
+
+
+def _skipped(config: pytest.Config) -> dict[str, dict[str, str]]:
+    """See `skipped`."""
+    settings = config.stash[SETTINGS_KEY]
+    cases(config)  # reads the runtest files
+    texts = config.stash.get(TEXTS_KEY, {})
+    if not texts or not settings.ltp_skipfile:
+        return {}
+    try:
+        skips = ltp.read_skipfile(local_file(config, settings.ltp_skipfile))
+    except LkftError as error:  # one line, not a fixture traceback
+        pytest.fail(str(error).splitlines()[0], pytrace=False)
+    label = ltp.skipfile_label(settings.ltp_skipfile)
+    return {suite: {tag: ltp.skip_reason(tag, label)
+                    for tag in ltp.skipped(text, settings.ltp_shard, skips)}
+            for suite, text in texts.items()}
 
 
 def runtest_texts(path: Path, shown: str, installed: bool) -> dict[str, str]:
