@@ -396,3 +396,19 @@ def test_bisect_step_under_git_bisect_run(bisecting: Bisecting) -> None:
                             "bisect/by-hand")
     assert len(builds.splitlines()) == 1 + len(marks) - 2  # a step a mark after the ends'
     assert f"step {len(marks) - 2}: " in done.stdout
+    # run again at a commit it recorded (git bisect replay, a second look): the new run's
+    # record replaces the old one, same step number, no traceback
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    subprocess.run([*git, "checkout", "-q", "--detach", fail[2]], check=True)
+    try:
+        again = subprocess.run(step, capture_output=True, text=True, check=False)
+    finally:
+        subprocess.run([*git, "checkout", "-q", "--detach", head], check=True)
+    assert again.returncode == 0, again.stdout + again.stderr
+    with Store(bisecting.store) as store:
+        versions = [build.version for build in store.builds("bisect", "by-hand")]
+        assert len(versions) == len(marks) - 2
+        runs = store.runs("bisect", "by-hand", fail[2][:12])
+    assert len(runs) == 1
+    assert f"step {runs[0].metadata['step']}: {fail[2][:12]} " in again.stdout

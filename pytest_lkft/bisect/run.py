@@ -235,8 +235,10 @@ def one_step(layout: Layout, store: Store, tree: Path, device: str, selection: S
         verdict = runner.verdict(runs, order_of(logs, selection))
         commit = git.commit(tree, sha)
         index = len(recorded) + 1
+        if sha in recorded:  # run again here: this run's record replaces the earlier one
+            index = int(recorded[sha].metadata.get("step", index))
         record = step_record(layout.name, index, commit, runs, verdict)
-        store.record(record)
+        store.record(record, replace=True)
         step = Step(index, commit, verdict, runs[0].metadata.get("build_time", ""),
                     float(record.metadata["step_time"]))
         out.write(step_line(step, None) + "\n")

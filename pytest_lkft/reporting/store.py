@@ -295,9 +295,13 @@ class Store:
 
     # -- writing ----------------------------------------------------------------------
 
-    def record(self, run: RunRecord) -> int:
-        """Store one test run, its tests and metrics in one transaction; return its id."""
+    def record(self, run: RunRecord, replace: bool = False) -> int:
+        """Store one test run, its tests and metrics in one transaction; return its id.
+        With `replace`, a stored run of the same job_id goes in the same transaction (a
+        bisection step run again); without, that is sqlite3.IntegrityError."""
         with self.transaction():
+            if replace and run.job_id:
+                self._forget_job(run.job_id)
             project_id = self._project_id(run.group, run.project)
             now = {"created_at": time.time()}
             build_id = self._id("build", {"project_id": project_id, "version": run.build}, now)
@@ -307,6 +311,17 @@ class Store:
             self._insert_results(run, project_id, build_id, env_id, testrun_id)
             self.forget_statuses(build_id)
         return testrun_id
+
+    def _forget_job(self, job_id: str) -> None:
+        """Delete the test run of `job_id` with its tests and metrics (in a transaction)."""
+        row = self.db.execute("SELECT id, build_id FROM testrun WHERE job_id = ?",
+                              (job_id,)).fetchone()
+        if row is None:
+            return
+        for table in ("test", "metric"):
+            self.db.execute(f"DELETE FROM {table} WHERE testrun_id = ?", (row[0],))
+        self.db.execute("DELETE FROM testrun WHERE id = ?", (row[0],))
+        self.forget_statuses(row[1])
 
     def forget_statuses(self, build_id: int) -> None:
         """Drop cached statuses that depend on a build (its own, and those of later builds)."""
