@@ -30,8 +30,7 @@ from pytest_lkft.bisect.verdict import (
 )
 from pytest_lkft.errors import UserError
 from pytest_lkft.parsers import ktap
-from pytest_lkft.parsers.model import Case, Result
-from pytest_lkft.run.suite import MISSING
+from pytest_lkft.parsers.model import MISSING, Case, Result
 
 SELECTED = "kunit/list-kunit-test.list_test_list_init"
 KTAP_WHOLE = """\

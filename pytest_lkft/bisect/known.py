@@ -13,8 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
 from pytest_lkft.errors import InfraError, UserError
 from pytest_lkft.reporting.store import Comparison, Store, TestKey, compare_results, split_project
 
@@ -72,12 +70,16 @@ class SquadReader:
     """Reads builds and their tests from a SQUAD server's REST API."""
 
     def __init__(self, url: str) -> None:
+        import requests  # here: every bisect-step would pay its import (60 ms), few use it
+
         self.url = url.rstrip("/")
         self.session = requests.Session()
         self.environments: dict[str, str] = {}
 
     def json(self, path_or_url: str, **params: str | int) -> Any:
         """GET one API page as JSON; one-line errors naming the URL."""
+        import requests
+
         url = path_or_url if path_or_url.startswith("http") else self.url + path_or_url
         try:
             response = self.session.get(url, params=params or None, timeout=TIMEOUT)

@@ -25,8 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pytest_lkft.bisect.selection import BUILD_SUITE, Selection
-from pytest_lkft.parsers.model import Case, Result
-from pytest_lkft.run.suite import MISSING
+from pytest_lkft.parsers.model import MISSING, Case, Result
 
 GOOD, BAD, SKIP, FLAKY = "good", "bad", "skip", "flaky"
 EXIT_CODES = {GOOD: 0, BAD: 1, SKIP: 125}

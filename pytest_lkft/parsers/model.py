@@ -11,6 +11,8 @@ import enum
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
+MISSING = "missing: the run did not report it"  # the error of a known case a run omitted
+
 
 class Result(enum.StrEnum):
     """A test case's outcome; values are the words SQUAD and `lkft parse` print."""

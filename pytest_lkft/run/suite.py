@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from pytest_lkft.devices.base import Device
 from pytest_lkft.errors import DeviceBroken
 from pytest_lkft.parsers.detect import parse
-from pytest_lkft.parsers.model import Case, Result, unique_names
+from pytest_lkft.parsers.model import MISSING, Case, Result, unique_names
 from pytest_lkft.parsers.scripted import suite_skip
 
 LAST_START = re.compile(r"(?s:.*)^LKFT-START\r*$", re.MULTILINE)  # see console.run
-MISSING = "missing: the run did not report it"  # the error of a known case a run omitted
 MAX_RESTARTS = 10  # fresh boots of one suite run, each after a case killed the device
 
 
