@@ -87,7 +87,8 @@ def missing(name: str, why: str) -> Case:
 
 def test_selection_names_suites_and_cases() -> None:
     selection = Selection.parse([SELECTED, "ltp-syscalls", "ltp-*/fork*"])
-    assert selection.suites() == ["build", "kunit", "ltp-syscalls", "ltp-*"]
+    assert selection.tests() == ["build", SELECTED, "ltp-syscalls", "ltp-*/fork*"]
+    assert selection.tests(whole=True) == ["build", "kunit", "ltp-syscalls", "ltp-*"]
     assert selection.exact_cases() == [SELECTED]
     assert selection.matches(SELECTED) and selection.matches("ltp-syscalls/abort01")
     assert selection.matches("ltp-fs/fork13") and not selection.matches("kunit/other.case")

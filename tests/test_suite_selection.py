@@ -50,6 +50,19 @@ def test_one_suite_is_kept_and_the_others_deselected(pytester: pytest.Pytester) 
     result.stdout.fnmatch_lines(["*14/43 tests collected (29 deselected)*"])  # 13 cases + crash
 
 
+def test_a_suite_case_keeps_those_cases_and_the_suites_checks(pytester: pytest.Pytester) -> None:
+    result = collect(pytester, "--lkft-tests=smoke/uname,smoke/*info")
+    kept = [line.strip() for line in result.outlines if line.strip().startswith("<Function")]
+    assert kept == ["<Function test_smoke[uname]>", "<Function test_smoke[cpuinfo]>",
+                    "<Function test_smoke[meminfo]>", "<Function test_crash>"]
+    logs = pytester.runpytest("-p", "no:labgrid", "-p", "no:cacheprovider", "-v",
+                              "--lkft-results", str(pytester.makefile(".log", kunit=KTAP)),
+                              "--lkft-tests=kunit/demo.sec*")
+    logs.assert_outcomes(failed=1, deselected=1)
+    nothing = collect(pytester, "--lkft-tests=smok/uname")
+    nothing.stderr.fnmatch_lines(["*'smok/uname' matches no suite*"])
+
+
 def test_comma_list_repeats_and_globs(pytester: pytest.Pytester) -> None:
     result = collect(pytester, "--lkft-tests=boot,smoke", "--lkft-tests", "kselftest-*")
     assert suites_of(result) == ["test_boot.py", "test_kselftest.py", "test_smoke.py"]

@@ -93,13 +93,15 @@ class Bisector:
 
     def check_ends(self) -> None:
         """The bad revision must fail the selection, the good one pass it (one line each,
-        after both are recorded: results obtained are kept)."""
-        bad_runs = self.runs_at(self.b.bad)
+        after both are recorded: results obtained are kept). Both run every case of the
+        selected suites: a selection that names no case is said with the cases there are,
+        and the two ends can be compared whole (`lkft compare`)."""
+        bad_runs = self.runs_at(self.b.bad, whole=True)
         if bad_runs is not None:
             self.check_selection(bad_runs)
             if self.runner.verdict(bad_runs, {}).word == FLAKY:  # said before going on
                 self.conclude(self.b.bad, bad_runs)
-        good_runs = self.runs_at(self.b.good)
+        good_runs = self.runs_at(self.b.good, whole=True)
         logs = [self.recorded[sha].log for sha in (self.b.good, self.b.bad)
                 if sha in self.recorded]
         logs += [run.log for run in [*(good_runs or []), *(bad_runs or [])]]
@@ -133,13 +135,13 @@ class Bisector:
                             f"{self.b.bad[:12]}; see its cases with `lkft show --project "
                             f"{GROUP}/{self.b.name} {self.b.bad[:12]}`")
 
-    def runs_at(self, sha: str) -> list[RunRecord] | None:
+    def runs_at(self, sha: str, whole: bool = False) -> list[RunRecord] | None:
         """The runs of a step at `sha` (checked out first); None when it is recorded."""
         if sha in self.recorded:
             return None
         git.git(self.layout.worktree, "checkout", "--quiet", "--force", "--detach", sha)
         self.say(f"testing {sha[:12]} ...")
-        return self.runner.run(sha, self.layout.step_dir(sha))
+        return self.runner.run(sha, self.layout.step_dir(sha), whole)
 
     def conclude(self, sha: str, runs: list[RunRecord] | None,
                  steps_left: int | None = None) -> Verdict:

@@ -3,7 +3,9 @@
 A selection is `suite/case` (`kunit/list-kunit-test.list_test_list_init`,
 `ltp-syscalls/fork01`, `boot/boot`), a whole suite (`kunit`) or a glob on either part
 (`kunit/list-kunit-test.*`, `ltp-*/fork*`). A step runs only the suites the selection
-names (the suite part, passed to `--lkft-tests`) and judges only the cases it matches.
+names and, of those, only the cases it matches (the patterns themselves are the step's
+`--lkft-tests`: a suite's other cases are no items, which saves their reporting), and
+judges those cases.
 """
 
 from __future__ import annotations
@@ -67,9 +69,12 @@ class Selection:
         """True when any pattern selects `suite/name`."""
         return any(pattern.matches(case_id) for pattern in self.patterns)
 
-    def suites(self) -> list[str]:
-        """The `--lkft-tests` values a step runs: the build, then the selected suites."""
-        return list(dict.fromkeys([BUILD_SUITE, *(p.suite for p in self.patterns)]))
+    def tests(self, whole: bool = False) -> list[str]:
+        """The `--lkft-tests` values a step runs: the build, then the selected cases
+        (`kunit/list-kunit-test.list_test_list_init`: that case and its suite's checks), or
+        with `whole` their suites (every case: the bisection's two ends)."""
+        tests = [p.suite if whole else str(p).removesuffix("/*") for p in self.patterns]
+        return list(dict.fromkeys([BUILD_SUITE, *tests]))
 
     def selects_build(self) -> bool:
         """True when the selection judges the build itself (`build/kernel`, `build`)."""

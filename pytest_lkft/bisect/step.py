@@ -5,7 +5,8 @@ pytest's own: other installed plugins would cost start-up time and could change 
 in its own directory (a `pytest.ini` there, so the plugin's packaged suites are
 collected and no project's settings apply), with
 `--lkft-tree` on the bisection's worktree, `--lkft-build-dir` on its shared object
-directory, `--lkft-tests` on the build and the selected suites, and a store of its own,
+directory, `--lkft-tests` on the build and the selection (only the selected cases of
+the suites are items), and a store of its own,
 from which the run's results are read back. The step is recorded in the bisection's
 store only once every run is over, in one transaction, so an interrupted step leaves no
 record. Ctrl-C is handed to pytest (its own session) once, and we wait for it to tear
@@ -57,34 +58,36 @@ class Runner:
     repeat: int = 1
     flaky: str | None = None
 
-    def command(self, run_dir: Path, version: str) -> list[str]:
-        """The pytest command of one run (what reproducer.sh runs too)."""
+    def command(self, run_dir: Path, version: str, whole: bool = False) -> list[str]:
+        """The pytest command of one run (what reproducer.sh runs too); `whole` runs every
+        case of the selected suites, not only the selected ones."""
         return [sys.executable, "-m", "pytest", "-p", "lkft", "-p", "no:cacheprovider",
                 "-p", "no:randomly",
                 f"--lkft-device={self.device}", f"--lkft-tree={self.tree}",
                 f"--lkft-build-dir={self.build_dir}", f"--lkft-cache-dir={self.cache}",
-                f"--lkft-tests={','.join(self.selection.suites())}",
+                f"--lkft-tests={','.join(self.selection.tests(whole))}",
                 f"--lkft-store={run_dir / 'store.sqlite3'}", f"--lkft-squad-group={GROUP}",
                 f"--lkft-squad-project={self.name}", f"--lkft-squad-build={version}",
                 f"--lkft-results-dir={run_dir / 'results'}", *self.pytest_args]
 
-    def run(self, sha: str, step_dir: Path) -> list[RunRecord]:
+    def run(self, sha: str, step_dir: Path, whole: bool = False) -> list[RunRecord]:
         """Every run of the step at `sha` (checked out already); fewer when the kernel
         does not build, as a rebuild would fail the same way."""
         runs: list[RunRecord] = []
         for index in range(1, self.repeat + 1):
-            runs.append(self.run_once(step_dir / f"run-{index}", sha[:12]))
+            runs.append(self.run_once(step_dir / f"run-{index}", sha[:12], whole))
             if build_failure(runs[-1].cases) is not None:
                 break
         return runs
 
-    def run_once(self, run_dir: Path, version: str) -> RunRecord:
+    def run_once(self, run_dir: Path, version: str, whole: bool = False) -> RunRecord:
         """One pytest run; its results as the plugin recorded them."""
         shutil.rmtree(run_dir, ignore_errors=True)  # what an interrupted attempt left
         run_dir.mkdir(parents=True)
         (run_dir / "pytest.ini").write_text("[pytest]\n")
         started = time.time()
-        status = run_to_end(self.command(run_dir, version), run_dir, environment(self.cache))
+        status = run_to_end(self.command(run_dir, version, whole), run_dir,
+                            environment(self.cache))
         if status == INTERRUPTED:
             raise KeyboardInterrupt
         if status == USAGE_ERROR:

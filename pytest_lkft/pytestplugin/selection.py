@@ -1,11 +1,13 @@
 """`--lkft-tests`: keep the items of the named suites, deselect the others (as `-k` does).
 
 A suite is named as SQUAD names it (`boot`, `smoke`, `kselftest-size`, ...) or by a glob
-(`kselftest-*`). Each suite run boots its own device, so deselecting `boot` takes nothing
-from `smoke`. A suite module whose suites are not there yet (`kselftest-{collection}` with
-no kselftests given, or a bad tarball) has one placeholder item that says why; it stands
-for every suite of its template, so `--lkft-tests=kselftest-size` shows that reason
-instead of "no such suite".
+(`kselftest-*`); `SUITE/CASE` (globs too: `kunit/list-kunit-test.*`) keeps only those
+cases of the suite, with the suite's own run and crash checks (a bisection step runs its
+one case this way, not the hundred others of its suite). Each suite run boots its own
+device, so deselecting `boot` takes nothing from `smoke`. A suite module whose suites are
+not there yet (`kselftest-{collection}` with no kselftests given, or a bad tarball) has
+one placeholder item that says why; it stands for every suite of its template, so
+`--lkft-tests=kselftest-size` shows that reason instead of "no such suite".
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from fnmatch import fnmatchcase
 import pytest
 
 from pytest_lkft.pytestplugin.items import CaseItem
-from pytest_lkft.pytestplugin.naming import PLACEHOLDER, suite_name
+from pytest_lkft.pytestplugin.naming import PLACEHOLDER, case_name, suite_name
 
 NO_SUITE = "{source} {value!r} matches no suite; the suites here: {suites}"
 
@@ -41,21 +43,43 @@ def matches(suite: str, placeholder: bool, pattern: str) -> bool:
     return fnmatchcase(suite, pattern) or (placeholder and pattern.startswith(f"{suite}-"))
 
 
+SUITE_CHECKS = ("lkft_run_check", "lkft_crash_check")  # kept with any case of their suite
+
+
+def item_case(item: pytest.Item) -> str | None:
+    """The item's case name in its suite; None for the suite's run and crash checks."""
+    if isinstance(item, CaseItem):
+        return item.case.name
+    if any(item.get_closest_marker(check) is not None for check in SUITE_CHECKS):
+        return None
+    return case_name(item)
+
+
+def wanted(item: pytest.Item, found: tuple[str, bool], pattern: str) -> bool:
+    """True when `pattern` (SUITE or SUITE/CASE) keeps `item` of the suite `found`."""
+    suite, _, case = pattern.partition("/")
+    if not matches(*found, suite):
+        return False
+    name = item_case(item) if case else None
+    return name is None or fnmatchcase(name, case)
+
+
 def select(items: Sequence[pytest.Item], patterns: Sequence[str],
            source: str) -> tuple[list[pytest.Item], list[pytest.Item]]:
     """(kept, deselected) items; a pattern that names no suite is a UsageError listing them."""
     suites = {id(item): item_suite(item) for item in items}
     known = {found for found in suites.values() if found is not None}
     for pattern in patterns:
-        if not any(matches(name, holder, pattern) for name, holder in known):
+        suite = pattern.partition("/")[0]
+        if not any(matches(name, holder, suite) for name, holder in known):
             names = ", ".join(sorted({name for name, _ in known})) or "none"
             raise pytest.UsageError(NO_SUITE.format(source=source, value=pattern, suites=names))
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         found = suites[id(item)]
-        wanted = found is None or any(matches(*found, p) for p in patterns)
-        (kept if wanted else dropped).append(item)
+        keep = found is None or any(wanted(item, found, p) for p in patterns)
+        (kept if keep else dropped).append(item)
     return kept, dropped
 
 

@@ -55,7 +55,8 @@ class Option:
 
 
 DEVICE_HELP = "Device to test on, e.g. qemu-arm64 (repeat for a device matrix)"
-TESTS_HELP = ("Suites to run, by SQUAD suite name or glob: boot,smoke,kselftest-* "
+TESTS_HELP = ("Suites to run, by SQUAD suite name or glob: boot,smoke,kselftest-*; "
+              "SUITE/CASE runs only those cases of it: kunit/list-kunit-test.* "
               "(repeatable; default all)")
 
 OPTIONS: tuple[Option, ...] = (

@@ -80,9 +80,14 @@ def load_needs(path: Path | None = None) -> dict[str, SuiteNeeds]:
 
 def selected_needs(patterns: Iterable[str]) -> list[SuiteNeeds]:
     """The needs of the suites `patterns` select (--lkft-tests globs; none: every suite)."""
-    wanted = tuple(patterns)
+    wanted = tuple(suite_part(pattern) for pattern in patterns)
     return [needs for name, needs in sorted(load_needs().items())
             if not wanted or any(fnmatchcase(name, pattern) for pattern in wanted)]
+
+
+def suite_part(pattern: str) -> str:
+    """The suite of an --lkft-tests value: `kunit/list-*` names `kunit`."""
+    return pattern.partition("/")[0]
 
 
 def suite_fragments(patterns: Iterable[str]) -> tuple[str, ...]:
@@ -90,7 +95,7 @@ def suite_fragments(patterns: Iterable[str]) -> tuple[str, ...]:
     patterns' order, each once: what a kernel the plugin builds gets for them. None when no
     pattern is given: every suite runs then, and none was asked for."""
     found: list[str] = []
-    for pattern in patterns:
+    for pattern in map(suite_part, patterns):
         for name, needs in sorted(load_needs().items()):
             if needs.fragment and fnmatchcase(name, pattern) and needs.fragment not in found:
                 found.append(needs.fragment)
