@@ -393,9 +393,12 @@ def test_rcutorture_and_gpio_sim_on_a_built_kernel(pytester: pytest.Pytester,
 # -- perf from the kernel build (tuxmake's perf target) --------------------------------------
 
 # perf test numbers (perf 6.1, arm64) for the shared tinyconfig kernel, which has no
-# tracepoints, kprobes or BPF, and a perf without libelf: its software and exit events,
-# sampling, synthesized events and perf's own parsers, in about a minute
-PERF_BUILT_TESTS = ("7 9 14 18 24 25 27 29 30 33 34 36 37 38 39 43 44 45 46 47 48 49 50 52 53 "
+# tracepoints, kprobes or BPF, and a perf without libelf: its software events, sampling,
+# synthesized events and perf's own parsers, in about a minute. Not 7 ("Number of exit
+# events of a simple workload"): it polls for its child's exit event at most 1,000 times,
+# and a loaded machine's TCG guest wakes it more often than that first ("Failed after
+# retrying 1000 times", seen once in three runs beside a CPU hog).
+PERF_BUILT_TESTS = ("9 14 18 24 25 27 29 30 33 34 36 37 38 39 43 44 45 46 47 48 49 50 52 53 "
                     "55 56 57 59 61 64 65 66 68")
 
 
@@ -415,8 +418,7 @@ def test_perf_from_the_kernel_build(pytester: pytest.Pytester, debian_cache: Pat
     perf = results.get("perf", {})
     assert perf.get("perf_record_test") == "pass", result.stdout.str()[-3000:]
     assert perf["perf_report_test"] == "pass" and perf["perf_test"] == "pass"
-    assert perf["Number_of_exit_events_of_a_simple_workload"] == "pass"  # the kernel's
-    assert perf["Software_clock_events_period_values"] == "pass"  # events, sampled
+    assert perf["Software_clock_events_period_values"] == "pass"  # the kernel's events
     # run, crash, the script's four checks and every test asked for, all passed
     assert len(perf) == 2 + 4 + len(PERF_BUILT_TESTS.split()), sorted(perf)
     assert set(perf.values()) == {"pass"}, perf
