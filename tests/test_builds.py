@@ -32,7 +32,14 @@ from shared_kernel import (  # noqa: F401  (linux_source, shared_kernel: fixture
 )
 
 from conftest import REPO, SHARED_CACHE, TESTSUITES, need_qemu
-from pytest_lkft.build.inputs import file_digest, git_metadata, read_git, tree_stamp
+from pytest_lkft.build.inputs import (
+    GitPrefetch,
+    file_digest,
+    git_metadata,
+    git_source,
+    read_git,
+    tree_stamp,
+)
 from pytest_lkft.build.kernel import BuildResult, KernelBuild, build
 from pytest_lkft.build.result import PERF_MAKE_VARS
 from pytest_lkft.errors import UserError
@@ -250,6 +257,21 @@ def test_one_read_of_git_gives_the_key_and_describe(tmp_path: Path) -> None:
     assert moved.dirty == hashlib.sha256(changes() + b"init/new.c" + file_digest(
         tree / "init" / "new.c").encode()).hexdigest()  # what `git diff HEAD` said, as before
     assert read_git(tmp_path) is None  # not the top of a checkout
+
+
+def test_the_git_state_read_while_pytest_collects_is_taken_once(tmp_path: Path) -> None:
+    tree = fake_tree(tmp_path / "src", git=True)
+    clean = read_git(tree)
+    GitPrefetch.start(tree)
+    (tree / "init" / "new.c").write_text("\n")  # after the read began: a change a later
+    GitPrefetch.start(tree / ".." / "src")  # read sees; started once per tree
+    taken = GitPrefetch.take(tree)
+    assert taken is not None and taken.result() in (clean, read_git(tree))
+    assert GitPrefetch.take(tree) is None  # taken: the next build reads afresh
+    assert git_source(tree) == read_git(tree) != clean
+    GitPrefetch.start(tree)
+    GitPrefetch.drop(tree)  # what the session's cleanup does with a read nobody took
+    assert GitPrefetch.take(tree) is None
 
 
 def test_cache_key_follows_content_outside_git(tmp_path: Path, build_cache: Path) -> None:

@@ -13,6 +13,7 @@ import re
 import shutil
 import stat
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,6 +256,55 @@ def read_git(tree: Path) -> GitSource | None:
         if name and (tree / name.decode()).is_file():
             digest.update(name + file_digest(tree / name.decode()).encode())
     return GitSource(head, digest.hexdigest(), changed)
+
+
+class GitPrefetch:
+    """`read_git(tree)` started in a thread, so the walk of a kernel tree (0.1-0.3 s) runs
+    while pytest collects; the build's cache key takes it (`git_source`)."""
+
+    _started: dict[Path, GitPrefetch] = {}
+
+    def __init__(self, tree: Path) -> None:
+        self.tree = tree
+        self.found: GitSource | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._read, name="lkft-git-state", daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            self.found = read_git(self.tree)
+        except BaseException as error:  # noqa: BLE001  (raised again where it is taken)
+            self.error = error
+
+    def result(self) -> GitSource | None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.found
+
+    @classmethod
+    def start(cls, tree: Path) -> None:
+        """Start reading `tree`'s state once."""
+        tree = tree.resolve()
+        if tree not in cls._started:
+            cls._started[tree] = cls(tree)
+
+    @classmethod
+    def take(cls, tree: Path) -> GitPrefetch | None:
+        """The read started for `tree`, if any (taken once: a later build reads afresh)."""
+        return cls._started.pop(tree.resolve(), None)
+
+    @classmethod
+    def drop(cls, tree: Path) -> None:
+        """Forget a read nobody took."""
+        cls.take(tree)
+
+
+def git_source(tree: Path) -> GitSource | None:
+    """The checkout's state: the one `GitPrefetch.start` began reading, else read now."""
+    started = GitPrefetch.take(tree)
+    return started.result() if started is not None else read_git(tree)
 
 
 def git_state(tree: Path) -> dict[str, str] | None:

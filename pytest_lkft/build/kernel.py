@@ -30,8 +30,8 @@ from pytest_lkft.build.inputs import (
     check_tree,
     compiler_version,
     file_digest,
+    git_source,
     kconfig_kind,
-    read_git,
     read_json,
     source_state,
     write_json,
@@ -130,7 +130,7 @@ class KernelBuild:
     def cache_key(self) -> str:
         """sha256 of the source state, config inputs, toolchain, architecture and targets."""
         memo = self.cache_dir / "sources"
-        self.git = read_git(self.tree)  # the metadata's git group reuses it
+        self.git = git_source(self.tree)  # the metadata's git group reuses it
         inputs = {
             "format": CACHE_FORMAT, "source": source_state(self.tree, memo, self.git),
             "arch": self.arch.name, "toolchain": self.tool.name,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_lkft.build.inputs import parse_make_vars, parse_targets
+from pytest_lkft.build.inputs import GitPrefetch, parse_make_vars, parse_targets
 from pytest_lkft.build.kernel import KernelBuild
 from pytest_lkft.build.result import DEFAULT_TARGETS, BuildProgress, BuildResult
 from pytest_lkft.errors import UserError
@@ -82,6 +82,11 @@ def settings_from(config: pytest.Config, device_archs: Sequence[str] = ()) -> Bu
         settings = _settings(values, lists, options.values("lkft_tests").value)
         for arch in _archs(settings, device_archs):
             settings.kernel_build(arch).validate()
+        if not getattr(config.option, "numprocesses", None):  # not under -n: one process
+            # the cache key's walk of the tree runs while pytest collects; one the session
+            # did not take (nothing built) is dropped with it, never seen by a later one
+            GitPrefetch.start(settings.tree)
+            config.add_cleanup(lambda: GitPrefetch.drop(settings.tree))
     config.stash[BUILD_SETTINGS_KEY] = settings
     return settings
 
