@@ -8,6 +8,7 @@ import hashlib
 import shlex
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from pytest_lkft.devices.base import ConsoleDevice
@@ -155,6 +156,8 @@ class QemuDevice(ConsoleDevice):
                                                        self.stream, append=self.restarts > 0),
                                    messages)
             self.console.start()
+            # asked while the guest boots, not after it (25 ms on the boot's path)
+            threading.Thread(target=qemu_version, args=(self.binary,), daemon=True).start()
             self.boot_time = self.console.boot(self.timeouts.boot, self.timeouts.silence)
             self.metadata.update(kernel_facts(self.console.kernel_banner))
         except (LkftError, OSError) as error:
