@@ -502,15 +502,25 @@ def test_the_qemu_template_still_passes_lavas_own_validation(files: str,
     assert result["result"] == "pass", result
 
 
-def test_a_run_on_a_board_without_its_device_tree_stops_at_start(tmp_path: Path) -> None:
-    """pytest --lkft-device=lava:<board> --lkft-kernel=... without --lkft-dtb: one line,
-    before any job (the lab's URL answers nothing; it is never asked). (The board's
-    default kernel brings its own device tree: tests below.)"""
+@pytest.mark.parametrize("kernel", ["given", "built"])
+def test_a_run_on_a_board_without_its_device_tree_stops_at_start(kernel: str,
+                                                                  tmp_path: Path) -> None:
+    """pytest --lkft-device=lava:<board> --lkft-kernel=... (or --lkft-tree=..., a kernel
+    to build, which brings no device tree either) without --lkft-dtb: one line, before any
+    build or job (the lab's URL answers nothing; it is never asked). (The board's default
+    kernel brings its own device tree: tests below.)"""
+    given = f"--lkft-kernel={arm64_image(tmp_path / 'Image')}"
+    if kernel == "built":
+        tree = tmp_path / "linux"  # what a kernel source's top has, enough for the checks
+        tree.mkdir()
+        for name in ("Makefile", "Kconfig", "Kbuild"):
+            (tree / name).write_text("")
+        given = f"--lkft-tree={tree}"
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:randomly", "-q",
          str(HERE.parent / "testsuites" / "test_boot.py"), "--lkft-device=lava:bcm2711-rpi-4-b",
-         f"--lkft-kernel={arm64_image(tmp_path / 'Image')}",
-         "--lkft-lava-url=http://127.0.0.1:9", f"--lkft-results-dir={tmp_path / 'results'}"],
+         given, "--lkft-lava-url=http://127.0.0.1:9",
+         f"--lkft-results-dir={tmp_path / 'results'}"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
         env={**os.environ, "LKFT_LAVA_TOKEN": "x", "LKFT_CACHE_DIR": str(tmp_path / "cache")})
     assert done.returncode != 0

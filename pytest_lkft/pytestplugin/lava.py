@@ -305,9 +305,12 @@ class LavaKind:
 
         specs = {name: lava_spec(name) for name in devices}
         settings = config.stash.get(SETTINGS_KEY, None)
+        # a kernel built from --lkft-tree brings no device tree, as a given one does not
+        built = bool(resolver(config).value("lkft_tree").value)
         for spec in specs.values():  # a board without its device tree: before any job
             if settings is not None:
-                need_dtb(spec, settings.dtb, default_kernel=settings.kernel is None)
+                need_dtb(spec, settings.dtb,
+                         default_kernel=settings.kernel is None and not built)
         options = options_from(config, devices[0])
         state = LavaState(LavaSession(options, config.stash[CACHE_KEY].root), specs)
         if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
