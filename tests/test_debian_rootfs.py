@@ -26,8 +26,8 @@ from pytest_lkft.provision.debian import (
     rootfs_packages,
 )
 from pytest_lkft.provision.debiandevice import missing_options
-from pytest_lkft.provision.images import Layers, cpio_image, ext4_image, make_ext4, unpack_cpio
-from pytest_lkft.provision.rootfs import Entry, write_cpio
+from pytest_lkft.provision.images import Layers, cpio_image, ext4_image, make_ext4
+from pytest_lkft.provision.rootfs import Entry, unpack_cpio, write_cpio
 from pytest_lkft.run.scripts import suite_script
 from pytest_lkft.settings import tables
 from pytest_lkft.settings.device import Settings

@@ -28,7 +28,13 @@ from pathlib import Path, PurePosixPath
 from pytest_lkft.artifacts.entry import locked
 from pytest_lkft.errors import InfraError, UserError
 from pytest_lkft.files import atomically, tree_size
-from pytest_lkft.provision.rootfs import Entry, cached_overlay, write_cpio, write_cpio_file
+from pytest_lkft.provision.rootfs import (
+    Entry,
+    cached_overlay,
+    unpack_cpio,
+    write_cpio,
+    write_cpio_file,
+)
 
 # Modules the loader loads to reach the disk (those built in are simply not found).
 BLOCK_MODULES = ("virtio_mmio", "virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod",
@@ -68,43 +74,6 @@ class Tree:
     path: Path
     where: str
     key: str
-
-
-def unpack_cpio(data: bytes, dest: Path) -> None:
-    """Write a `newc` archive's files, directories and links under `dest` (device nodes
-    are left out: the guest's devtmpfs makes them)."""
-    offset = 0
-    while offset + 110 <= len(data):
-        header = data[offset:offset + 110]
-        mode, size, namesize = (int(header[14:22], 16), int(header[54:62], 16),
-                                int(header[94:102], 16))
-        name_end = offset + 110 + namesize
-        name = data[offset + 110:name_end - 1].decode()
-        start = name_end + (-name_end % 4)
-        body = data[start:start + size]
-        offset = start + size + (-(start + size) % 4)
-        if name == "TRAILER!!!":
-            return
-        _write_entry(dest, name, mode, body)
-
-
-def _write_entry(dest: Path, name: str, mode: int, body: bytes) -> None:
-    parts = [p for p in PurePosixPath(name).parts if p not in (".", "..", "/")]
-    if not parts:
-        return
-    target = dest.joinpath(*parts)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if stat.S_ISDIR(mode):
-        target.mkdir(exist_ok=True)
-        target.chmod(stat.S_IMODE(mode))
-        return
-    if target.is_symlink() or target.is_file():
-        target.unlink()
-    if stat.S_ISLNK(mode):
-        target.symlink_to(body.decode())
-    elif stat.S_ISREG(mode):
-        target.write_bytes(body)
-        target.chmod(stat.S_IMODE(mode))
 
 
 def lay_tree(tree: Tree, dest: Path) -> None:
@@ -181,7 +150,6 @@ def rootfs_disk(parts: Sequence[Path], trees: Sequence[Tree], cache_root: Path) 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return image
-
 
 
 def make_ext4(tree: Path, image: Path) -> None:

@@ -29,7 +29,13 @@ from pathlib import Path, PurePosixPath
 from pytest_lkft.files import atomically, tree_size
 from pytest_lkft.provision.debian import Rootfs, run_logged
 from pytest_lkft.provision.kernelmodules import KernelTree, module_closure, module_indexes
-from pytest_lkft.provision.rootfs import Entry, cached_overlay, write_cpio, write_cpio_file
+from pytest_lkft.provision.rootfs import (
+    Entry,
+    cached_overlay,
+    unpack_cpio,
+    write_cpio,
+    write_cpio_file,
+)
 
 HEADROOM = 256 << 20  # free space on an ext4 image, for what tests write
 # What the loader loads to reach the disk (those built in, or absent, are left out).
@@ -119,48 +125,6 @@ def lay_tree(source: Path, dest: Path) -> list[str]:
         subprocess.run(["cp", "-al", "--remove-destination", str(source / name), str(dest)],
                        capture_output=True, check=True)
     return names
-
-
-def unpack_cpio(data: bytes, dest: Path) -> list[str]:
-    """Write a `newc` archive's files, directories and links under `dest`, each new file a
-    new inode (a hard-linked file of the rootfs is replaced, never written through);
-    device nodes are left out (the guest's devtmpfs makes them). The top-level names."""
-    tops: set[str] = set()
-    for name, mode, body in newc_members(data):
-        parts = [p for p in PurePosixPath(name).parts if p not in (".", "..", "/")]
-        if not parts:
-            continue
-        tops.add(parts[0])
-        target = dest.joinpath(*parts)
-        if stat.S_ISDIR(mode):
-            target.mkdir(parents=True, exist_ok=True)
-            target.chmod(stat.S_IMODE(mode))
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_symlink() or target.exists():
-            target.unlink()
-        if stat.S_ISLNK(mode):
-            target.symlink_to(body.decode())
-        elif stat.S_ISREG(mode):
-            target.write_bytes(body)
-            target.chmod(stat.S_IMODE(mode))
-    return sorted(tops)
-
-
-def newc_members(data: bytes) -> Iterator[tuple[str, int, bytes]]:
-    """(name, mode, data) of each member of a `newc` archive, up to its trailer."""
-    offset = 0
-    while offset + 110 <= len(data):
-        header = data[offset:offset + 110]
-        mode, size = int(header[14:22], 16), int(header[54:62], 16)
-        name_end = offset + 110 + int(header[94:102], 16)
-        name = data[offset + 110:name_end - 1].decode()
-        start = name_end + (-name_end % 4)
-        offset = start + size + (-(start + size) % 4)
-        if name == "TRAILER!!!":
-            return
-        yield name, mode, data[start:start + size]
-
 
 
 def log_of(image: Path) -> Path:

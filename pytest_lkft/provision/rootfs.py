@@ -96,6 +96,47 @@ def write_cpio_file(path: Path, entries: Iterable[Entry]) -> Path:
     return path
 
 
+def newc_members(data: bytes) -> Iterator[tuple[str, int, bytes]]:
+    """(name, mode, data) of each member of a `newc` archive, up to its trailer."""
+    offset = 0
+    while offset + 110 <= len(data):
+        header = data[offset:offset + 110]
+        mode, size = int(header[14:22], 16), int(header[54:62], 16)
+        name_end = offset + 110 + int(header[94:102], 16)
+        name = data[offset + 110:name_end - 1].decode()
+        start = name_end + (-name_end % 4)
+        offset = start + size + (-(start + size) % 4)
+        if name == "TRAILER!!!":
+            return
+        yield name, mode, data[start:start + size]
+
+
+def unpack_cpio(data: bytes, dest: Path) -> list[str]:
+    """Write a `newc` archive's files, directories and links under `dest`, each new file a
+    new inode (a hard-linked file already there is replaced, never written through);
+    device nodes are left out (the guest's devtmpfs makes them). The top-level names."""
+    tops: set[str] = set()
+    for name, mode, body in newc_members(data):
+        parts = [p for p in PurePosixPath(name).parts if p not in (".", "..", "/")]
+        if not parts:
+            continue
+        tops.add(parts[0])
+        target = dest.joinpath(*parts)
+        if stat.S_ISDIR(mode):
+            target.mkdir(parents=True, exist_ok=True)
+            target.chmod(stat.S_IMODE(mode))
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        if stat.S_ISLNK(mode):
+            target.symlink_to(body.decode())
+        elif stat.S_ISREG(mode):
+            target.write_bytes(body)
+            target.chmod(stat.S_IMODE(mode))
+    return sorted(tops)
+
+
 def _with_parents(entries: Iterable[Entry]) -> Iterator[Entry]:
     seen: set[str] = set()
     for entry in entries:
