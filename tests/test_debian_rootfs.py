@@ -11,6 +11,7 @@ import io
 import os
 import stat
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -94,6 +95,30 @@ def test_apt_sources_are_this_machines_debian_sites() -> None:
     assert [line.split()[2] for line in sources] in (
         ["bookworm", "bookworm-updates", "bookworm-security"], ["bookworm", "bookworm-updates"])
     assert all(line.startswith("deb http") and line.endswith(" main") for line in sources)
+
+
+def test_another_distribution_needs_a_debian_mirror(tmp_path: Path) -> None:
+    """On Ubuntu the host's apt sites hold no Debian release: one line saying to pass
+    --lkft-debian-mirror, whose release and -updates suite are then used."""
+    ubuntu = tmp_path / "os-release"
+    ubuntu.write_text('NAME="Ubuntu"\nVERSION_ID="24.04"\nID=ubuntu\nID_LIKE=debian\n')
+    with pytest.raises(UserError) as refused:
+        apt_sources("bookworm", os_release=ubuntu)
+    assert str(refused.value) == (
+        f"this machine is ubuntu ({ubuntu}): its apt sources are not Debian's archive; pass "
+        "--lkft-debian-mirror URL, a Debian mirror (the one holding dists/bookworm/)")
+    mirror = "http://127.0.0.1:9/debian"
+    assert apt_sources("bookworm", mirror, ubuntu) == [f"deb {mirror} bookworm main",
+                                                       f"deb {mirror} bookworm-updates main"]
+    assert settings(debian_mirror=f"{mirror}/").debian_mirror == mirror
+    with pytest.raises(UserError, match=r"^invalid Debian mirror 'mirror' from "
+                                        r"--lkft-debian-mirror; give its URL, http://"):
+        settings(debian_mirror="mirror")
+    done = subprocess.run([sys.executable, "-m", "pytest_lkft.cli", "rootfs", "build", "--arch",
+                           "arm64", "--debian-mirror", "ftp:/x"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.startswith("lkft rootfs: error: invalid Debian mirror 'ftp:/x' from "
+                                  "--debian-mirror; give its URL")
 
 
 def test_our_files_are_root_s_and_give_a_shell() -> None:

@@ -11,6 +11,7 @@ from pytest_lkft.artifacts.cache import default_cache_dir
 from pytest_lkft.errors import UserError
 from pytest_lkft.provision.debian import ARCHS, Rootfs, build_rootfs
 from pytest_lkft.provision.images import Layers, cpio_image, ext4_image
+from pytest_lkft.settings.device import check_mirror
 from pytest_lkft.settings.rootfs import load_needs
 
 FORMATS = ("ext4", "cpio", "dir")
@@ -31,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                        help="ext4 image (default), uncompressed cpio archive, or the tree")
     build.add_argument("--output", type=Path, default=None,
                        help="Copy the image there (default: print its path in the cache)")
+    build.add_argument("--debian-mirror", default=None, metavar="URL",
+                       help="A Debian mirror (default: this Debian machine's apt sources; "
+                       "needed on Ubuntu and other distributions)")
     build.add_argument("--cache-dir", type=Path, default=None,
                        help="Cache (default $LKFT_CACHE_DIR, else ~/.cache/lkft)")
 
@@ -60,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and args.format == "dir":
         raise UserError("--output needs --format ext4 or cpio (a tree stays in the cache)")
     cache_root = args.cache_dir or default_cache_dir()
+    mirror = check_mirror(args.debian_mirror, "--debian-mirror")
     rootfs = build_rootfs(args.arch, packages(args), cache_root,
-                          lambda text: print(text, file=sys.stderr))
+                          lambda text: print(text, file=sys.stderr), mirror)
     made = image(rootfs, args.format, cache_root)
     if args.output is not None:
         shutil.copyfile(made, args.output)

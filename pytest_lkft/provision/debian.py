@@ -10,7 +10,9 @@ extract hook, in the same fakeroot session.
 
 The packages come from the Debian archive this machine's apt sources name (apt's
 `indextargets`; no host name lives here): the release of `debian-rootfs.yaml` with its
--updates and -security suites. A rootfs is cached by its architecture, package list and
+-updates and -security suites. On another distribution (Ubuntu: its sites have no
+Debian release) a mirror must be given (`--lkft-debian-mirror`): the release and its
+-updates suite come from there. A rootfs is cached by its architecture, package list and
 the archive's snapshot (the `Date:` of each suite's InRelease, looked up at most daily);
 when the archive cannot be reached, the newest rootfs of the same packages is used.
 """
@@ -40,6 +42,7 @@ from pytest_lkft.settings.rootfs import load_recipe
 ARCHS = ("amd64", "arm64", "armel", "armhf", "i386", "mips64el", "mipsel", "ppc64el", "s390x")
 SNAPSHOT_MAX_AGE = 24 * 3600
 APT_HELPER = "/usr/lib/apt/apt-helper"
+OS_RELEASE = Path("/etc/os-release")
 TOOLS = "mmdebstrap gpg fakeroot e2fsprogs"  # the packages of what builds the rootfs
 DATE = re.compile(r"^Date: (.+)$", re.MULTILINE)
 Log = Callable[[str], None]
@@ -106,14 +109,15 @@ def check_arch(arch: str) -> str:
 
 
 def build_rootfs(arch: str, packages: Iterable[str], cache_root: Path,
-                 log: Log | None = None) -> Rootfs:
+                 log: Log | None = None, mirror: str | None = None) -> Rootfs:
     """The rootfs of `packages` (plus the base ones) for Debian architecture `arch`, built
-    once per package list and archive snapshot under `cache_root/debian-rootfs`."""
+    once per package list and archive snapshot under `cache_root/debian-rootfs`, from
+    `mirror` or the machine's own Debian archive (`apt_sources`)."""
     check_arch(arch)
     names = rootfs_packages(packages)
     top = cache_root / "debian-rootfs"
     top.mkdir(parents=True, exist_ok=True)
-    sources = apt_sources(load_recipe().release)
+    sources = apt_sources(load_recipe().release, mirror)
     snapshot = archive_snapshot(sources, top / "snapshot.json", log)
     if not snapshot:
         return newest_rootfs(top, arch, names, log)
@@ -159,9 +163,18 @@ def newest_rootfs(top: Path, arch: str, packages: tuple[str, ...], log: Log | No
 # -- the archive ----------------------------------------------------------------------------
 
 
-def apt_sources(release: str) -> list[str]:
-    """Sources lines for `release`, its -updates and -security suites, at the Debian sites
-    this machine's apt uses (UserError when it uses none)."""
+def apt_sources(release: str, mirror: str | None = None,
+                os_release: Path = OS_RELEASE) -> list[str]:
+    """Sources lines for `release` and its -updates suite at `mirror`; without one, with
+    the -security suite too, at the Debian sites this machine's apt uses (UserError on a
+    machine that is not Debian, whose sites hold no Debian release, or that uses none)."""
+    if mirror:
+        return [f"deb {mirror} {release} main", f"deb {mirror} {release}-updates main"]
+    distribution = host_distribution(os_release)
+    if distribution != "debian":
+        raise UserError(f"this machine is {distribution or 'not Debian'} ({os_release}): its "
+                        f"apt sources are not Debian's archive; pass --lkft-debian-mirror URL, "
+                        f"a Debian mirror (the one holding dists/{release}/)")
     try:
         listed = subprocess.run(["apt-get", "indextargets", "--format", "$(SITE) $(RELEASE)"],
                                 capture_output=True, text=True, check=True).stdout
@@ -176,6 +189,16 @@ def apt_sources(release: str) -> list[str]:
                         "/etc/apt/sources.list.d/ for the Debian rootfs")
     lines = [f"deb {archive} {release} main", f"deb {archive} {release}-updates main"]
     return lines + [f"deb {site} {release}-security main" for site in security[:1]]
+
+
+def host_distribution(os_release: Path = OS_RELEASE) -> str:
+    """The machine's distribution, `ID` of os-release (`debian`, `ubuntu`; "" unknown)."""
+    try:
+        text = os_release.read_text()
+    except OSError:
+        return ""
+    found = re.search(r"^ID=\"?([^\"\n]*)\"?$", text, re.MULTILINE)
+    return found.group(1) if found else ""
 
 
 def archive_snapshot(sources: list[str], record: Path, log: Log | None = None) -> str:

@@ -81,11 +81,12 @@ def debian_kernel(spec: QemuSpec, needs: list[SuiteNeeds], cache_root: Path,
 
 def debian_boot(spec: QemuSpec, fmt: str, needs: list[SuiteNeeds], cache_root: Path,
                 busybox: Path, kernel_deb: Path | None, overlays: list[Path],
-                log: Callable[[str], None] | None = None) -> DebianBoot:
+                log: Callable[[str], None] | None = None,
+                mirror: str | None = None) -> DebianBoot:
     """Build (or take from the cache) the Debian rootfs of `needs` for `spec` in format
     `fmt` (`ext4` or `cpio`), with the modules of `kernel_deb` (Debian's kernel)."""
     packages = [package for need in needs for package in need.packages]
-    rootfs = build_rootfs(debian_arch(spec), packages, cache_root, log)
+    rootfs = build_rootfs(debian_arch(spec), packages, cache_root, log, mirror)
     tree = tree_from_deb(kernel_deb, cache_root) if kernel_deb is not None else None
     metadata = {"rootfs": f"debian:{','.join(rootfs.packages)}",
                 "rootfs_snapshot": rootfs.snapshot}

@@ -141,7 +141,8 @@ def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path
                             metadata=metadata, kernel_config=kernel_config,
                             memory=settings.memory)
     if debian:
-        _boot_debian(found, spec, debian, needs, cache_root, fetch, defaults)
+        _boot_debian(found, spec, debian, needs, cache_root, fetch, defaults,
+                     settings.debian_mirror)
     elif trees:
         _on_disk(found, trees, _kernel_tree(settings, defaults, built, cache_root),
                  defaults, cache_root)
@@ -149,13 +150,15 @@ def provision(settings: Settings, spec: QemuSpec, fetch: Fetch, cache_root: Path
 
 
 def _boot_debian(found: DeviceArtifacts, spec: QemuSpec, fmt: str, needs: list[SuiteNeeds],
-                 cache_root: Path, fetch: Fetch, defaults: DefaultArtifacts | None) -> None:
+                 cache_root: Path, fetch: Fetch, defaults: DefaultArtifacts | None,
+                 mirror: str | None) -> None:
     """Put the Debian rootfs of `needs` into `found` (see `debiandevice`)."""
     if defaults is not None:
         busybox, deb = defaults.busybox, defaults.kernel_deb
     else:
         busybox, deb = default_busybox(spec, cache_root, fetch), None
-    boot = debian_boot(spec, fmt, needs, cache_root, busybox, deb, found.overlays)
+    boot = debian_boot(spec, fmt, needs, cache_root, busybox, deb, found.overlays,
+                       mirror=mirror)
     found.rootfs, found.initrd, found.overlays = boot.rootfs, boot.initrd, boot.overlays
     found.drive = boot.drive
     found.metadata.update(boot.metadata)

@@ -163,6 +163,7 @@ class Settings:
     ltp_timeout: float = LTP_TIMEOUT
     ltp_timeout_mul: str = ""  # $LTP_TIMEOUT_MUL of the run, passed on to the device
     memory: int | None = None
+    debian_mirror: str | None = None  # --lkft-rootfs=debian's archive, else the host's
     boot_args: str = ""
     kernel_start_message: str = ""  # "" and (): the device's own
     prompts: tuple[str, ...] = ()
@@ -184,7 +185,7 @@ class Settings:
             "lkft_ltp", "lkft_ltp_skipfile", "lkft_ltp_shard", "lkft_boot_args",
             "lkft_kernel_start_message", "lkft_qemu_binary", "lkft_timeouts",
             "lkft_results_dir", "lkft_libhugetlbfs", "lkft_ltp_src", "lkft_ltp_linking",
-            "lkft_ltp_timeout", "lkft_memory", "lkft_ltp_runtest")}
+            "lkft_ltp_timeout", "lkft_memory", "lkft_ltp_runtest", "lkft_debian_mirror")}
         values = {dest: resolved.value for dest, resolved in found.items()}
         sources = {dest: resolved.source for dest, resolved in found.items()}
         check_files(values, sources)
@@ -215,6 +216,8 @@ class Settings:
                                  LTP_TIMEOUT),
             ltp_timeout_mul=os.environ.get("LTP_TIMEOUT_MUL", ""),
             memory=int(positive(values["lkft_memory"], sources["lkft_memory"], 0)) or None,
+            debian_mirror=check_mirror(values["lkft_debian_mirror"],
+                                       sources["lkft_debian_mirror"]),
             boot_args=values["lkft_boot_args"] or "",
             kernel_start_message=values["lkft_kernel_start_message"] or "",
             prompts=prompts.value,
@@ -255,6 +258,19 @@ def runtest_names(text: str, source: str = "--lkft-ltp-runtest") -> tuple[str, .
             raise UserError(f"{source} {name!r} is not a runtest file's name: use letters, "
                             "digits and _.+- only, e.g. syscalls,mm")
     return names
+
+
+MIRROR = re.compile(r"^(https?|file)://\S+$")
+
+
+def check_mirror(text: str | None, source: str) -> str | None:
+    """A Debian mirror's URL (http, https or file), None when not given; one line when bad."""
+    if not text:
+        return None
+    if not MIRROR.match(text):
+        raise UserError(f"invalid Debian mirror {text!r} from {origin(source)}; give its URL, "
+                        "http://, https:// or file:// (where dists/ and pool/ are)")
+    return text.rstrip("/")
 
 
 def positive(text: str | None, source: str, default: float) -> float:

@@ -67,6 +67,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--lkft-rootfs", "Root filesystem: ext4 or cpio, optionally .gz/.xz/.zst, or "
            "debian[:ext4|:cpio] to build a Debian 12 rootfs with the suites' tools "
            "(default: a busybox initramfs)", "LKFT_ROOTFS", "PATH|URL|debian"),
+    Option("--lkft-debian-mirror", "A Debian mirror for --lkft-rootfs=debian (default: this "
+           "Debian machine's apt sources; needed on Ubuntu and other distributions)",
+           "LKFT_DEBIAN_MIRROR", "URL"),
     Option("--lkft-modules", "Kernel modules tarball, put into the rootfs", "LKFT_MODULES",
            "PATH|URL"),
     Option("--lkft-kselftest", "Kselftest install tarball (LKFT's kselftest.tar.xz), laid "
