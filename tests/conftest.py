@@ -30,6 +30,7 @@ SHARED_CACHE = Path(os.environ.get("LKFT_TEST_CACHE") or Path.home() / ".cache" 
 
 def pytest_configure(config: pytest.Config) -> None:
     restore_ctrl_c()
+    stop_on_sigterm()
     config.addinivalue_line("markers", "qemu: boots a real kernel in QEMU")
     config.addinivalue_line("markers", "kernel_build: builds a real kernel from linux-source-6.1")
 
@@ -42,6 +43,18 @@ def restore_ctrl_c() -> None:
     the default in the children, where Python makes it KeyboardInterrupt again."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def stop_on_sigterm() -> None:
+    """A SIGTERM to the test session (a CI runner's timeout, `kill`) is taken as Ctrl-C:
+    pytest then tears its fixtures down, so the servers they started (SQUAD, the LAVA
+    lab's daemons and PostgreSQL, labgrid's) are stopped by PID, not left running. It
+    replaces the plugin's own handler (labgrid's: release the places, then die of the
+    signal), whose release pytest's cleanup does as well."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @pytest.fixture(scope="session")
