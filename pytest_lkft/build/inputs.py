@@ -456,14 +456,27 @@ def git_metadata(tree: Path, source: GitSource | None = None) -> dict[str, str]:
             "git_url": (_git(tree, "remote", "get-url", "origin") or b"").decode().strip()}
 
 
-def os_release() -> dict[str, str]:
-    """NAME and VERSION_ID of /etc/os-release."""
-    values: dict[str, str] = {}
+OS_RELEASE = Path("/etc/os-release")
+
+
+def read_os_release(path: Path = OS_RELEASE) -> dict[str, str]:
+    """The `KEY=value` pairs of an os-release file, quotes taken off ({} when unreadable)."""
     try:
-        for line in Path("/etc/os-release").read_text().splitlines():
-            key, _, value = line.partition("=")
-            values[key] = value.strip('"')
+        text = path.read_text()
     except OSError:
+        return {}
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, found, value = line.partition("=")
+        if found:
+            values[key.strip()] = value.strip().strip('"')
+    return values
+
+
+def os_release() -> dict[str, str]:
+    """NAME and VERSION_ID of /etc/os-release ({} when it cannot be read)."""
+    values = read_os_release()
+    if not values:
         return {}
     return {"name": values.get("NAME", ""), "version": values.get("VERSION_ID", "")}
 

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_lkft.build.inputs import OS_RELEASE, read_os_release
 from pytest_lkft.errors import InfraError, UserError
 from pytest_lkft.files import write_atomically
 from pytest_lkft.settings.rootfs import load_recipe
@@ -42,7 +43,6 @@ from pytest_lkft.settings.rootfs import load_recipe
 ARCHS = ("amd64", "arm64", "armel", "armhf", "i386", "mips64el", "mipsel", "ppc64el", "s390x")
 SNAPSHOT_MAX_AGE = 24 * 3600
 APT_HELPER = "/usr/lib/apt/apt-helper"
-OS_RELEASE = Path("/etc/os-release")
 TOOLS = "mmdebstrap gpg fakeroot e2fsprogs"  # the packages of what builds the rootfs
 DATE = re.compile(r"^Date: (.+)$", re.MULTILINE)
 Log = Callable[[str], None]
@@ -193,12 +193,7 @@ def apt_sources(release: str, mirror: str | None = None,
 
 def host_distribution(os_release: Path = OS_RELEASE) -> str:
     """The machine's distribution, `ID` of os-release (`debian`, `ubuntu`; "" unknown)."""
-    try:
-        text = os_release.read_text()
-    except OSError:
-        return ""
-    found = re.search(r"^ID=\"?([^\"\n]*)\"?$", text, re.MULTILINE)
-    return found.group(1) if found else ""
+    return read_os_release(os_release).get("ID", "")
 
 
 def archive_snapshot(sources: list[str], record: Path, log: Log | None = None) -> str:
