@@ -19,6 +19,7 @@ import pytest
 
 from pytest_lkft.pytestplugin.items import CaseItem
 from pytest_lkft.pytestplugin.naming import PLACEHOLDER, case_name, suite_name
+from pytest_lkft.settings.rootfs import suite_part
 
 NO_SUITE = "{source} {value!r} matches no suite; the suites here: {suites}"
 
@@ -70,8 +71,7 @@ def select(items: Sequence[pytest.Item], patterns: Sequence[str],
     suites = {id(item): item_suite(item) for item in items}
     known = {found for found in suites.values() if found is not None}
     for pattern in patterns:
-        suite = pattern.partition("/")[0]
-        if not any(matches(name, holder, suite) for name, holder in known):
+        if not any(matches(name, holder, suite_part(pattern)) for name, holder in known):
             names = ", ".join(sorted({name for name, _ in known})) or "none"
             raise pytest.UsageError(NO_SUITE.format(source=source, value=pattern, suites=names))
     kept: list[pytest.Item] = []
