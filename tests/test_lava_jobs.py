@@ -24,6 +24,7 @@ import yaml
 from pytest_lkft.devices.crash import CrashDetector, load_crash_patterns
 from pytest_lkft.devices.lava.client import LabUnreachable, LavaClient
 from pytest_lkft.devices.lava.device import case_statuses
+from pytest_lkft.devices.lava.job import LavaJob
 from pytest_lkft.devices.lava.joblog import JobLog
 from pytest_lkft.devices.lava.jobs import (
     DROP,
@@ -393,3 +394,49 @@ def test_a_qemu_devices_start_message_and_prompts_reach_its_lava_twin(tmp_path: 
         assert found[name]["prompts"] == ["arm# "], name
     assert "parameters" not in found["lava:bcm2711-rpi-4-b"]
     assert found["lava:bcm2711-rpi-4-b"]["prompts"] == ["/ # ", "root@[^:]*:[^#]*# "]
+
+
+class CancelledLab:
+    """Stands in for LAVA only for an order the real lab cannot be made to keep: its
+    scheduler cancelling a queued job at the job's queue timeout before the run's own look
+    does (tests/test_lava.py's queue test meets either order). The records are LAVA
+    2023.01's: a job cancelled in the queue is Finished, Canceled, with no device."""
+
+    url = "http://127.0.0.1:9/"
+    token = "unused"
+
+    def __init__(self, device: str | None) -> None:
+        self.device, self.cancels = device, 0
+
+    def job_url(self, job_id: int) -> str:
+        return f"{self.url}scheduler/job/{job_id}"
+
+    def submit(self, definition: str) -> int:
+        return 7
+
+    def job(self, job_id: int) -> dict[str, object]:
+        return {"state": "Finished", "health": "Canceled", "actual_device": self.device}
+
+    def logs(self, job_id: int, start: int = 0) -> str:
+        return ""
+
+    def cancel(self, job_id: int) -> None:
+        self.cancels += 1
+
+
+@pytest.mark.parametrize("assigned", [None, "lkft-qemu-01"])
+def test_a_job_lava_cancelled_in_the_queue_says_the_queue_timeout(
+        tmp_path: Path, assigned: str | None) -> None:
+    """LAVA's scheduler cancels a job queued past its queue timeout (the run's) with no
+    comment: the run says the queue timeout, not "Canceled: no error given". A job that had
+    a device was cancelled some other way, and keeps LAVA's word for it."""
+    lab = CancelledLab(assigned)
+    detector = CrashDetector(load_crash_patterns())
+    job = LavaJob(lab, "device_type: qemu\n", tmp_path, detector, [],  # type: ignore[arg-type]
+                  queue_timeout=0, read_tests=False)
+    job.start()
+    assert job.wait(10)
+    assert (job.state, job.health, lab.cancels) == ("Finished", "Canceled", 0)
+    assert job.error == ("" if assigned else
+                         "LAVA job 7 waited in the queue for more than 0 s (no free qemu "
+                         f"device); cancelled it: {lab.url}scheduler/job/7")

@@ -4,9 +4,12 @@ Lifecycle: `LavaJob(...)` writes the definition into the run directory; `start()
 it and starts the follower thread, which polls the job (state, health) and its log from
 the last line read on, writing the console to `console.log` (and to the terminal once
 `stream_to()` says so), the raw log to `lava-log.yaml`, feeding the crash detector;
-`lava-job.json` says which job it is and how it ended. While the job runs, its state is
+`lava-job.json` says which job it is and how it ended. Looks come every POLL seconds
+while there is news (a new state, new log lines) and back off to POLL_MAX while there is
+none (a queued job, a quiet test): each look is a request the lab's web server pays for,
+and LAVA's own worker sends a job's log in batches. While the job runs, its state is
 read at every fifth look only; once the log has LAVA's last line (the `job` result) it
-is whole, and only the state is read, at every look. When LAVA says
+is whole, and only the state is read, every POLL seconds. When LAVA says
 Finished, the follower reads the job's test cases (when it ran commands: they give
 their exit statuses) and sets `done`. A job that stays in the queue past
 the queue timeout is cancelled and says so; a lab that cannot be reached for the
@@ -32,7 +35,8 @@ from pytest_lkft.devices.lava.joblog import JobLog
 from pytest_lkft.errors import LkftError
 from pytest_lkft.files import write_atomically
 
-POLL = 0.1  # seconds between looks at a running job (each look: the job, new log lines)
+POLL = 0.1  # seconds between looks at a job while there is news (each look: a request)
+POLL_MAX = 0.5  # seconds between looks once nothing changed for a while (doubling up to it)
 STATE_EVERY = 5  # while the log grows, the job's state at every 5th look (the log at each)
 # Submits the run's job.yaml again; the token comes from the environment, never the file.
 REPRODUCER = """#!/bin/sh
@@ -73,6 +77,7 @@ class LavaJob:
         self._thread: threading.Thread | None = None
         self._cancelled = False
         self._looks = 0
+        self._pause = POLL
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "job.yaml").write_text(definition)
         write_atomically(run_dir / "reproducer.sh", REPRODUCER.format(url=client.url), 0o755)
@@ -128,7 +133,7 @@ class LavaJob:
         assert self.id is not None
         try:
             while not self._poll(self.id):
-                time.sleep(POLL)
+                time.sleep(self._pause)
             if self.read_tests:
                 self.tests = self.client.tests(self.id)
         except LkftError as error:
@@ -147,23 +152,38 @@ class LavaJob:
         the log first (the `job` result), then the state is read at every look."""
         self._looks += 1
         if self.state == "Running" and not self.log.complete and self._looks % STATE_EVERY:
-            self._read_log(job_id)
+            self._back_off(self._read_log(job_id))
             return False
         self.record = self.client.job(job_id)
+        state = self.state
         self.state, self.health = str(self.record.get("state")), str(self.record.get("health"))
+        news = self.state != state
         if self.state not in QUEUED and not self.log.complete:  # a queued job has none
-            self._read_log(job_id)  # after the state: a finished job's log is whole by then
+            news |= self._read_log(job_id)  # after the state: a finished job's log is whole
+        self._back_off(news or self.log.complete)  # whole: the state changes any moment
+        queued = time.monotonic() - self.submitted_at > self.queue_timeout
         if self.state == "Finished":
+            if queued and self.health == "Canceled" and not self.record.get("actual_device"):
+                self.error = self._queue_timeout(job_id)  # LAVA cancelled it first
             return True
-        queued = time.monotonic() - self.submitted_at
-        if self.state in QUEUED and queued > self.queue_timeout and not self._cancelled:
-            self.error = (f"LAVA job {job_id} waited in the queue for more than "
-                          f"{self.queue_timeout:g} s (no free {self._device_type()} device); "
-                          f"cancelled it: {self.url}")
+        if self.state in QUEUED and queued and not self._cancelled:
+            self.error = self._queue_timeout(job_id)
             self.cancel()
         return False
 
-    def _read_log(self, job_id: int) -> None:
+    def _queue_timeout(self, job_id: int) -> str:
+        """Why a job that never left the queue was cancelled (by this run or by LAVA: the
+        job's own queue timeout is the run's)."""
+        return (f"LAVA job {job_id} waited in the queue for more than {self.queue_timeout:g} s "
+                f"(no free {self._device_type()} device); cancelled it: {self.url}")
+
+    def _back_off(self, news: bool) -> None:
+        """The pause before the next look: POLL after news, else twice the last, at most
+        POLL_MAX."""
+        self._pause = POLL if news else min(self._pause * 2, POLL_MAX)
+
+    def _read_log(self, job_id: int) -> bool:
+        """Read the log's new lines; True when there were some."""
         text = self.client.logs(job_id, self.log.lines)
         complete = text[: text.rfind("\n") + 1]  # a partial last line comes again next time
         if complete:
@@ -172,6 +192,7 @@ class LavaJob:
             with self._lock:  # readers of the run directory see the job as it runs
                 self._console.flush()
                 self._raw.flush()
+        return bool(complete)
 
     def _device_type(self) -> str:
         try:
