@@ -20,7 +20,10 @@ Figures, medians over alternating rounds:
   <= 0.5 s); and the whole pytest run's wall time minus its jobs' durations;
 - four suite runs (boot, smoke and two more copies of smoke) with `--lkft-lava-jobs=4`
   (four in flight, on LAVA's two devices) against `--lkft-lava-jobs=1` (one after the
-  other), whole pytest runs (target <= 0.6x).
+  other), whole pytest runs (target <= 0.6x); with what makes the difference: how busy
+  the two devices were (the harness's part: a device left waiting), and how much longer
+  a job took on its device beside another (the lab's part: here both devices' QEMU share
+  this machine's cores, as two boards would not).
 
     python bench/bench_lava.py [--rounds 3] [--tuxrun PATH]
 
@@ -50,7 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from harness_env import harness_env  # noqa: E402
-from lava_lab import LavaLab, lava_lab  # noqa: E402
+from lava_lab import DEVICES, LavaLab, lava_lab  # noqa: E402
 
 SUITES = ("test_boot.py", "test_smoke.py", "smoke.yaml")
 SMOKE_SUITE = 'lkft_suite("smoke")'
@@ -115,6 +118,15 @@ def timeline(lab: LavaLab, workdir: Path) -> list[str]:
             f"  ended {end - first:5.1f}" for name, sub, start, end, device in jobs]
 
 
+def job_spans(lab: LavaLab, workdir: Path) -> list[float]:
+    """Each job of the last run: LAVA's seconds from its start to its end on a device."""
+    spans = []
+    for record_path in (workdir / "lkft-results" / "lava:qemu").glob("*/lava-job.json"):
+        job = lab.job(int(json.loads(record_path.read_text())["id"]))
+        spans.append(_utc(job["end_time"]) - _utc(job["start_time"]))
+    return spans
+
+
 def _utc(text: object) -> float:
     return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
 
@@ -177,6 +189,9 @@ def main() -> int:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the lab stops on kill too
     ours, lava, harness, whole, walls, tux, local, serial, parallel = ([] for _ in range(9))
+    serial_spans: list[float] = []
+    parallel_spans: list[float] = []
+    occupancy: list[float] = []
     serial_busy: list[float] = []
     parallel_busy: list[float] = []
     last_timeline: list[str] = []
@@ -203,10 +218,14 @@ def main() -> int:
                                   "--lkft-lava-jobs=1")
             serial.append(wall)
             serial_busy.append(busy * 100)
+            serial_spans += job_spans(lab, workdir)
             wall, busy = busy_run(lab, workdir, args.cache, four, "lava:qemu",
                                   "--lkft-lava-jobs=4")
             parallel.append(wall)
             parallel_busy.append(busy * 100)
+            spans = job_spans(lab, workdir)
+            parallel_spans += spans
+            occupancy.append(sum(spans) / (len(DEVICES) * wall) * 100)
             last_timeline = timeline(lab, workdir)
     print(f"lava:qemu, boot + smoke (13 commands), {args.rounds} rounds, medians "
           f"(nproc {os.cpu_count()}, load {os.getloadavg()[0]:.1f})")
@@ -226,6 +245,10 @@ def main() -> int:
     p = show("4 suite runs, --lkft-lava-jobs=4 (in flight)", parallel)
     show("machine CPU busy, four in a row", serial_busy, "%")
     show("machine CPU busy, four in flight", parallel_busy, "%")
+    show("the 2 devices busy with a job, four in flight", occupancy, "%")
+    a = show("a job on its device, four in a row", serial_spans)
+    b = show("a job on its device, four in flight", parallel_spans)
+    print(f"  a job in flight / in a row (beside another)   {b / a:7.2f}x")
     print("  last four-in-flight run, seconds from the first submission:")
     for line in last_timeline:
         print(f"    {line}")

@@ -54,14 +54,14 @@ APT = ("apt-get", "-o", "DPkg::Lock::Timeout=900", "-q", "-y")
 # event before the change is committed, so the scheduling it triggers may still see the
 # device busy, and a queued job then waits for the next event or the interval (a
 # measured 14 s stall between two jobs on one device; FACTS.md's "~20 s hand-over").
-SCHEDULER_INTERVAL = 2
+SCHEDULER_INTERVAL = 0.5
 SCHEDULER = """
 import importlib, os, sys
 os.environ["DJANGO_SETTINGS_MODULE"] = "lava_server.settings.prod"
 import django
 django.setup()
 importlib.import_module("lava_server.management.commands.lava-scheduler").INTERVAL = \\
-    int(sys.argv[1])
+    float(sys.argv[1])
 from django.core.management import execute_from_command_line
 execute_from_command_line(["lava-server", "lava-scheduler", *sys.argv[2:]])
 """
