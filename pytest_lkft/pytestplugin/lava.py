@@ -30,6 +30,7 @@ from pytest_lkft.devices.base import Device
 from pytest_lkft.devices.console import TextSink
 from pytest_lkft.devices.lava.specs import LavaSpec, is_lava, lava_spec
 from pytest_lkft.errors import LkftError, UserError
+from pytest_lkft.provision.kernelimage import image_banner, kernel_facts
 from pytest_lkft.pytestplugin.cache import CACHE_KEY
 from pytest_lkft.pytestplugin.naming import case_name, fill_command, suite_name
 from pytest_lkft.pytestplugin.options import SETTINGS_KEY, resolver
@@ -226,6 +227,9 @@ def _plan(request: pytest.FixtureRequest, state: LavaState, name: str) -> None:
     spec = state.specs[name]
     artifacts = device_artifacts(config, *provisioned_as(spec))
     sources = Sources(settings.kernel, settings.rootfs, settings.dtb)
+    # the kernel's release from its image, as local devices take it: a job's log has it
+    # only when the boot arguments leave the banner shown (not with quiet)
+    facts = {**artifacts.metadata, **kernel_facts(image_banner(artifacts.kernel))}
     for key, (module, steps) in suite_runs(config, request.session.items, name).items():
         suite = suite_name(module)
         try:
@@ -236,7 +240,7 @@ def _plan(request: pytest.FixtureRequest, state: LavaState, name: str) -> None:
         run_dir = settings.results_dir / name / suite
         state.devices[key] = state.session.suite_device(
             spec, inputs, steps, run_dir,
-            {"device": name, "arch": spec.arch, "suite": suite, **artifacts.metadata})
+            {"device": name, "arch": spec.arch, "suite": suite, **facts})
     state.planned.add(name)
     state.session.upcoming([d for d in state.devices.values() if d.job is None])
 
