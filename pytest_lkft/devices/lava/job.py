@@ -161,12 +161,12 @@ class LavaJob:
         if self.state not in QUEUED and not self.log.complete:  # a queued job has none
             news |= self._read_log(job_id)  # after the state: a finished job's log is whole
         self._back_off(news or self.log.complete)  # whole: the state changes any moment
-        queued = time.monotonic() - self.submitted_at > self.queue_timeout
+        overdue = time.monotonic() - self.submitted_at > self.queue_timeout
         if self.state == "Finished":
-            if queued and self.health == "Canceled" and not self.record.get("actual_device"):
+            if overdue and self.health == "Canceled" and not self.record.get("actual_device"):
                 self.error = self._queue_timeout(job_id)  # LAVA cancelled it first
             return True
-        if self.state in QUEUED and queued and not self._cancelled:
+        if self.state in QUEUED and overdue and not self._cancelled:
             self.error = self._queue_timeout(job_id)
             self.cancel()
         return False
