@@ -46,6 +46,7 @@ import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -106,40 +107,40 @@ def busy_run(lab: LavaLab, workdir: Path, cache: Path, suites: list[Path], devic
     return wall, (busy_after - busy) / max(total_after - total, 1)
 
 
-def timeline(lab: LavaLab, workdir: Path) -> list[str]:
-    """Each job of the last run: seconds from the first submission to its start and end."""
-    jobs = []
+Job = tuple[str, dict[str, Any], dict[str, Any]]  # suite run, lava-job.json, LAVA's record
+
+
+def last_jobs(lab: LavaLab, workdir: Path) -> list[Job]:
+    """Each job of the last run: its suite run's name, our record of it, LAVA's."""
+    found = []
     for record_path in sorted((workdir / "lkft-results" / "lava:qemu").glob("*/lava-job.json")):
-        job = lab.job(int(json.loads(record_path.read_text())["id"]))
-        jobs.append((record_path.parent.name, _utc(job["submit_time"]), _utc(job["start_time"]),
-                     _utc(job["end_time"]), job.get("actual_device", "")))
-    first = min((j[1] for j in jobs), default=0.0)
+        record = json.loads(record_path.read_text())
+        found.append((record_path.parent.name, record, lab.job(int(record["id"]))))
+    return found
+
+
+def timeline(jobs: list[Job]) -> list[str]:
+    """Each job: seconds from the first submission to its start and end, and its device."""
+    times = [(name, _utc(job["submit_time"]), _utc(job["start_time"]), _utc(job["end_time"]),
+              job.get("actual_device", "")) for name, _, job in jobs]
+    first = min((t[1] for t in times), default=0.0)
     return [f"{name:<10} {device:<14} submitted {sub - first:5.1f}  started {start - first:5.1f}"
-            f"  ended {end - first:5.1f}" for name, sub, start, end, device in jobs]
+            f"  ended {end - first:5.1f}" for name, sub, start, end, device in times]
 
 
-def job_spans(lab: LavaLab, workdir: Path) -> list[float]:
-    """Each job of the last run: LAVA's seconds from its start to its end on a device."""
-    spans = []
-    for record_path in (workdir / "lkft-results" / "lava:qemu").glob("*/lava-job.json"):
-        job = lab.job(int(json.loads(record_path.read_text())["id"]))
-        spans.append(_utc(job["end_time"]) - _utc(job["start_time"]))
-    return spans
+def job_spans(jobs: list[Job]) -> list[float]:
+    """Each job: LAVA's seconds from its start to its end on a device."""
+    return [_utc(job["end_time"]) - _utc(job["start_time"]) for _, _, job in jobs]
 
 
 def _utc(text: object) -> float:
     return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
 
 
-def job_figures(lab: LavaLab, workdir: Path) -> list[tuple[float, float]]:
-    """(ours: submit to results, LAVA's duration) of each job of the last run."""
-    found = []
-    for record_path in sorted((workdir / "lkft-results" / "lava:qemu").glob("*/lava-job.json")):
-        record = json.loads(record_path.read_text())
-        job = lab.job(int(record["id"]))
-        lava = _utc(job["end_time"]) - _utc(job["submit_time"])
-        found.append((record["results_at"] - record["submitted_at"], lava))
-    return found
+def job_figures(jobs: list[Job]) -> list[tuple[float, float]]:
+    """(ours: submit to results, LAVA's duration) of each job."""
+    return [(record["results_at"] - record["submitted_at"],
+             _utc(job["end_time"]) - _utc(job["submit_time"])) for _, record, job in jobs]
 
 
 def tuxrun_job(tuxrun: str, artifacts: tuple[Path, Path], commands: list[str],
@@ -205,7 +206,7 @@ def main() -> int:
         for _ in range(args.rounds):
             wall = pytest_run(lab, workdir, args.cache, two, "lava:qemu")
             walls.append(wall)
-            jobs = job_figures(lab, workdir)
+            jobs = job_figures(last_jobs(lab, workdir))
             ours += [j[0] for j in jobs]
             lava += [j[1] for j in jobs]
             harness += [j[0] - j[1] for j in jobs]
@@ -218,15 +219,16 @@ def main() -> int:
                                   "--lkft-lava-jobs=1")
             serial.append(wall)
             serial_busy.append(busy * 100)
-            serial_spans += job_spans(lab, workdir)
+            serial_spans += job_spans(last_jobs(lab, workdir))
             wall, busy = busy_run(lab, workdir, args.cache, four, "lava:qemu",
                                   "--lkft-lava-jobs=4")
             parallel.append(wall)
             parallel_busy.append(busy * 100)
-            spans = job_spans(lab, workdir)
+            in_flight = last_jobs(lab, workdir)
+            spans = job_spans(in_flight)
             parallel_spans += spans
             occupancy.append(sum(spans) / (len(DEVICES) * wall) * 100)
-            last_timeline = timeline(lab, workdir)
+            last_timeline = timeline(in_flight)
     print(f"lava:qemu, boot + smoke (13 commands), {args.rounds} rounds, medians "
           f"(nproc {os.cpu_count()}, load {os.getloadavg()[0]:.1f})")
     o = show("ours: submit to results, per job", ours)
