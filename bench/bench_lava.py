@@ -23,7 +23,12 @@ Figures, medians over alternating rounds:
   other), whole pytest runs (target <= 0.6x); with what makes the difference: how busy
   the two devices were (the harness's part: a device left waiting), and how much longer
   a job took on its device beside another (the lab's part: here both devices' QEMU share
-  this machine's cores, as two boards would not).
+  this machine's cores, as two boards would not);
+- this machine's floor for that ratio: the same four jobs (their definitions as LAVA
+  holds them, artifacts as file:// URLs) run by LAVA's dispatcher alone, `lava-run` with
+  each device's configuration as the lab's server renders it, as tuxrun drives it: no
+  server, scheduler, worker or harness; four in a row on one device against two at a
+  time, one on each device.
 
     python bench/bench_lava.py [--rounds 3] [--tuxrun PATH]
 
@@ -44,6 +49,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -56,8 +63,11 @@ sys.path.insert(0, str(REPO / "tests"))
 from harness_env import harness_env  # noqa: E402
 from lava_lab import DEVICES, LavaLab, lava_lab  # noqa: E402
 
+from pytest_lkft.artifacts.publish import PUBLISHED, ROUTE  # noqa: E402
+
 SUITES = ("test_boot.py", "test_smoke.py", "smoke.yaml")
 SMOKE_SUITE = 'lkft_suite("smoke")'
+FLOOR_JOB_IDS = 900000  # lava-run's job ids for the floor, far above the lab's
 
 
 def copy_suites(workdir: Path, count: int) -> list[Path]:
@@ -143,6 +153,88 @@ def job_figures(jobs: list[Job]) -> list[tuple[float, float]]:
              _utc(job["end_time"]) - _utc(job["submit_time"])) for _, record, job in jobs]
 
 
+RENDER_DEVICES = """
+import sys, yaml
+from lava_scheduler_app.models import Device
+context = yaml.safe_load(sys.stdin.read()) or {{}}
+for name in {devices!r}:
+    config = Device.objects.get(hostname=name).load_configuration(job_ctx=context)
+    print(yaml.safe_dump({{name: config}}))
+"""
+
+
+def device_configs(jobs: list[Job], workdir: Path) -> list[Path]:
+    """Each lab device's configuration as LAVA's server renders it for these jobs (their
+    context), written for `lava-run --device`."""
+    context = yaml.safe_load(jobs[0][2]["definition"]).get("context", {})
+    code = RENDER_DEVICES.format(devices=list(DEVICES))
+    rendered = subprocess.run(["lava-server", "manage", "shell", "-c", code],
+                              input=yaml.safe_dump(context),
+                              capture_output=True, text=True, check=True).stdout
+    configs = yaml.safe_load(rendered) or {}
+    paths = []
+    for name in DEVICES:
+        path = workdir / "floor" / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(configs[name]))
+        paths.append(path)
+    return paths
+
+
+def local_definition(job: dict[str, Any], cache: Path, path: Path) -> Path:
+    """The job's definition with its published artifacts' URLs turned into file:// URLs of
+    the same files (the run's artifact server is gone with its pytest run)."""
+    definition = yaml.safe_load(job["definition"])
+    for action in definition["actions"]:
+        for image in action.get("deploy", {}).get("images", {}).values():
+            route = urllib.parse.urlsplit(image["url"]).path
+            if ROUTE in route:
+                image["url"] = (cache / PUBLISHED / route.split(ROUTE, 1)[1]).as_uri()
+    path.write_text(yaml.safe_dump(definition))
+    return path
+
+
+def dispatch(definition: Path, device: Path, job_id: int, workdir: Path) -> None:
+    """Run one job with LAVA's dispatcher alone (`lava-run`, no server); raises if it fails."""
+    output = workdir / "floor" / f"job-{job_id}"
+    shutil.rmtree(output, ignore_errors=True)
+    done = subprocess.run(["lava-run", "--job-id", str(job_id), "--output-dir", str(output),
+                           "--device", str(device), str(definition)],
+                          capture_output=True, text=True)
+    results = (output / "result.yaml").read_text() if (output / "result.yaml").exists() else ""
+    if done.returncode or "result: fail" in results:
+        raise SystemExit(f"lava-run of {definition.name} failed ({done.returncode}):\n"
+                         f"{done.stdout[-3000:]}{done.stderr[-2000:]}")
+
+
+def dispatcher_floor(jobs: list[Job], cache: Path, workdir: Path) -> tuple[float, float]:
+    """The machine's floor for jobs in flight: the same jobs run by LAVA's dispatcher alone
+    (`lava-run`, as tuxrun drives it; no server, scheduler or harness), with the lab's
+    rendered device configurations: (seconds for all in a row on one device, seconds with
+    the two devices each running half of them, side by side)."""
+    devices = device_configs(jobs, workdir)
+    definitions = [local_definition(job, cache, workdir / "floor" / f"{name}.yaml")
+                   for name, _, job in jobs]
+    ids = iter(range(FLOOR_JOB_IDS, FLOOR_JOB_IDS + 2 * len(definitions)))
+    start = time.monotonic()
+    for definition in definitions:
+        dispatch(definition, devices[0], next(ids), workdir)
+    in_a_row = time.monotonic() - start
+    lanes = [[(d, devices[lane], next(ids)) for d in definitions[lane::len(devices)]]
+             for lane in range(len(devices))]
+    start = time.monotonic()
+    with ThreadPoolExecutor(len(lanes)) as pool:
+        for lane_done in [pool.submit(run_lane, lane, workdir) for lane in lanes]:
+            lane_done.result()
+    return in_a_row, time.monotonic() - start
+
+
+def run_lane(lane: list[tuple[Path, Path, int]], workdir: Path) -> None:
+    """One device's share of the jobs, one after the other."""
+    for definition, device, job_id in lane:
+        dispatch(definition, device, job_id, workdir)
+
+
 def tuxrun_job(tuxrun: str, artifacts: tuple[Path, Path], commands: list[str],
                workdir: Path) -> float:
     """Seconds `tuxrun --runtime null` takes for the same work as one of our jobs: a boot,
@@ -193,6 +285,8 @@ def main() -> int:
     serial_spans: list[float] = []
     parallel_spans: list[float] = []
     occupancy: list[float] = []
+    floor_row: list[float] = []
+    floor_side: list[float] = []
     serial_busy: list[float] = []
     parallel_busy: list[float] = []
     last_timeline: list[str] = []
@@ -229,6 +323,9 @@ def main() -> int:
             parallel_spans += spans
             occupancy.append(sum(spans) / (len(DEVICES) * wall) * 100)
             last_timeline = timeline(in_flight)
+            row, side = dispatcher_floor(in_flight, args.cache, workdir)
+            floor_row.append(row)
+            floor_side.append(side)
     print(f"lava:qemu, boot + smoke (13 commands), {args.rounds} rounds, medians "
           f"(nproc {os.cpu_count()}, load {os.getloadavg()[0]:.1f})")
     o = show("ours: submit to results, per job", ours)
@@ -251,11 +348,15 @@ def main() -> int:
     a = show("a job on its device, four in a row", serial_spans)
     b = show("a job on its device, four in flight", parallel_spans)
     print(f"  a job in flight / in a row (beside another)   {b / a:7.2f}x")
+    fr = show("same 4 jobs, lava-run alone, in a row", floor_row)
+    fs = show("same 4 jobs, lava-run alone, 2 at a time", floor_side)
+    print(f"  floor: lava-run 2 at a time / in a row        {fs / fr:7.2f}x")
     print("  last four-in-flight run, seconds from the first submission:")
     for line in last_timeline:
         print(f"    {line}")
     print(f"  harness cost per job                          {h:7.2f} s   (target <= 0.5 s)")
-    print(f"  four in flight / four in a row                {p / s:7.2f}x  (target <= 0.6x)")
+    print(f"  four in flight / four in a row                {p / s:7.2f}x  (target <= 0.6x;"
+          f" floor {fs / fr:.2f}x)")
     return 0
 
 
