@@ -152,7 +152,7 @@ def main() -> None:
                                text=True, check=True).stdout.strip())
     cache = CACHE / "bench-ltp-cache"
     cache.mkdir(parents=True, exist_ok=True)
-    for name in ("entries", "apt", "defaults", "kernel-trees"):
+    for name in ("entries", "apt", "defaults", "kernel-modules"):
         if not (cache / name).exists():
             (cache / name).symlink_to(CACHE / "artifacts" / name)
     if not (cache / "ltp-builds").exists():

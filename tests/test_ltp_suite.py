@@ -26,7 +26,7 @@ from conftest import TESTSUITES, junit_name, junit_results, need_qemu
 from pytest_lkft.build.ltp import LtpBuild, LtpSource
 from pytest_lkft.build.ltprun import directories_for
 from pytest_lkft.errors import UserError
-from pytest_lkft.provision import disk, ltp
+from pytest_lkft.provision import kernelmodules, ltp
 from pytest_lkft.provision.rootfs import tarball_overlay
 from pytest_lkft.settings.device import Settings, parse_shard
 
@@ -395,7 +395,8 @@ def test_the_build_plan_names_only_the_directories_the_runtest_files_need(
 
 def test_a_kernel_builds_modules_and_config_make_the_rootfs_kernel_tree(tmp_path: Path) -> None:
     """Not Debian's kernel: the build's modules tarball and .config, laid out as Debian's
-    package lays them, depmod'ed, the config where the runner points KCONFIG_PATH."""
+    package lays them, depmod'ed, the config where LTP's tst_kconfig looks; the tree holds
+    nothing else (it is laid at / on the disk as it is)."""
     if shutil.which("depmod") is None:
         pytest.skip("depmod is not installed: run the README's test set-up (kmod)")
     modules, config = tmp_path / "modules.tar.xz", tmp_path / ".config"
@@ -403,17 +404,16 @@ def test_a_kernel_builds_modules_and_config_make_the_rootfs_kernel_tree(tmp_path
         add_file(tar, "lib/modules/6.1.0-lkft/kernel/drivers/block/loop.ko", "not ELF")
         add_file(tar, "lib/modules/6.1.0-lkft/modules.order", "kernel/drivers/block/loop.ko\n")
     config.write_text("CONFIG_BLK_DEV_LOOP=m\n")
-    tree = disk.kernel_tree_from_build(modules, config, tmp_path / "cache")
-    assert tree.where == "" and tree.key.startswith("build:")
+    tree = kernelmodules.tree_from_build(modules, config, tmp_path / "cache")
+    assert tree.release == "6.1.0-lkft" and tree.key.startswith("build-")
+    assert sorted(path.name for path in tree.path.iterdir()) == ["boot", "lib"]
     assert (tree.path / "boot" / "config-6.1.0-lkft").read_text() == "CONFIG_BLK_DEV_LOOP=m\n"
-    assert (tree.path / disk.KERNEL_CONFIG).read_text() == "CONFIG_BLK_DEV_LOOP=m\n"
-    assert "kernel/drivers/block/loop.ko:" in (
-        tree.path / "lib" / "modules" / "6.1.0-lkft" / "modules.dep").read_text()
-    assert disk.kernel_tree_from_build(modules, config, tmp_path / "cache") == tree  # made once
+    assert "kernel/drivers/block/loop.ko:" in (tree.modules / "modules.dep").read_text()
+    assert kernelmodules.tree_from_build(modules, config, tmp_path / "cache") == tree  # once
     config.write_text("CONFIG_BLK_DEV_LOOP=y\n")  # rebuilt in place: another tree
-    again = disk.kernel_tree_from_build(modules, config, tmp_path / "cache")
+    again = kernelmodules.tree_from_build(modules, config, tmp_path / "cache")
     assert again.key != tree.key
-    assert (again.path / disk.KERNEL_CONFIG).read_text() == "CONFIG_BLK_DEV_LOOP=y\n"
+    assert (again.path / "boot" / "config-6.1.0-lkft").read_text() == "CONFIG_BLK_DEV_LOOP=y\n"
 
 
 def test_the_build_cache_key_is_the_source_arch_toolchain_linking_and_runtests(

@@ -127,3 +127,38 @@ def test_a_tree_laid_over_files_already_there_replaces_them(tmp_path: Path) -> N
     assert (dest / "lib" / "modules" / "modules.dep").read_text() == "from the tree\n"
     assert (dest / "boot" / "config").read_text() == "CONFIG_X=y\n"
     assert (tree / "lib" / "modules" / "modules.dep").read_text() == "from the tree\n"
+
+
+def test_the_loader_carries_its_init_and_the_disk_modules_of_debians_kernel_in_load_order(
+        tmp_path: Path, artifact_cache: Path) -> None:
+    """One loader boots the LTP disk and the Debian rootfs's image: busybox, the /init of
+    data/loader.yaml, and the .ko files of Debian's arm64 kernel that reach the disk (its
+    ext4 is built in), each after what it depends on (as /init loads them: insmod, in the
+    order of lkft/loader-modules)."""
+    from pytest_lkft.artifacts.cache import ArtifactCache
+    from pytest_lkft.provision.defaults import default_artifacts
+    from pytest_lkft.provision.kernelmodules import tree_from_deb
+    from pytest_lkft.provision.loader import MODULE_LIST, loader_data, loader_initramfs
+    from pytest_lkft.provision.rootfs import unpack_cpio
+    from pytest_lkft.settings.devices import load_devices
+
+    with ArtifactCache(artifact_cache) as shared:
+        found = default_artifacts(load_devices().get("qemu-arm64"), artifact_cache,
+                                  shared.fetch)
+    assert found.kernel_deb and found.busybox
+    tree = tree_from_deb(Path(found.kernel_deb), artifact_cache)
+    loader = loader_initramfs(Path(found.busybox), tree, tmp_path)
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    unpack_cpio(gzip.decompress(loader.read_bytes()), unpacked)
+    assert (unpacked / "init").read_text() == loader_data()["init"]
+    listed = (unpacked / MODULE_LIST).read_text().splitlines()
+    names = [Path(name).name.split(".ko")[0] for name in listed]
+    assert all((unpacked / name).is_file() for name in listed)
+    assert {"virtio_blk", "virtio_mmio", "sd_mod"} <= set(names)  # cloud-arm64's ext4 is =y
+    assert names.index("virtio_ring") < names.index("virtio") < names.index("virtio_blk")
+    assert names.index("scsi_mod") < names.index("sd_mod")
+    assert loader_initramfs(Path(found.busybox), tree, tmp_path) == loader  # cached
+    bare = loader_initramfs(Path(found.busybox), None, tmp_path)  # drivers built in
+    assert bare != loader
+    assert b"lkft/loader-modules" in gzip.decompress(bare.read_bytes())

@@ -75,12 +75,15 @@ if [ ! -f "$plan" ]; then
 fi
 
 # What LTP's tests expect of a system: loopback up, loop devices (a distribution's udev
-# loads the module; tst_device only looks for /dev/loop*), the kernel's config where
-# tst_kconfig looks first (when /proc/config.gz is not there).
+# loads the module; tst_device only looks for /dev/loop*), the kernel's config. tst_kconfig
+# reads /proc/config.gz, else /boot/config-<release>; a build without modules has its
+# config as /boot/config-unknown (no release to name it by).
 ip link set lo up 2>/dev/null || ifconfig lo up 2>/dev/null
 modprobe loop 2>/dev/null
-if [ ! -e /proc/config.gz ] && [ -f /lkft/kernel-config ] && [ -z "$KCONFIG_PATH" ]; then
-    export KCONFIG_PATH=/lkft/kernel-config
+if [ ! -e /proc/config.gz ] && [ ! -e "/boot/config-$(uname -r)" ] && [ -z "$KCONFIG_PATH" ]; then
+    for config in /boot/config-*; do
+        [ -f "$config" ] && export KCONFIG_PATH="$config"
+    done
 fi
 limit=$LKFT_LTP_TIMEOUT
 if [ -n "$LTP_TIMEOUT_MUL" ]; then

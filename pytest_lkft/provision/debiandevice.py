@@ -17,8 +17,9 @@ from pathlib import Path
 from pytest_lkft.errors import UserError
 from pytest_lkft.provision.debian import Rootfs, build_rootfs
 from pytest_lkft.provision.defaults import DefaultArtifacts, default_artifacts
-from pytest_lkft.provision.images import Layers, cpio_image, ext4_image, loader_initramfs
+from pytest_lkft.provision.images import Layers, cpio_image, ext4_image
 from pytest_lkft.provision.kernelmodules import KernelTree, tree_from_deb
+from pytest_lkft.provision.loader import loader_initramfs
 from pytest_lkft.settings.devices import QemuSpec
 from pytest_lkft.settings.rootfs import SuiteNeeds
 

@@ -20,18 +20,12 @@ from pytest_lkft.provision.defaults import (
     default_busybox,
     default_dtb,
 )
-from pytest_lkft.provision.disk import (
-    KernelFiles,
-    Tree,
-    kernel_tree_from_build,
-    kernel_tree_from_deb,
-    loader_initramfs,
-    rootfs_disk,
-    tree_overlay,
-)
+from pytest_lkft.provision.disk import KernelFiles, Tree, rootfs_disk, tree_overlay
 from pytest_lkft.provision.kernelimage import arch_matches, describe, image_arch, not_a_kernel
+from pytest_lkft.provision.kernelmodules import KernelTree, tree_from_build, tree_from_deb
 from pytest_lkft.provision.kselftest import KselftestStage
 from pytest_lkft.provision.libhugetlbfs import LibhugetlbfsStage
+from pytest_lkft.provision.loader import loader_initramfs
 from pytest_lkft.provision.ltp import LtpStage
 from pytest_lkft.provision.rootfs import tarball_overlay_file
 from pytest_lkft.provision.stages import Getter, Stage, StageContext, Staged
@@ -165,16 +159,16 @@ def _boot_debian(found: DeviceArtifacts, spec: QemuSpec, fmt: str, needs: list[S
 
 
 def _kernel_tree(settings: Settings, defaults: DefaultArtifacts | None,
-                 built: KernelFiles | None, cache_root: Path) -> Tree | None:
+                 built: KernelFiles | None, cache_root: Path) -> KernelTree | None:
     """The kernel's modules and config: a build's, else the Debian package's."""
     if built is not None:
-        return kernel_tree_from_build(built.modules, built.config, cache_root)
+        return tree_from_build(built.modules, built.config, cache_root)
     if settings.kernel is None and defaults is not None and defaults.kernel_deb:
-        return kernel_tree_from_deb(Path(defaults.kernel_deb), cache_root)
+        return tree_from_deb(Path(defaults.kernel_deb), cache_root)
     return None
 
 
-def _on_disk(found: DeviceArtifacts, trees: list[Tree], kernel: Tree | None,
+def _on_disk(found: DeviceArtifacts, trees: list[Tree], kernel: KernelTree | None,
              defaults: DefaultArtifacts | None, cache_root: Path) -> None:
     """Move the rootfs, its overlays and `trees` onto an ext4 disk, booted by a loader."""
     if defaults is None or found.rootfs != defaults.rootfs or not defaults.busybox:
@@ -182,8 +176,8 @@ def _on_disk(found: DeviceArtifacts, trees: list[Tree], kernel: Tree | None,
                         "disk built from the default rootfs; drop --lkft-rootfs")
     assert found.rootfs is not None
     found.disk_parts, found.disk_trees = [found.rootfs, *found.overlays], trees
-    if kernel is not None:
-        trees = [kernel, *trees]
+    if kernel is not None:  # laid at /: lib/modules/<release>, boot/config-<release>
+        trees = [Tree(kernel.path, "", kernel.key), *trees]
     found.disk = rootfs_disk(found.disk_parts, trees, cache_root)
     found.rootfs = loader_initramfs(Path(defaults.busybox), kernel, cache_root)
     found.overlays = []

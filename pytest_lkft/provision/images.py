@@ -8,8 +8,7 @@ are device nodes, whoever runs it. Images are cached by what went into them and
 attached in QEMU's snapshot mode, so they are never changed.
 
 A kernel that mounts the disk only with modules (Debian's: virtio_blk is a module) boots
-it through the loader, a small busybox initramfs that loads the disk's drivers (the
-kernel's own, with their dependencies), mounts the disk and switches to it.
+it through the loader (`loader`).
 """
 
 from __future__ import annotations
@@ -31,37 +30,11 @@ from pytest_lkft.provision.debian import Rootfs, run_logged
 from pytest_lkft.provision.kernelmodules import KernelTree, module_closure, module_indexes
 from pytest_lkft.provision.rootfs import (
     Entry,
-    cached_overlay,
     unpack_cpio,
-    write_cpio,
     write_cpio_file,
 )
 
 HEADROOM = 256 << 20  # free space on an ext4 image, for what tests write
-# What the loader loads to reach the disk (those built in, or absent, are left out).
-DISK_MODULES = ("virtio_mmio", "virtio_pci", "virtio_blk", "ahci", "ata_piix", "sd_mod",
-                "ext4")
-LOADER_INIT = """#!/bin/busybox sh
-# pytest-lkft's loader: load the disk's drivers, mount the disk, switch to it
-/bin/busybox mkdir -p /proc /sys /dev /newroot /sbin /usr/bin /usr/sbin
-/bin/busybox --install -s
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-@INSMOD@
-for arg in $(cat /proc/cmdline); do
-    case "$arg" in root=*) root=${arg#root=} ;; esac
-done
-tries=0
-while [ ! -b "$root" ] && [ "$tries" -lt 200 ]; do sleep 0.05; tries=$((tries + 1)); done
-if ! mount -t ext4 -o rw "$root" /newroot; then
-    echo "lkft: the loader cannot mount the root disk '$root'; the kernel lacks its driver"
-    poweroff -f
-fi
-mount --move /dev /newroot/dev
-umount /sys /proc
-exec switch_root /newroot /init
-"""
 
 
 @dataclass(frozen=True)
@@ -187,25 +160,3 @@ def file_entry(path: Path, name: PurePosixPath | Path) -> Entry:
     if stat.S_ISDIR(info.st_mode):
         return Entry(str(name), stat.S_IFDIR | stat.S_IMODE(info.st_mode))
     return Entry(str(name), stat.S_IFREG | stat.S_IMODE(info.st_mode), path.read_bytes())
-
-
-def loader_initramfs(busybox: Path, tree: KernelTree | None, cache_root: Path) -> Path:
-    """The loader (see the module docstring) for a kernel with the modules of `tree`
-    (None: its drivers are built in), cached."""
-    modules = module_closure(tree, DISK_MODULES) if tree is not None else []
-    names = [f"lib/modules/{path.relative_to(tree.modules)}" for path in modules] if tree else []
-    insmod = "\n".join(f"insmod /{name} 2>/dev/null" for name in names)
-    init = LOADER_INIT.replace("@INSMOD@", insmod)
-    key = hashlib.sha256("\0".join([str(busybox), tree.key if tree else "-", init])
-                         .encode()).hexdigest()[:24]
-
-    def make() -> bytes:
-        entries = [Entry("bin/busybox", stat.S_IFREG | 0o755, busybox.read_bytes()),
-                   Entry("bin/sh", stat.S_IFLNK | 0o777, b"busybox"),
-                   Entry("init", stat.S_IFREG | 0o755, init.encode()),
-                   Entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1))]
-        entries += [Entry(name, stat.S_IFREG | 0o644, path.read_bytes())
-                    for name, path in zip(names, modules, strict=True)]
-        return gzip.compress(write_cpio(entries), mtime=0)
-
-    return cached_overlay(cache_root, f"loader-{key}", make)

@@ -72,16 +72,20 @@ def tree_from_build(modules: Path | None, config: Path | None, cache_root: Path)
 
 
 def _cached_tree(cache_root: Path, key: str, make: Callable[[Path], None]) -> KernelTree:
+    """The tree `make` lays out, made once: `<key>/` holds only the tree (it is laid into
+    root disks as it is), `<key>.release` says it is complete and names its release."""
     out = cache_root / "kernel-modules" / key
+    done = out.with_name(f"{key}.release")
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_name(f"{key}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one maker per tree: processes, threads
-        if not (out / ".done").exists():
-            _make_tree(out, make)
-    return KernelTree(out, (out / ".done").read_text(), key)
+        if not done.exists():
+            write_atomically(done, _make_tree(out, make))
+    return KernelTree(out, done.read_text(), key)
 
 
-def _make_tree(out: Path, make: Callable[[Path], None]) -> None:
+def _make_tree(out: Path, make: Callable[[Path], None]) -> str:
+    """Make the tree at `out` (in a partial directory first); its release ("" if none)."""
     partial = out.with_name(f".{out.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -89,9 +93,9 @@ def _make_tree(out: Path, make: Callable[[Path], None]) -> None:
     release = _release(partial)
     if release and (partial / "lib" / "modules" / release / "kernel").is_dir():
         run_tool(["depmod", "-b", str(partial), release], "kmod")
-    write_atomically(partial / ".done", release or "")
     shutil.rmtree(out, ignore_errors=True)
     partial.rename(out)
+    return release or ""
 
 
 def _extract_deb(deb: Path, out: Path) -> None:
