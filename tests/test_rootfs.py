@@ -55,6 +55,7 @@ def test_cpio_is_read_by_gnu_cpio_with_parents_and_modes() -> None:
     assert names == ["bin", "bin/busybox", "bin/sh", "dev", "dev/console"]
     assert lines[1].startswith("-rwxr-xr-x") and lines[2].startswith("lrwxrwxrwx")
     assert lines[4].startswith("crw-------")
+    assert lines[4].split()[4:6] == ["5,", "1"]  # the console's device numbers (it was 0, 1)
 
 
 def test_cpio_is_reproducible() -> None:

@@ -45,11 +45,14 @@ while true; do setsid cttyhack sh -l; done
 """
 
 PROFILE = "export PS1='\\w # '\nexport PATH=/bin:/sbin:/usr/bin:/usr/sbin\n"
-# Changes with /init and the profile, so cached initramfs files are rebuilt when they change.
-ROOTFS_VERSION = hashlib.sha256((INIT_SCRIPT + PROFILE).encode()).hexdigest()[:12]
-
+# newc: magic, inode, mode, uid, gid, nlink, mtime, file size, the device the file is on
+# (major, minor: none), the device a node is (major, minor), name size, checksum (none)
 NEWC_HEADER = ("070701{ino:08X}{mode:08X}{uid:08X}{gid:08X}{nlink:08X}{mtime:08X}{size:08X}"
-               "00000000{maj:08X}00000000{min:08X}{namesize:08X}00000000")
+               "0000000000000000{maj:08X}{min:08X}{namesize:08X}00000000")
+# Changes with /init, the profile and the archive format, so cached initramfs files are
+# rebuilt when they change.
+ROOTFS_VERSION = hashlib.sha256((INIT_SCRIPT + PROFILE + NEWC_HEADER).encode()
+                                ).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
