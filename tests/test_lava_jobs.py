@@ -42,7 +42,7 @@ from pytest_lkft.devices.lava.publish import (
     merge_cpio,
     published_file,
 )
-from pytest_lkft.devices.lava.session import job_inputs
+from pytest_lkft.devices.lava.session import LabUrls, job_inputs
 from pytest_lkft.devices.lava.specs import lava_spec
 from pytest_lkft.errors import UserError
 from pytest_lkft.provision.device import DeviceArtifacts
@@ -279,7 +279,7 @@ def test_an_unreachable_lab_is_retried_then_one_line() -> None:
 def test_the_users_prompts_win_over_the_lava_tables() -> None:
     """--lkft-prompts reaches LAVA's boot action, as it reaches QEMU's console (issue 17)."""
     spec = lava_spec("lava:qemu-arm64")
-    urls = ("http://h/Image", "http://h/initrd.cpio.gz", None, None)
+    urls = LabUrls("http://h/Image", "http://h/initrd.cpio.gz", None, None)
 
     def prompts(given: tuple[str, ...]) -> object:
         artifacts = DeviceArtifacts(kernel=Path("Image"), prompts=given)
@@ -294,7 +294,7 @@ def test_the_users_prompts_win_over_the_lava_tables() -> None:
 def boot_action(spec_name: str, artifacts: DeviceArtifacts) -> dict[str, object]:
     """The boot action of the job `job_inputs` makes for `artifacts` on `spec_name`."""
     spec = lava_spec(spec_name)
-    urls = ("http://h/Image", "http://h/initrd.cpio.gz", None, "http://h/board.dtb")
+    urls = LabUrls("http://h/Image", "http://h/initrd.cpio.gz", None, "http://h/board.dtb")
     job = yaml.safe_load(render_job(spec.template, job_inputs(spec, urls, artifacts,
                                                               Timeouts(), "smoke", 30)))
     return dict(next(entry["boot"] for entry in job["actions"] if "boot" in entry))

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import functools
 import gzip
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -40,7 +42,7 @@ from pytest_lkft.devices.lava.jobs import (
     render_job,
     template_values,
 )
-from pytest_lkft.devices.lava.session import job_inputs, need_dtb
+from pytest_lkft.devices.lava.session import LabUrls, job_inputs, need_dtb
 from pytest_lkft.devices.lava.specs import LavaSpec, lava_spec, load_lava_devices
 from pytest_lkft.errors import UserError
 from pytest_lkft.provision.device import DeviceArtifacts
@@ -109,7 +111,7 @@ def test_rpi4_job_deploys_to_tftp_and_boots_u_boot() -> None:
 def test_x15_takes_a_zimage_and_an_nfs_root() -> None:
     spec = lava_spec("lava:am57xx-beagle-x15")
     assert (spec.arch, spec.console, spec.values["kernel_type"]) == ("arm", "ttyS2", "zimage")
-    job = job_of(spec, nfsrootfs_url="http://h/rootfs.tar.xz",
+    job = job_of(spec, nfsrootfs_url="http://h/rootfs.tar.xz", nfsrootfs_compression="xz",
                  modules_url="http://h/modules.tar.xz")
     deploy = job["actions"][0]["deploy"]  # type: ignore[index]
     assert "ramdisk" not in deploy and deploy["kernel"]["type"] == "zimage"
@@ -134,7 +136,7 @@ def test_a_wrong_kernel_type_is_one_line_naming_it() -> None:
                                 "of image, zimage, uimage; set a valid one in the device's "
                                 "`values:`")
     with pytest.raises(UserError, match=r"^LAVA job template 'uboot' takes no value 'colour'; "
-                       r"its values: dtb, kernel_type$"):
+                       r"its values: dtb, kernel_type, root$"):
         template_values("uboot", {"colour": "red"})
     with pytest.raises(UserError, match=r"^LAVA job template 'qemu' takes no value "
                        r"'kernel_type'; its values: none$"):
@@ -265,7 +267,7 @@ def test_boot_args_come_after_the_boards_own(board: str, extra: str, files: str,
     leaves the device type's own."""
     need_lava_dispatcher()
     spec = lava_spec(f"lava:{board}")
-    urls = (f"{files}/Image", f"{files}/rootfs.cpio.gz", "gz", f"{files}/board.dtb")
+    urls = LabUrls(f"{files}/Image", f"{files}/rootfs.cpio.gz", "gz", f"{files}/board.dtb")
 
     def job(boot_args: str) -> str:
         artifacts = DeviceArtifacts(kernel=Path("Image"), boot_args=boot_args)
@@ -465,9 +467,75 @@ def test_an_nfs_root_passes_lavas_own_validation(files: str, tmp_path: Path) -> 
     spec = lava_spec("lava:bcm2711-rpi-4-b")
     job = render_job("uboot", board_inputs(spec, files, steps=STEPS[:1],
                                            nfsrootfs_url=f"{files}/rootfs.tar.xz",
+                                           nfsrootfs_compression="xz",
                                            modules_url=f"{files}/modules.tar.xz"))
     result, _ = lava_validate(tmp_path, spec.device_type, job)
     assert result["result"] == "pass", result
+
+
+NFS_BOARD = """
+devices:
+  rpi4-nfs:
+    device_type: bcm2711-rpi-4-b
+    template: uboot
+    provision_as: qemu-arm64
+    console: ttyS1
+    values: {kernel_type: image, dtb: broadcom/bcm2711-rpi-4-b.dtb, root: nfs}
+"""
+
+
+def test_a_board_with_an_nfs_root_gets_the_rootfs_and_its_overlays_as_a_tarball(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A board whose entry says `root: nfs` (here in a lab directory): `lkft lava job`
+    deploys the rootfs with its overlays (a modules tarball here) as an `nfsrootfs`
+    tarball, not a ramdisk, and boots U-Boot's nfs commands; the tarball holds what the
+    initramfs would, with owners, links and the console node; the job passes LAVA's own
+    validation (every URL answers) and LAVA's U-Boot commands mount the root over NFS."""
+    need_lava_dispatcher()
+    (tmp_path / "lab" / "lava").mkdir(parents=True)
+    (tmp_path / "lab" / "lava" / "devices.yaml").write_text(NFS_BOARD)
+    monkeypatch.setenv("LKFT_LAB_DIR", str(tmp_path / "lab"))
+    rootfs = gzip.compress(write_cpio([Entry("init", 0o100755, b"#!/bin/sh\n"),
+                                       Entry("bin/busybox", 0o100755, b"busybox"),
+                                       Entry("bin/sh", 0o120777, b"busybox"),
+                                       Entry("dev/console", 0o20600, rdev=(5, 1))]))
+    modules = tmp_path / "modules.tar.xz"
+    with tarfile.open(modules, "w:xz") as tar:
+        member = tarfile.TarInfo("lib/modules/6.1.0-lkft/kernel/fs/x.ko")
+        member.size = 3
+        tar.addfile(member, io.BytesIO(b"elf"))
+    published = tmp_path / "cache" / "published"
+    published.mkdir(parents=True)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        SimpleHTTPRequestHandler, directory=str(published)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        printed = lkft_lava_job("--device", "lava:rpi4-nfs", *given_files(tmp_path),
+                                "--rootfs", str(file_of(tmp_path / "nfs.cpio.gz", rootfs)),
+                                "--modules", str(modules), "--artifacts-url", base,
+                                "--command", "uname -a")
+        (tmp_path / "validate").mkdir()
+        result, log = lava_validate(tmp_path / "validate", "bcm2711-rpi-4-b", printed)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result["result"] == "pass", (result, log[-3000:])
+    job = yaml.safe_load(printed)
+    deploy = job["actions"][0]["deploy"]
+    assert "ramdisk" not in deploy and deploy["nfsrootfs"]["compression"] == "gz"
+    assert boot_of(job)["commands"] == "nfs"
+    assert "root=/dev/nfs" in (tmp_path / "validate" / "device.yaml").read_text()
+    url = deploy["nfsrootfs"]["url"]
+    with tarfile.open(published / url.removeprefix(base + "/")) as tar:
+        members = {member.name: member for member in tar.getmembers()}
+        assert tar.extractfile("init").read() == b"#!/bin/sh\n"  # type: ignore[union-attr]
+    assert {"init", "bin/busybox", "bin/sh", "dev/console",
+            "lib/modules/6.1.0-lkft/kernel/fs/x.ko"} <= set(members)
+    assert members["bin/sh"].issym() and members["bin/sh"].linkname == "busybox"
+    console = members["dev/console"]
+    assert console.ischr() and (console.devmajor, console.devminor) == (5, 1)
+    assert members["init"].mode == 0o755 and members["init"].uid == 0
 
 
 def test_the_checks_have_teeth(files: str, tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from pytest_lkft.devices.lava.session import (
     LabArtifacts,
     Sources,
     job_inputs,
+    nfs_root,
 )
 from pytest_lkft.devices.lava.specs import known_names, lava_spec
 from pytest_lkft.settings.device import Timeouts
@@ -84,12 +85,13 @@ def run(args: argparse.Namespace) -> int:
                               cache.fetch, cache.root)
         publisher = Publisher(cache.root, args.artifacts_url)
         urls = LabArtifacts(cache.root, args.cache_url, lambda: publisher).urls(
-            artifacts, Sources(args.kernel, args.rootfs, args.dtb))
+            artifacts, Sources(args.kernel, args.rootfs, args.dtb), nfs_root(spec))
     inputs = job_inputs(spec, urls, artifacts, timeouts, args.suite, args.queue_timeout)
     inputs.steps = [Step(args.suite, f"command-{n}", command, timeouts.test)
                     for n, command in enumerate(args.commands, 1)]
     sys.stdout.write(render_job(spec.template, inputs))
-    if any(url.startswith(args.artifacts_url) for url in urls[:2]):
+    if any(url and url.startswith(args.artifacts_url)
+           for url in (urls.kernel, urls.ramdisk, urls.dtb, urls.nfsrootfs)):
         print(f"lkft lava: local files are published under {root / 'published'}; the lab "
               f"fetches them from {args.artifacts_url} (`lkft cache serve --cache-dir {root}` "
               "serves them there)", file=sys.stderr)

@@ -61,12 +61,13 @@ class JobInputs:
     device_type: str
     job_name: str
     kernel_url: str
-    ramdisk_url: str
+    ramdisk_url: str | None
     ramdisk_compression: str | None = "gz"
     dtb_url: str | None = None
     kernel_compression: str | None = None
     modules_url: str | None = None
-    nfsrootfs_url: str | None = None
+    nfsrootfs_url: str | None = None  # instead of the ramdisk
+    nfsrootfs_compression: str | None = "gz"
     command_line: str = ""  # the whole command line (qemu)
     console: str = ""  # the kernel's console, for templates whose lab builds the line
     boot_args: str = ""  # the user's extra kernel arguments, likewise
@@ -212,6 +213,7 @@ def job_values(template: dict[str, Any], inputs: JobInputs) -> dict[str, Any]:
         "boot_parameters": boot_parameters(inputs.kernel_start_message),
         "kernel_compression": inputs.kernel_compression, "modules_url": inputs.modules_url,
         "nfsrootfs_url": inputs.nfsrootfs_url, "rootfs_commands": rootfs_commands,
+        "nfsrootfs_compression": inputs.nfsrootfs_compression,
         "console": inputs.console or None, "boot_args": inputs.boot_args.strip() or None,
     }
 

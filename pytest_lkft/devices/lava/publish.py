@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
+import stat
+import tarfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -28,6 +31,9 @@ HEADER = 110  # a newc header's length
 TRAILER = b"TRAILER!!!"
 CHUNK = 1 << 20
 LAVA_COMPRESSION = {"gzip": "gz", "xz": "xz", None: None}
+TAR_TYPES = {stat.S_IFDIR: tarfile.DIRTYPE, stat.S_IFLNK: tarfile.SYMTYPE,
+             stat.S_IFCHR: tarfile.CHRTYPE, stat.S_IFBLK: tarfile.BLKTYPE,
+             stat.S_IFIFO: tarfile.FIFOTYPE}
 
 
 class Sink(Protocol):
@@ -53,6 +59,83 @@ def initramfs(rootfs: Path, overlays: Sequence[Path], cache_root: Path) -> tuple
             merge_cpio([_raw(p, merged.parent) for p in parts], out)
         os.replace(partial, merged)
     return merged, "gz"
+
+
+def nfs_rootfs(rootfs: Path, overlays: Sequence[Path], cache_root: Path) -> Path:
+    """The same root file system as `initramfs` gives, as a gzip'd tarball for LAVA's
+    `nfsrootfs` (a board booting its root over NFS); cached by what went in."""
+    merged, _ = initramfs(rootfs, overlays, cache_root)
+    info = merged.stat()
+    key = hashlib.sha256(f"{merged.resolve()}:{info.st_size}:{info.st_mtime_ns}".encode()
+                         ).hexdigest()[:32]
+    tarball = cache_root / INITRD_DIR / f"nfsrootfs-{key}.tar.gz"
+    if not tarball.exists():
+        tarball.parent.mkdir(parents=True, exist_ok=True)
+        raw = _raw(merged, tarball.parent)
+        partial = partial_path(tarball)
+        try:
+            with raw.open("rb") as stream, tarfile.open(partial, "w:gz", compresslevel=1,
+                                                        format=tarfile.GNU_FORMAT) as tar:
+                cpio_to_tar(stream, merged, tar)
+        finally:
+            if raw != merged:
+                raw.unlink(missing_ok=True)
+        os.replace(partial, tarball)
+    return tarball
+
+
+def cpio_to_tar(stream: BinaryIO, archive: Path, tar: tarfile.TarFile) -> None:
+    """Write the entries of the newc archive `stream` (named `archive` in errors) into
+    `tar`: the same names, modes, owners, times, links and device nodes. A hard link's
+    other names (newc gives the data with the last of them) become tar hard links."""
+    pending: dict[bytes, list[tarfile.TarInfo]] = {}  # an inode's names still without data
+    for header, name, size in _records(stream, archive):
+        info = _tar_info(header, name.rstrip(b"\0").decode("utf-8", "surrogateescape"), size)
+        ino, links = header[6:14], int(header[38:46], 16)
+        if info.isreg() and links > 1 and size == 0:
+            pending.setdefault(ino, []).append(info)
+            continue
+        if info.isreg():
+            tar.addfile(info, _Exact(stream, size))
+        else:  # a symbolic link's data is its target; other kinds have none
+            data = stream.read(size)
+            info.linkname = data.decode("utf-8", "surrogateescape") if info.issym() else ""
+            tar.addfile(info)
+        stream.read(len(_pad(size)))
+        for other in pending.pop(ino, []) if info.isreg() else []:
+            other.type, other.linkname = tarfile.LNKTYPE, info.name
+            tar.addfile(other)
+    for names in pending.values():  # no data came: empty files
+        for info in names:
+            tar.addfile(info, io.BytesIO())
+
+
+def _tar_info(header: bytes, name: str, size: int) -> tarfile.TarInfo:
+    """A tar member for one newc header (its name without a leading ./ or /)."""
+    # ino, mode, uid, gid, nlink, mtime, filesize, devmajor, devminor, rdevmajor, rdevminor
+    field = [int(header[6 + 8 * i:14 + 8 * i], 16) for i in range(11)]
+    mode = field[1]
+    info = tarfile.TarInfo(name.removeprefix("./").lstrip("/") or ".")
+    info.mode, info.uid, info.gid, info.mtime = stat.S_IMODE(mode), field[2], field[3], field[5]
+    info.size = size if stat.S_ISREG(mode) else 0
+    info.type = TAR_TYPES.get(stat.S_IFMT(mode), tarfile.REGTYPE)
+    info.devmajor, info.devminor = field[9], field[10]
+    return info
+
+
+class _Exact:
+    """`size` bytes of a stream, as tarfile reads a member's data (or a UserError)."""
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        self.stream, self.left = stream, size
+
+    def read(self, size: int = -1) -> bytes:
+        want = self.left if size < 0 else min(size, self.left)
+        data = self.stream.read(want)
+        if len(data) < want:
+            raise UserError("a cpio archive ends inside a file; pass a complete archive")
+        self.left -= len(data)
+        return data
 
 
 def _raw(path: Path, scratch: Path) -> Path:
@@ -132,4 +215,4 @@ def _pad(length: int) -> bytes:
     return b"\0" * (-length % 4)
 
 
-__all__ = ["Publisher", "initramfs", "lab_url", "published_file"]
+__all__ = ["Publisher", "initramfs", "lab_url", "nfs_rootfs", "published_file"]

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pytest_lkft.artifacts.publish import ROUTE
 from pytest_lkft.devices.crash import CrashDetector
@@ -24,7 +24,13 @@ from pytest_lkft.devices.lava.client import DEFAULT_RETRY_FOR, LabUnreachable, L
 from pytest_lkft.devices.lava.device import LavaDevice
 from pytest_lkft.devices.lava.job import LavaJob
 from pytest_lkft.devices.lava.jobs import JobInputs, Step, command_line, qemu_context, render_job
-from pytest_lkft.devices.lava.publish import LAVA_COMPRESSION, Publisher, initramfs, lab_url
+from pytest_lkft.devices.lava.publish import (
+    LAVA_COMPRESSION,
+    Publisher,
+    initramfs,
+    lab_url,
+    nfs_rootfs,
+)
 from pytest_lkft.devices.lava.specs import LavaSpec
 from pytest_lkft.errors import UserError
 from pytest_lkft.provision.device import DeviceArtifacts
@@ -80,6 +86,16 @@ class ArtifactServer:
         self.server.server_close()
 
 
+class LabUrls(NamedTuple):
+    """Where the lab fetches a device's artifacts (LAVA's compression words)."""
+
+    kernel: str
+    ramdisk: str | None  # None: the root is `nfsrootfs`
+    ramdisk_compression: str | None
+    dtb: str | None
+    nfsrootfs: str | None = None
+
+
 class LabArtifacts:
     """A device's artifacts as the lab fetches them: URLs as they are (through KissCache
     when a prefix is set), local files published (`publish.Publisher`, made on first use)."""
@@ -87,14 +103,14 @@ class LabArtifacts:
     def __init__(self, cache_root: Path, kisscache: str | None,
                  publisher: Callable[[], Publisher]) -> None:
         self.cache_root, self.kisscache, self.publisher = cache_root, kisscache, publisher
-        self._urls: dict[int, tuple[str, str, str | None, str | None]] = {}
+        self._urls: dict[tuple[int, bool], LabUrls] = {}
 
-    def urls(self, artifacts: DeviceArtifacts,
-             sources: Sources) -> tuple[str, str, str | None, str | None]:
-        """(kernel, ramdisk, ramdisk compression, dtb) URLs of a device's artifacts."""
-        key = id(artifacts)
+    def urls(self, artifacts: DeviceArtifacts, sources: Sources, nfs: bool = False) -> LabUrls:
+        """The URLs of a device's artifacts; with `nfs`, the root file system as an NFS
+        root tarball instead of an initramfs."""
+        key = (id(artifacts), nfs)
         if key not in self._urls:
-            self._urls[key] = self._resolve(artifacts, sources)
+            self._urls[key] = self._resolve(artifacts, sources, nfs)
         return self._urls[key]
 
     def _url(self, path: Path, source: str | None) -> str:
@@ -102,29 +118,31 @@ class LabArtifacts:
             return lab_url(source, self.kisscache)
         return self.publisher().publish(path)
 
-    def _resolve(self, artifacts: DeviceArtifacts,
-                 sources: Sources) -> tuple[str, str, str | None, str | None]:
+    def _resolve(self, artifacts: DeviceArtifacts, sources: Sources, nfs: bool) -> LabUrls:
         rootfs, overlays = artifacts.ramdisk_parts(self.cache_root)
         if rootfs is None or rootfs_kind(rootfs) != "cpio":
             raise UserError(f"{rootfs}: LAVA devices boot a cpio initramfs; pass "
                             "--lkft-rootfs as a cpio archive (or nothing, for the busybox one)")
-        ramdisk, compression = initramfs(rootfs, overlays, self.cache_root)
+        kernel = self._url(artifacts.kernel, sources.kernel)
         dtb = self._url(artifacts.dtb, sources.dtb) if artifacts.dtb is not None else None
-        return (self._url(artifacts.kernel, sources.kernel),
-                self._url(ramdisk, sources.rootfs if ramdisk == rootfs else None),
-                compression, dtb)
+        if nfs:
+            tarball = nfs_rootfs(rootfs, overlays, self.cache_root)
+            return LabUrls(kernel, None, None, dtb, self._url(tarball, None))
+        ramdisk, compression = initramfs(rootfs, overlays, self.cache_root)
+        return LabUrls(kernel, self._url(ramdisk, sources.rootfs if ramdisk == rootfs else None),
+                       compression, dtb)
 
 
-def job_inputs(spec: LavaSpec, urls: tuple[str, str, str | None, str | None],
-               artifacts: DeviceArtifacts, timeouts: Timeouts, suite: str,
-               queue_timeout: float) -> JobInputs:
+def job_inputs(spec: LavaSpec, urls: LabUrls, artifacts: DeviceArtifacts, timeouts: Timeouts,
+               suite: str, queue_timeout: float) -> JobInputs:
     """Everything a job of `spec` needs but its steps."""
-    kernel, ramdisk, compression, dtb = urls
+    kernel, ramdisk, compression, dtb, nfsrootfs = urls
     need_dtb(spec, dtb)
     context: dict[str, Any] = qemu_context(spec.qemu, spec.template) if spec.qemu else {}
     return JobInputs(
         device_type=spec.device_type, job_name=f"lkft {suite} on {spec.name}",
         kernel_url=kernel, ramdisk_url=ramdisk, ramdisk_compression=compression,
+        nfsrootfs_url=nfsrootfs,
         dtb_url=dtb, kernel_compression=kernel_compression(artifacts.kernel),
         command_line=command_line(spec.console, artifacts.boot_args),
         console=spec.console, boot_args=extra_kernel_args(spec, artifacts.boot_args),
@@ -132,6 +150,11 @@ def job_inputs(spec: LavaSpec, urls: tuple[str, str, str | None, str | None],
         prompts=list(artifacts.prompts or spec.prompts) or ["/ # "],
         kernel_start_message=kernel_start_message(spec, artifacts), context=context,
         metadata={"lkft.suite": suite, "lkft.device": spec.name}, values=dict(spec.values))
+
+
+def nfs_root(spec: LavaSpec) -> bool:
+    """True when the device boots its root over NFS (its template's `root: nfs`)."""
+    return spec.values.get("root") == "nfs"
 
 
 def extra_kernel_args(spec: LavaSpec, boot_args: str) -> str:
@@ -210,8 +233,8 @@ class LavaSession:
     def job_inputs(self, spec: LavaSpec, artifacts: DeviceArtifacts, sources: Sources,
                    timeouts: Timeouts, suite: str) -> JobInputs:
         """Everything a job of `spec` needs but its steps."""
-        return job_inputs(spec, self.artifacts.urls(artifacts, sources), artifacts, timeouts,
-                          suite, self.options.queue_timeout)
+        urls = self.artifacts.urls(artifacts, sources, nfs_root(spec))
+        return job_inputs(spec, urls, artifacts, timeouts, suite, self.options.queue_timeout)
 
     def suite_device(self, spec: LavaSpec, inputs: JobInputs, steps: list[Step],
                      run_dir: Path, metadata: dict[str, str]) -> LavaDevice:
