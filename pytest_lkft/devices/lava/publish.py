@@ -49,9 +49,7 @@ def initramfs(rootfs: Path, overlays: Sequence[Path], cache_root: Path) -> tuple
     if not overlays and kind in LAVA_COMPRESSION:
         return rootfs, LAVA_COMPRESSION[kind]
     parts = [rootfs, *overlays]
-    key = hashlib.sha256("\0".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
-                                   for p in parts).encode()).hexdigest()[:32]
-    merged = cache_root / INITRD_DIR / f"initrd-{key}.cpio.gz"
+    merged = cache_root / INITRD_DIR / f"initrd-{_key(parts)}.cpio.gz"
     if not merged.exists():
         merged.parent.mkdir(parents=True, exist_ok=True)
         partial = partial_path(merged)
@@ -62,26 +60,31 @@ def initramfs(rootfs: Path, overlays: Sequence[Path], cache_root: Path) -> tuple
 
 
 def nfs_rootfs(rootfs: Path, overlays: Sequence[Path], cache_root: Path) -> Path:
-    """The same root file system as `initramfs` gives, as a gzip'd tarball for LAVA's
-    `nfsrootfs` (a board booting its root over NFS); cached by what went in."""
-    merged, _ = initramfs(rootfs, overlays, cache_root)
-    info = merged.stat()
-    key = hashlib.sha256(f"{merged.resolve()}:{info.st_size}:{info.st_mtime_ns}".encode()
-                         ).hexdigest()[:32]
-    tarball = cache_root / INITRD_DIR / f"nfsrootfs-{key}.tar.gz"
+    """The root file system `initramfs` would give, as a gzip'd tarball for LAVA's
+    `nfsrootfs` (a board booting its root over NFS): the archives merged as there, then
+    written as tar; cached by what went in."""
+    parts = [rootfs, *overlays]
+    tarball = cache_root / INITRD_DIR / f"nfsrootfs-{_key(parts)}.tar.gz"
     if not tarball.exists():
         tarball.parent.mkdir(parents=True, exist_ok=True)
-        raw = _raw(merged, tarball.parent)
+        merged = tarball.parent / f".{tarball.name}.{os.getpid()}.cpio"
         partial = partial_path(tarball)
         try:
-            with raw.open("rb") as stream, tarfile.open(partial, "w:gz", compresslevel=1,
-                                                        format=tarfile.GNU_FORMAT) as tar:
+            with merged.open("wb") as out:
+                merge_cpio([_raw(p, tarball.parent) for p in parts], out)
+            with merged.open("rb") as stream, tarfile.open(partial, "w:gz", compresslevel=1,
+                                                           format=tarfile.GNU_FORMAT) as tar:
                 cpio_to_tar(stream, merged, tar)
         finally:
-            if raw != merged:
-                raw.unlink(missing_ok=True)
+            merged.unlink(missing_ok=True)
         os.replace(partial, tarball)
     return tarball
+
+
+def _key(parts: Sequence[Path]) -> str:
+    """What a merged archive is made of: its parts by path, size and time."""
+    return hashlib.sha256("\0".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+                                    for p in parts).encode()).hexdigest()[:32]
 
 
 def cpio_to_tar(stream: BinaryIO, archive: Path, tar: tarfile.TarFile) -> None:
