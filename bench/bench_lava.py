@@ -61,7 +61,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from harness_env import harness_env  # noqa: E402
-from lava_lab import DEVICES, LavaLab, lava_lab  # noqa: E402
+from lava_lab import DEVICES, LavaLab, lava_lab, manage  # noqa: E402
 
 from pytest_lkft.artifacts.publish import PUBLISHED, ROUTE  # noqa: E402
 
@@ -154,11 +154,10 @@ def job_figures(jobs: list[Job]) -> list[tuple[float, float]]:
 
 
 RENDER_DEVICES = """
-import sys, yaml
+import yaml
 from lava_scheduler_app.models import Device
-context = yaml.safe_load(sys.stdin.read()) or {{}}
 for name in {devices!r}:
-    config = Device.objects.get(hostname=name).load_configuration(job_ctx=context)
+    config = Device.objects.get(hostname=name).load_configuration(job_ctx={context!r})
     print(yaml.safe_dump({{name: config}}))
 """
 
@@ -166,12 +165,9 @@ for name in {devices!r}:
 def device_configs(jobs: list[Job], workdir: Path) -> list[Path]:
     """Each lab device's configuration as LAVA's server renders it for these jobs (their
     context), written for `lava-run --device`."""
-    context = yaml.safe_load(jobs[0][2]["definition"]).get("context", {})
-    code = RENDER_DEVICES.format(devices=list(DEVICES))
-    rendered = subprocess.run(["lava-server", "manage", "shell", "-c", code],
-                              input=yaml.safe_dump(context),
-                              capture_output=True, text=True, check=True).stdout
-    configs = yaml.safe_load(rendered) or {}
+    context = yaml.safe_load(jobs[0][2]["definition"]).get("context") or {}
+    configs = yaml.safe_load(manage("shell", "-c", RENDER_DEVICES.format(
+        devices=list(DEVICES), context=context))) or {}
     paths = []
     for name in DEVICES:
         path = workdir / "floor" / f"{name}.yaml"
