@@ -35,15 +35,16 @@ def loader_data() -> dict[str, Any]:
 
 def loader_initramfs(busybox: Path, tree: KernelTree | None, cache_root: Path) -> Path:
     """The loader for a kernel with the modules of `tree` (None: the kernel has its disk's
-    drivers built in), gzip'd cpio, cached by what goes in."""
+    drivers built in), gzip'd cpio, cached by what goes in (the modules it carries follow
+    from the tree and the module list, so they are worked out only when it is made)."""
     data = loader_data()
-    modules = module_closure(tree, data["modules"]) if tree is not None else []
-    names = [str(path.relative_to(tree.path)) for path in modules] if tree is not None else []
-    init = str(data["init"])
-    key = hashlib.sha256("\0".join([str(busybox), tree.key if tree else "-", init, *names])
+    init, wanted = str(data["init"]), [str(name) for name in data["modules"]]
+    key = hashlib.sha256("\0".join([str(busybox), tree.key if tree else "-", init, *wanted])
                          .encode()).hexdigest()[:24]
 
     def make() -> bytes:
+        modules = module_closure(tree, wanted) if tree is not None else []
+        names = [str(path.relative_to(tree.path)) for path in modules] if tree else []
         entries = [Entry("bin/busybox", stat.S_IFREG | 0o755, busybox.read_bytes()),
                    Entry("bin/sh", stat.S_IFLNK | 0o777, b"busybox"),
                    Entry("init", stat.S_IFREG | 0o755, init.encode()),
